@@ -1,0 +1,20 @@
+//! # mtrobust — adversarial robustness of multi-task vision models
+//!
+//! The pipeline, folder by folder:
+//! - [`data`]: samples and batches (input + per-task target + validity mask), dataset readers;
+//! - [`model`]: TreeMTL layouts, backbones as fine blocks, ASPP heads, the branched [`model::TreeNet`];
+//! - [`task`]: per-task losses (pooled and per-sample) and dataset-level metrics;
+//! - `attack`: step rules (FGSM, PGD, APGD, Auto-SAGE) × directions (Single, Total, SignTotal, GB-MTA);
+//! - `eval`: clean baseline, attacked metrics, ARP and transferability;
+//! - `train`: clean and adversarial (FAT) multi-task training;
+//! - `report`: tables, CSV/JSON.
+//!
+//! Tensors and autodiff come from `tch` (libtorch 2.11).
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod rng;
+pub mod task;
+
+pub use error::{Error, Result};

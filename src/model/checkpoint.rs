@@ -1,0 +1,125 @@
+//! Checkpoints: weights as safetensors (`NAME.safetensors`) plus a JSON sidecar (`NAME.json`)
+//! holding everything needed to rebuild the model (backbone, tasks, layout, head, input space),
+//! so a checkpoint alone is enough. Loading is strict: every variable must be present with its
+//! exact shape and nothing unexpected may be in the file.
+use super::tree::ModelConfig;
+use crate::data::InputSpace;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+/// Version of the sidecar format.
+pub const SIDECAR_FORMAT: u32 = 1;
+
+/// The JSON sidecar of a checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sidecar {
+    /// Sidecar format version ([`SIDECAR_FORMAT`]).
+    pub format: u32,
+    /// mtrobust version that wrote it.
+    pub mtrobust: String,
+    /// The architecture.
+    pub model: ModelConfig,
+    /// How pixels map to network inputs.
+    pub input: InputSpace,
+    /// TreeMTL model index of the layout, when it came from one.
+    #[serde(default)]
+    pub layout_index: Option<usize>,
+    /// What produced the weights (training run record), free-form.
+    #[serde(default)]
+    pub provenance: Option<serde_json::Value>,
+}
+
+/// The sidecar path of a checkpoint (`x.safetensors` → `x.json`).
+pub fn sidecar_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+/// Checks that a checkpoint path names a `.safetensors` file.
+///
+/// # Errors
+/// Any other extension.
+pub fn check_weights_path(path: &Path) -> Result<()> {
+    if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        return Err(Error::checkpoint(path, "checkpoints are `.safetensors` files (with a `.json` sidecar beside them)"));
+    }
+    Ok(())
+}
+
+/// Writes weights and sidecar; each file is written to a temporary name and renamed, so an
+/// interrupted save never leaves a half-written checkpoint.
+///
+/// # Errors
+/// I/O failures.
+pub fn save(vs: &VarStore, sidecar: &Sidecar, path: &Path) -> Result<()> {
+    check_weights_path(path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = path.with_extension("partial.safetensors");
+    vs.save(&tmp).map_err(|e| Error::checkpoint(&tmp, format!("cannot write weights: {e}")))?;
+    let json_path = sidecar_path(path);
+    let json_tmp = json_path.with_extension("json.partial");
+    let text = serde_json::to_string_pretty(sidecar).expect("the sidecar serialises");
+    std::fs::write(&json_tmp, text).map_err(|e| Error::io(&json_tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    std::fs::rename(&json_tmp, &json_path).map_err(|e| Error::io(&json_path, e))?;
+    Ok(())
+}
+
+/// Reads a checkpoint's sidecar.
+///
+/// # Errors
+/// A missing or malformed sidecar.
+pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
+    check_weights_path(path)?;
+    let json_path = sidecar_path(path);
+    let text = std::fs::read_to_string(&json_path).map_err(|e| {
+        Error::checkpoint(path, format!("cannot read its sidecar {}: {e}; a checkpoint is a .safetensors file plus a .json file of the same name", json_path.display()))
+    })?;
+    let sidecar: Sidecar = serde_json::from_str(&text)
+        .map_err(|e| Error::checkpoint(&json_path, format!("malformed sidecar: {e}")))?;
+    if sidecar.format != SIDECAR_FORMAT {
+        return Err(Error::checkpoint(&json_path, format!("sidecar format {} is not supported (expected {SIDECAR_FORMAT})", sidecar.format)));
+    }
+    sidecar.model.check().map_err(|e| Error::checkpoint(&json_path, e.to_string()))?;
+    Ok(sidecar)
+}
+
+/// Copies the tensors of a safetensors file into `vs`, strictly: every variable present with its
+/// shape, no extra tensor in the file, values converted to the store's dtype and device.
+///
+/// # Errors
+/// A missing, extra or mis-shaped tensor (named), or an unreadable file.
+pub fn load_weights(vs: &mut VarStore, path: &Path, hint: &str) -> Result<()> {
+    if !path.exists() {
+        return Err(Error::checkpoint(path, "file not found"));
+    }
+    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| Error::checkpoint(path, format!("not a readable safetensors file: {e}")))?
+        .into_iter()
+        .collect();
+    let mut variables = vs.variables();
+    let mut missing: Vec<&String> = variables.keys().filter(|k| !tensors.contains_key(*k)).collect();
+    missing.sort();
+    if let Some(name) = missing.first() {
+        return Err(Error::checkpoint(path, format!("lacks `{name}` ({} missing in all); {hint}", missing.len())));
+    }
+    let mut extra: Vec<&String> = tensors.keys().filter(|k| !variables.contains_key(*k)).collect();
+    extra.sort();
+    if let Some(name) = extra.first() {
+        return Err(Error::checkpoint(path, format!("holds `{name}`, which the model does not have ({} unexpected in all); {hint}", extra.len())));
+    }
+    let _guard = tch::no_grad_guard();
+    for (name, var) in variables.iter_mut() {
+        let src = &tensors[name];
+        if src.size() != var.size() {
+            return Err(Error::checkpoint(path, format!("`{name}` has shape {:?}, the model expects {:?}; {hint}", src.size(), var.size())));
+        }
+        var.f_copy_(&src.to_kind(var.kind()).to_device(var.device()))?;
+    }
+    Ok(())
+}
