@@ -16,5 +16,7 @@ pub mod error;
 pub mod model;
 pub mod rng;
 pub mod task;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use error::{Error, Result};

@@ -317,4 +317,43 @@ mod tests {
         assert!(Model::load(&path, Device::Cpu).unwrap_err().to_string().contains("sidecar"));
         assert!(Model::load(&dir.path().join("m.pt"), Device::Cpu).unwrap_err().to_string().contains(".safetensors"));
     }
+
+    #[test]
+    fn input_gradient_matches_central_differences_in_float64() {
+        use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
+        let specs = three_tasks();
+        let mut m = small_model(&specs, 9, 11);
+        m.set_kind(Kind::Double);
+        let tasks = tasks_of(&specs);
+        let batch = random_batch(&specs, 2, 24, 12, Kind::Double);
+        let loss = |x: &Tensor| {
+            let out = m.forward_t(x, false);
+            let mut total = Tensor::zeros([], (Kind::Double, Device::Cpu));
+            for t in &tasks {
+                let y = out.get(t.kind()).unwrap();
+                let (_, _, h, w) = y.size4().unwrap();
+                total = total + t.loss(y, &batch.targets.get(t.kind()).unwrap().resized(h, w)).pooled();
+            }
+            total
+        };
+        let x = batch.x.detach().set_requires_grad(true);
+        let grad = Tensor::run_backward(&[loss(&x)], &[&x], false, false).pop().unwrap();
+        let _guard = tch::no_grad_guard();
+        let flat = grad.flatten(0, -1);
+        let n = flat.numel() as i64;
+        let h = 1e-4;
+        let mut checked = 0;
+        for k in 0..40 {
+            let idx = (k * 7919 + 13) % n;
+            let xp = batch.x.copy();
+            let _ = xp.view([-1]).get(idx).f_add_scalar_(h).unwrap();
+            let xm = batch.x.copy();
+            let _ = xm.view([-1]).get(idx).f_add_scalar_(-h).unwrap();
+            let fd = (f64::try_from(loss(&xp)).unwrap() - f64::try_from(loss(&xm)).unwrap()) / (2.0 * h);
+            let g = f64::try_from(flat.get(idx)).unwrap();
+            assert!((fd - g).abs() <= 1e-6 + 1e-4 * g.abs().max(fd.abs()), "coordinate {idx}: analytic {g:e} vs finite difference {fd:e}");
+            checked += (g != 0.0) as usize;
+        }
+        assert!(checked > 20, "most sampled coordinates should have a non-zero gradient ({checked})");
+    }
 }

@@ -58,3 +58,6 @@ impl Task {
         TaskMetric::new(self, profile, convention)
     }
 }
+
+#[cfg(test)]
+mod tests;

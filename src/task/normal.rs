@@ -9,7 +9,7 @@ use tch::{Kind, Tensor};
 /// either is the zero vector, as `F.normalize` + `CosineSimilarity` give in the reference).
 pub fn cosine(pred: &Tensor, label: &Tensor) -> Tensor {
     let unit = |t: &Tensor| t / t.norm_scalaropt_dim(2.0, [1i64].as_slice(), true).clamp_min(1e-12);
-    (unit(pred) * unit(label)).sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+    (unit(pred) * unit(label)).sum_dim_intlist([1i64].as_slice(), true, pred.kind())
 }
 
 /// Per-pixel `(1 − cos)` over valid pixels (the mean of which is `1 − mean cos`).
@@ -94,23 +94,29 @@ impl NormalMetric {
     }
 }
 
-/// The median of the values binned in `hist` (bin i covers [i·w, (i+1)·w)), interpolated
-/// linearly inside the bin that holds the middle element.
+/// The median of the values binned in `hist` (bin i covers [i·w, (i+1)·w), represented by its
+/// centre); for an even count the two middle values are averaged, as numpy does.
 fn histogram_median(hist: &[i64], width: f64) -> f64 {
     let total: i64 = hist.iter().sum();
     if total == 0 {
         return f64::NAN;
     }
-    let half = total as f64 / 2.0;
-    let mut seen = 0i64;
-    for (i, &c) in hist.iter().enumerate() {
-        if c > 0 && (seen + c) as f64 >= half {
-            let inside = (half - seen as f64) / c as f64;
-            return (i as f64 + inside) * width;
+    // The value of the element of 0-based rank `rank` in sorted order.
+    let at_rank = |rank: i64| {
+        let mut seen = 0i64;
+        for (i, &c) in hist.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return (i as f64 + 0.5) * width;
+            }
         }
-        seen += c;
+        unreachable!("rank < total")
+    };
+    if total % 2 == 1 {
+        at_rank(total / 2)
+    } else {
+        (at_rank(total / 2 - 1) + at_rank(total / 2)) / 2.0
     }
-    (hist.len() as f64) * width
 }
 
 #[cfg(test)]
@@ -118,9 +124,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_median_interpolates_inside_the_middle_bin() {
-        // values 0.5, 1.5, 1.5, 2.5 in unit bins: half = 2 reached inside bin 1 → 1 + (2-1)/2 = 1.5
-        assert!((histogram_median(&[1, 2, 1], 1.0) - 1.5).abs() < 1e-12);
+    fn histogram_median_uses_bin_centres_and_averages_the_middle_pair() {
+        // bins of width 1: one value in bin 0, one in bin 2, one in bin 5 → median = centre of bin 2
+        assert_eq!(histogram_median(&[1, 0, 1, 0, 0, 1], 1.0), 2.5);
+        // four values in bins 0, 1, 3, 3 → (1.5 + 3.5) / 2
+        assert_eq!(histogram_median(&[1, 1, 0, 2], 1.0), 2.5);
         assert!(histogram_median(&[0, 0], 1.0).is_nan());
     }
 }

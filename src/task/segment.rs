@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 
 /// Per-pixel `−w_y · log softmax(z)[y]` over valid pixels, weights `w_y · valid`.
 pub fn loss(logits: &Tensor, target: &Target, class_weights: Option<&[f32]>) -> LossParts {
-    let logp = logits.log_softmax(1, Kind::Float);
+    let logp = logits.log_softmax(1, logits.kind());
     let label = target.value.to_kind(Kind::Int64);
     let nll = -logp.gather(1, &label, false); // [B,1,h,w]
     let w = pixel_weights(&label, &target.valid, class_weights);
@@ -60,7 +60,7 @@ impl SegMetric {
         let n = logits.size()[0] as f64;
         let label = target.value.to_kind(Kind::Int64);
         if self.single {
-            let logp = logits.log_softmax(1, Kind::Float);
+            let logp = logits.log_softmax(1, logits.kind());
             let w = pixel_weights(&label, &target.valid, self.class_weights.as_deref());
             let num = f64::try_from((-logp.gather(1, &label, false) * &w).sum(Kind::Double)).unwrap_or(f64::NAN);
             let den = f64::try_from(w.sum(Kind::Double)).unwrap_or(0.0);

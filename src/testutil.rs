@@ -1,0 +1,50 @@
+//! Helpers shared by the unit tests: a small branched model and a random multi-task batch.
+use crate::data::{Batch, InputSpace, Target};
+use crate::model::{layout_at, BackboneKind, HeadConfig, Model, ModelConfig};
+use crate::task::{Task, TaskKind, TaskMap, TaskSpec};
+use tch::{Device, Kind, Tensor};
+
+/// Segmentation (4 classes), normals, depth: a 3-task list for quick tests.
+pub fn three_tasks() -> Vec<TaskSpec> {
+    vec![
+        TaskSpec { kind: TaskKind::SegmentSemantic, channels: 4 },
+        TaskSpec { kind: TaskKind::Normal, channels: 3 },
+        TaskSpec { kind: TaskKind::DepthZbuffer, channels: 1 },
+    ]
+}
+
+/// The tasks of a spec list, without class weights.
+pub fn tasks_of(specs: &[TaskSpec]) -> Vec<Task> {
+    specs.iter().map(|s| Task::new(*s)).collect()
+}
+
+/// A small-backbone model with layout `index` of TreeMTL's enumeration and narrow heads.
+pub fn small_model(specs: &[TaskSpec], index: usize, seed: u64) -> Model {
+    let config = ModelConfig {
+        backbone: BackboneKind::Small,
+        tasks: specs.to_vec(),
+        layout: layout_at(specs.len(), 5, index).unwrap(),
+        head: HeadConfig { width: 8, rates: vec![1, 2], dropout: 0.0 },
+    };
+    Model::new(config, InputSpace::reference(), Device::Cpu, seed).unwrap()
+}
+
+/// A random batch of `b` inputs of `size²` pixels inside the valid pixel range, with random
+/// labels for every task and about 10 % invalid pixels.
+pub fn random_batch(specs: &[TaskSpec], b: i64, size: i64, seed: u64, kind: Kind) -> Batch {
+    let _rng = crate::rng::torch_rng(seed);
+    let opts = (kind, Device::Cpu);
+    let (lo, hi) = InputSpace::reference().bound_tensors(kind, Device::Cpu);
+    let x = &lo + (&hi - &lo) * Tensor::rand([b, 3, size, size], opts);
+    let mut targets = TaskMap::new();
+    for s in specs {
+        let value = match s.kind {
+            TaskKind::SegmentSemantic => Tensor::randint(s.channels, [b, 1, size, size], opts),
+            TaskKind::Normal => Tensor::randn([b, 3, size, size], opts),
+            _ => Tensor::rand([b, 1, size, size], opts) + 0.1,
+        };
+        let valid = Tensor::rand([b, 1, size, size], opts).gt(0.1).to_kind(kind);
+        targets.insert(s.kind, Target { value: value * &valid, valid });
+    }
+    Batch { x, targets, names: (0..b).map(|i| format!("sample{i}")).collect() }
+}
