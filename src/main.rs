@@ -1,3 +1,6 @@
-fn main() {
-    println!("mtrobust");
+//! The `mtrobust` command line: a thin layer over the library.
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -57,6 +57,26 @@ impl ModelConfig {
         }
         Ok(())
     }
+
+    /// Trainable backbone parameters per coarse block (block copies × block size), without
+    /// building anything.
+    pub fn coarse_block_params(&self) -> Vec<i64> {
+        let specs = self.backbone.fine_blocks();
+        let mut start = 0;
+        let mut out = Vec::new();
+        for (c, &n) in self.backbone.coarse_counts().iter().enumerate() {
+            let copies = self.layout.blocks()[c].len() as i64;
+            out.push(copies * specs[start..start + n].iter().map(|b| b.param_count()).sum::<i64>());
+            start += n;
+        }
+        out
+    }
+
+    /// Trainable parameters of each head, in task order.
+    pub fn head_params(&self) -> Vec<i64> {
+        let cin = self.backbone.out_channels();
+        self.tasks.iter().map(|t| self.head.param_count(cin, t.channels)).collect()
+    }
 }
 
 /// One block copy in the tree.
@@ -147,8 +167,7 @@ impl TreeNet {
 
     /// Trainable parameters of each head, in task order.
     pub fn head_params(&self) -> Vec<i64> {
-        let cin = self.config.backbone.out_channels();
-        self.config.tasks.iter().map(|t| self.config.head.param_count(cin, t.channels)).collect()
+        self.config.head_params()
     }
 
     /// All task outputs, computing each shared block once.
@@ -221,6 +240,7 @@ mod tests {
             let tiny = HeadConfig { width: 1, rates: vec![1], dropout: 0.0 };
             let net = TreeNet::new(&vs.root(), config(BackboneKind::Resnet34, index, tiny)).unwrap();
             assert_eq!(net.backbone_params(), want, "index {index}");
+            assert_eq!(net.config().coarse_block_params().iter().sum::<i64>(), want, "from the config, index {index}");
             let heads: i64 = net.head_params().iter().sum();
             assert_eq!(trainable(&vs), want + heads, "variables of index {index}");
         }

@@ -1,0 +1,59 @@
+//! Argument parsing and dispatch. Errors are printed once to stderr as `error: …` with their
+//! causes; exit codes: 0 success, 1 finished but a sanity check failed, 2 usage/data/checkpoint/torch errors.
+mod arch;
+mod model;
+
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Adversarial robustness of multi-task vision models.
+#[derive(Debug, Parser)]
+#[command(name = "mtrobust", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where tensors live: auto (CUDA if present), cpu, cuda, cuda:N.
+    #[arg(long, global = true, default_value = "auto")]
+    pub device: String,
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Print no progress (results and errors still go out).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect models: `model info` prints a layout's tree and parameter counts.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+}
+
+/// Parses the command line, runs it, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.global.threads {
+        tch::set_num_threads(n.max(1) as i32);
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Model(cmd) => model::run(cmd, &cli.global),
+    }
+}
