@@ -10,6 +10,7 @@
 //! - `report`: tables, CSV/JSON.
 //!
 //! Tensors and autodiff come from `tch` (libtorch 2.11).
+pub mod attack;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -48,3 +48,14 @@ pub fn random_batch(specs: &[TaskSpec], b: i64, size: i64, seed: u64, kind: Kind
     }
     Batch { x, targets, names: (0..b).map(|i| format!("sample{i}")).collect() }
 }
+
+/// Sets every weight of `task`'s head to NaN: anything that reads that head turns NaN.
+pub fn poison_head(model: &Model, task: TaskKind) {
+    let _guard = tch::no_grad_guard();
+    let prefix = format!("heads.{}.", task.name());
+    for (name, mut v) in model.vs.variables() {
+        if name.starts_with(&prefix) {
+            let _ = v.fill_(f64::NAN);
+        }
+    }
+}

@@ -299,11 +299,7 @@ mod tests {
             assert_eq!(diff, 0.0, "task {}", spec.kind);
         }
         // Poison the depth head: segmentation's path must not touch it.
-        for (name, mut v) in m.vs.variables() {
-            if name.starts_with("heads.depth_zbuffer.") {
-                let _ = v.fill_(f64::NAN);
-            }
-        }
+        crate::testutil::poison_head(&m, crate::task::TaskKind::DepthZbuffer);
         let seg = m.net.forward_task(&x, 0, false);
         assert!(bool::try_from(seg.isfinite().all()).unwrap());
         let depth = m.net.forward_task(&x, 2, false);

@@ -1,0 +1,290 @@
+//! Attacks = a **step rule** (FGSM, MI-FGSM, PGD, APGD, Auto-SAGE) × a **direction** (Single,
+//! Total, SignTotal, GB-MTA, weighted) × a **budget** (L∞ or L2 ball of ε grey levels, clipped to
+//! the valid pixel range). Every rule is written once and works with every direction.
+//!
+//! Conventions (spec §4.1): the model runs in eval mode (batch-norm statistics never move during
+//! an attack); only input gradients are computed; the adversarial batch is checked after every
+//! run (largest perturbation, pixels outside the valid range, NaNs, samples with a zero gradient).
+//! Runs are seeded: the same seed gives the same adversarial examples, bit for bit on CPU.
+pub mod budget;
+pub mod direction;
+pub mod oracle;
+pub mod step;
+
+pub use budget::{Budget, Norm};
+pub use direction::{Direction, DirectionContext, DirectionSpec, Reduction};
+pub use oracle::{Oracle, PassCounts};
+pub use step::{ApgdProfile, StepRule, Trace};
+
+use crate::data::Batch;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::task::{Task, TaskMap};
+use tch::{Kind, Tensor};
+
+/// Which step rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// One step of size ε.
+    Fgsm,
+    /// Momentum iterative FGSM.
+    Mifgsm,
+    /// Projected gradient ascent (I-FGSM), the paper's "PGD".
+    Pgd,
+    /// Auto-PGD, the paper's "APGD/AutoAttack".
+    Apgd,
+    /// Auto-SAGE with learned per-task weights.
+    AutoSage,
+}
+
+impl StepKind {
+    /// The stable id.
+    pub fn id(self) -> &'static str {
+        match self {
+            StepKind::Fgsm => "fgsm",
+            StepKind::Mifgsm => "mifgsm",
+            StepKind::Pgd => "pgd",
+            StepKind::Apgd => "apgd",
+            StepKind::AutoSage => "auto-sage",
+        }
+    }
+}
+
+/// Everything that defines an attack. Defaults follow the paper (N = 10 steps of ε/N, no random
+/// start for PGD) except APGD, which defaults to Croce & Hein's per-sample algorithm.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackConfig {
+    pub step: StepKind,
+    pub direction: DirectionSpec,
+    pub norm: Norm,
+    /// Budget in grey levels of 0..255 (8 = 8/255).
+    pub eps: f64,
+    /// Iterations of iterative rules.
+    pub n_iter: usize,
+    /// Step size in grey levels for PGD, MI-FGSM and Auto-SAGE (default ε/N).
+    pub step_size: Option<f64>,
+    /// PGD: start at a uniformly random point of the ball.
+    pub random_start: bool,
+    /// APGD (autoattack profile): number of random restarts.
+    pub restarts: usize,
+    pub apgd_profile: ApgdProfile,
+    /// APGD (paper profile): restart from the best point when the step halves ("AAR").
+    pub apgd_revised: bool,
+    /// MI-FGSM momentum μ.
+    pub momentum: f64,
+    /// Auto-SAGE fitting factor.
+    pub sage_fitting: f64,
+    /// Auto-SAGE learning rate of the task weights.
+    pub sage_lr: f64,
+    /// Auto-SAGE momentum γ of the blended gradient.
+    pub sage_decay: f64,
+    /// How Single/Total/weighted reduce task losses over the batch.
+    pub reduction: Reduction,
+    pub seed: u64,
+}
+
+impl Default for AttackConfig {
+    fn default() -> Self {
+        AttackConfig {
+            step: StepKind::Pgd,
+            direction: DirectionSpec::Gbmta,
+            norm: Norm::Linf,
+            eps: 8.0,
+            n_iter: 10,
+            step_size: None,
+            random_start: false,
+            restarts: 1,
+            apgd_profile: ApgdProfile::Autoattack,
+            apgd_revised: false,
+            momentum: 1.0,
+            sage_fitting: 50.0,
+            sage_lr: 10.0,
+            sage_decay: 0.0,
+            reduction: Reduction::PerSample,
+            seed: 0,
+        }
+    }
+}
+
+impl AttackConfig {
+    /// A short label such as `pgd/gbmta/linf/eps=8`.
+    pub fn label(&self) -> String {
+        format!("{}/{}/{}/eps={}", self.step.id(), self.direction, norm_id(self.norm), fmt_eps(self.eps))
+    }
+
+    /// Checks ranges.
+    ///
+    /// # Errors
+    /// Zero iterations, negative budgets or step sizes, zero restarts.
+    pub fn check(&self) -> Result<()> {
+        if !(self.eps.is_finite() && self.eps >= 0.0) {
+            return Err(Error::config("--eps", format!("{} is not a budget; give grey levels, e.g. 8 or 8/255", self.eps)));
+        }
+        if self.step != StepKind::Fgsm && self.n_iter == 0 {
+            return Err(Error::config("--n-iter", "iterative attacks need at least one iteration"));
+        }
+        if let Some(s) = self.step_size {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::config("--step-size", format!("{s} must be a positive number of grey levels")));
+            }
+        }
+        if self.restarts == 0 {
+            return Err(Error::config("--restarts", "at least one run is needed (1 = no restart)"));
+        }
+        Ok(())
+    }
+
+    fn rule(&self, budget: &Budget) -> Box<dyn StepRule> {
+        let to_input = |pixels: f64| pixels * budget.eps / budget.eps_pixels.max(f64::MIN_POSITIVE);
+        let alpha = match self.step_size {
+            Some(s) => to_input(s),
+            None => budget.eps / self.n_iter.max(1) as f64,
+        };
+        match self.step {
+            StepKind::Fgsm => Box::new(step::Fgsm),
+            StepKind::Mifgsm => Box::new(step::MiFgsm { n_iter: self.n_iter, alpha, momentum: self.momentum }),
+            StepKind::Pgd => Box::new(step::Pgd { n_iter: self.n_iter, alpha, random_start: self.random_start }),
+            StepKind::Apgd => Box::new(step::Apgd {
+                n_iter: self.n_iter,
+                profile: self.apgd_profile,
+                restarts: self.restarts,
+                revised: self.apgd_revised,
+            }),
+            StepKind::AutoSage => Box::new(step::AutoSage {
+                n_iter: self.n_iter,
+                alpha,
+                fitting: self.sage_fitting,
+                lr: self.sage_lr,
+                decay: self.sage_decay,
+            }),
+        }
+    }
+}
+
+/// `linf` / `l2`.
+pub fn norm_id(n: Norm) -> &'static str {
+    match n {
+        Norm::Linf => "linf",
+        Norm::L2 => "l2",
+    }
+}
+
+/// ε without trailing zeros (`8`, `0.5`).
+pub fn fmt_eps(eps: f64) -> String {
+    let s = format!("{eps:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Parses `8`, `8.5` or `8/255` as grey levels (`k/255` means k grey levels).
+///
+/// # Errors
+/// Anything else.
+pub fn parse_eps(text: &str) -> Result<f64> {
+    let t = text.trim();
+    let bad = || Error::config("--eps", format!("`{t}` is not a budget; write grey levels like 8, 2.5 or 8/255"));
+    let value = match t.split_once('/') {
+        Some((k, d)) => {
+            let k: f64 = k.trim().parse().map_err(|_| bad())?;
+            let d: f64 = d.trim().parse().map_err(|_| bad())?;
+            if d <= 0.0 {
+                return Err(bad());
+            }
+            k * 255.0 / d
+        }
+        None => t.parse().map_err(|_| bad())?,
+    };
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(bad());
+    }
+    Ok(value)
+}
+
+/// Sanity checks after an attack.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checks {
+    /// Largest perturbation of any sample, in the budget's norm and grey levels.
+    pub max_perturbation: f64,
+    /// True when every sample is inside the budget (with 1e-4 grey-level tolerance).
+    pub within_budget: bool,
+    /// Input values outside the valid pixel range.
+    pub out_of_range: i64,
+    /// NaN or infinite input values.
+    pub non_finite: i64,
+    /// Samples whose first gradient was exactly zero (the attack cannot move them).
+    pub zero_gradient_samples: usize,
+}
+
+impl Checks {
+    /// True when the adversarial batch is valid (budget, range, finite).
+    pub fn passed(&self) -> bool {
+        self.within_budget && self.out_of_range == 0 && self.non_finite == 0
+    }
+}
+
+/// The result of attacking one batch.
+#[derive(Debug)]
+pub struct AttackOutcome {
+    /// The adversarial inputs.
+    pub x_adv: Tensor,
+    pub counts: PassCounts,
+    pub checks: Checks,
+    pub trace: Trace,
+    /// `[B]` clean per-sample losses per task when the attack computed them.
+    pub clean_losses: Option<TaskMap<Tensor>>,
+}
+
+/// A configured attack.
+#[derive(Debug, Clone)]
+pub struct Attack {
+    pub config: AttackConfig,
+}
+
+impl Attack {
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// See [`AttackConfig::check`].
+    pub fn new(config: AttackConfig) -> Result<Self> {
+        config.check()?;
+        Ok(Attack { config })
+    }
+
+    /// Attacks `batch`; `batch_index` selects this batch's random streams, `base` optionally gives
+    /// the dataset-level clean losses (paper APGD profile's GB-MTA objective).
+    ///
+    /// # Errors
+    /// Tasks that do not match the model, a direction naming a missing task, or a bad budget.
+    pub fn run(&self, model: &Model, tasks: &[Task], batch: &Batch, batch_index: u64, base: Option<&TaskMap<f64>>) -> Result<AttackOutcome> {
+        let oracle = Oracle::new(model, tasks, &batch.targets)?;
+        let direction = self.config.direction.build(tasks)?;
+        let x = batch.x.to_kind(model.kind()).to_device(model.device());
+        let budget = Budget::new(self.config.norm, self.config.eps, &model.input, x.kind(), x.device())?;
+        let dctx = DirectionContext { reduction: self.config.reduction, clean: None, base: base.cloned() };
+        let seed = crate::rng::derive_seed(self.config.seed, &[batch_index]);
+        let rule = self.config.rule(&budget);
+        let mut cx = step::RunContext::new(&oracle, direction.as_ref(), &budget, &x, dctx, seed);
+        let x_adv = rule.run(&mut cx).detach();
+        let trace = std::mem::take(&mut cx.trace);
+        let clean_losses = cx.dctx.clean.take();
+        let checks = check(&budget, &x_adv, &x, trace.zero_gradient_samples);
+        Ok(AttackOutcome { x_adv, counts: oracle.counts(), checks, trace, clean_losses })
+    }
+}
+
+fn check(budget: &Budget, x_adv: &Tensor, x: &Tensor, zero_gradient_samples: usize) -> Checks {
+    let _guard = tch::no_grad_guard();
+    let max_perturbation = f64::try_from(budget.perturbation(x_adv, x).max()).unwrap_or(f64::NAN);
+    let non_finite = i64::try_from(x_adv.isfinite().logical_not().sum(Kind::Int64)).unwrap_or(i64::MAX);
+    Checks {
+        max_perturbation,
+        within_budget: max_perturbation <= budget.eps_pixels + 1e-4,
+        out_of_range: budget.out_of_range(x_adv),
+        non_finite,
+        zero_gradient_samples,
+    }
+}
+
+#[cfg(test)]
+mod tests;

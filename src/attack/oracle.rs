@@ -1,0 +1,102 @@
+//! The attacked model seen from an attack: per-task losses at a point and input gradients, with
+//! every forward and backward pass counted. Targets are resized to the output resolution once
+//! per batch (the reference resizes them on every loss call). Gradients are taken with respect to
+//! the input only (`run_backward` on `x`), never the weights.
+use crate::data::Target;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::task::{LossParts, Task, TaskMap, TaskSet};
+use std::cell::{Cell, RefCell};
+use tch::Tensor;
+
+/// Model passes an attack made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PassCounts {
+    /// Forward passes (full multi-task or task-path).
+    pub forward: usize,
+    /// Backward passes (one per `run_backward`).
+    pub backward: usize,
+}
+
+/// A model, its tasks and one batch's targets.
+pub struct Oracle<'a> {
+    model: &'a Model,
+    tasks: &'a [Task],
+    targets: &'a TaskMap<Target>,
+    resized: RefCell<Option<((i64, i64), TaskMap<Target>)>>,
+    counts: Cell<PassCounts>,
+}
+
+impl<'a> Oracle<'a> {
+    /// Checks that `tasks` are the model's tasks in its order and that every task has a target.
+    ///
+    /// # Errors
+    /// Tasks that do not match the model, or a missing target.
+    pub fn new(model: &'a Model, tasks: &'a [Task], targets: &'a TaskMap<Target>) -> Result<Self> {
+        let model_tasks: Vec<_> = model.config().tasks.iter().map(|t| (t.kind, t.channels)).collect();
+        let given: Vec<_> = tasks.iter().map(|t| (t.kind(), t.channels())).collect();
+        if model_tasks != given {
+            return Err(Error::config("tasks", format!("the model predicts {model_tasks:?} but the attack was given {given:?}")));
+        }
+        for t in tasks {
+            if targets.get(t.kind()).is_none() {
+                return Err(Error::config("data", format!("the batch has no `{}` labels, which the model predicts", t.kind())));
+            }
+        }
+        Ok(Oracle { model, tasks, targets, resized: RefCell::new(None), counts: Cell::new(PassCounts::default()) })
+    }
+
+    /// The tasks in model order.
+    pub fn tasks(&self) -> &[Task] {
+        self.tasks
+    }
+
+    /// The task ids (positions) of all tasks.
+    pub fn all_tasks(&self) -> TaskSet {
+        TaskSet::all(self.tasks.len())
+    }
+
+    /// Passes so far.
+    pub fn counts(&self) -> PassCounts {
+        self.counts.get()
+    }
+
+    /// Runs the tasks in `set` at `x` (eval mode; with autograd if `x` requires grad) and returns
+    /// their loss parts. One forward pass.
+    pub fn losses(&self, x: &Tensor, set: TaskSet) -> TaskMap<LossParts> {
+        let outputs = self.model.forward_tasks(x, set, false);
+        let mut c = self.counts.get();
+        c.forward += 1;
+        self.counts.set(c);
+        let mut out = TaskMap::new();
+        for (id, task) in self.tasks.iter().enumerate() {
+            if !set.contains(id) {
+                continue;
+            }
+            let y = outputs.get(task.kind()).expect("forward_tasks returns every requested task");
+            let (_, _, h, w) = y.size4().expect("task outputs are 4-D");
+            let mut cache = self.resized.borrow_mut();
+            if cache.as_ref().map(|(hw, _)| *hw) != Some((h, w)) {
+                *cache = Some(((h, w), self.targets.map(|_, t| t.resized(h, w))));
+            }
+            let target = cache.as_ref().and_then(|(_, m)| m.get(task.kind())).expect("resized above");
+            out.insert(task.kind(), task.loss(y, target));
+        }
+        out
+    }
+
+    /// Input gradients of each scalar in `scalars` (one backward pass each; the graph is kept
+    /// between them and freed after the last).
+    pub fn gradients(&self, scalars: &[Tensor], x: &Tensor) -> Vec<Tensor> {
+        let n = scalars.len();
+        let mut grads = Vec::with_capacity(n);
+        for (i, s) in scalars.iter().enumerate() {
+            let mut g = Tensor::run_backward(&[s], &[x], i + 1 < n, false);
+            grads.push(g.pop().expect("one input, one gradient"));
+        }
+        let mut c = self.counts.get();
+        c.backward += n;
+        self.counts.set(c);
+        grads
+    }
+}

@@ -1,0 +1,41 @@
+//! PGD / I-FGSM ("PGD" in the paper): `x_{k+1} = clip(P_ε(x_k + α·sign(g(x_k))))` for N steps,
+//! returning the last iterate. Defaults follow the paper: N = 10, α = ε/N, no random start (the
+//! reference has none, spec §7 item 10); `--random-start` starts uniformly inside the ball.
+//! Passes per step: 1 forward + the direction's backwards.
+use super::{RunContext, StepRule};
+use crate::attack::direction::Need;
+use tch::Tensor;
+
+/// Projected gradient ascent.
+#[derive(Debug, Clone, Copy)]
+pub struct Pgd {
+    pub n_iter: usize,
+    /// Step size in input units.
+    pub alpha: f64,
+    pub random_start: bool,
+}
+
+impl StepRule for Pgd {
+    fn id(&self) -> &'static str {
+        "pgd"
+    }
+
+    fn run(&self, cx: &mut RunContext) -> Tensor {
+        let x = cx.x.shallow_clone();
+        let mut x_adv = if self.random_start {
+            cx.ensure_clean();
+            let mut rng = cx.rng(0);
+            let _guard = tch::no_grad_guard();
+            cx.budget.random_start(&x, &mut rng)
+        } else {
+            x.shallow_clone()
+        };
+        let alpha = cx.per_sample(self.alpha);
+        for k in 0..self.n_iter {
+            let g = cx.eval(&x_adv, Need::Gradient, k == 0 && !self.random_start).grad.expect("gradient requested");
+            let _guard = tch::no_grad_guard();
+            x_adv = cx.budget.project(&(&x_adv + cx.budget.ascent(&g, &alpha)), &x);
+        }
+        x_adv
+    }
+}

@@ -1,0 +1,125 @@
+//! Step rules on random models and inputs: closed forms, the budget after every attack, pass
+//! counts and seeded reproducibility.
+use super::*;
+use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
+use tch::Kind;
+
+fn config(step: StepKind, direction: &str) -> AttackConfig {
+    AttackConfig { step, direction: direction.parse().unwrap(), n_iter: 3, seed: 5, ..Default::default() }
+}
+
+#[test]
+fn fgsm_is_the_clipped_signed_gradient_step() {
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
+    // Independent computation: ∇_x Σ_t Σ_b L_{t,b} by hand.
+    let x = batch.x.detach().set_requires_grad(true);
+    let out = model.forward_t(&x, false);
+    let mut total = Tensor::zeros([], (Kind::Float, tch::Device::Cpu));
+    for t in &tasks {
+        let y = out.get(t.kind()).unwrap();
+        let (_, _, h, w) = y.size4().unwrap();
+        total = total + t.loss(y, &batch.targets.get(t.kind()).unwrap().resized(h, w)).per_sample().sum(Kind::Float);
+    }
+    let g = Tensor::run_backward(&[total], &[&x], false, false).pop().unwrap();
+    let (lo, hi) = model.input.bound_tensors(Kind::Float, tch::Device::Cpu);
+    let want = (&batch.x + g.sign() * 8.0).maximum(&lo).minimum(&hi);
+    let got = Attack::new(config(StepKind::Fgsm, "total")).unwrap().run(&model, &tasks, &batch, 0, None).unwrap();
+    assert!(got.x_adv.allclose(&want, 0.0, 1e-4, false));
+    assert_eq!((got.counts.forward, got.counts.backward), (1, 1));
+}
+
+#[test]
+fn every_rule_and_direction_stays_in_budget_and_range() {
+    let specs = three_tasks();
+    let model = small_model(&specs, 5, 3);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 2, 32, 4, Kind::Float);
+    let directions = ["single:segm", "single:depth", "total", "sign-total", "gbmta", "weighted:normal=1,depth=3"];
+    for step in [StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage] {
+        for dir in directions {
+            for norm in [Norm::Linf, Norm::L2] {
+                if norm == Norm::L2 && !matches!(step, StepKind::Pgd | StepKind::Apgd) {
+                    continue;
+                }
+                let mut c = config(step, dir);
+                c.norm = norm;
+                c.eps = if norm == Norm::L2 { 300.0 } else { 6.0 };
+                c.random_start = true;
+                let out = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, 0, None).unwrap();
+                let ch = &out.checks;
+                assert!(ch.passed(), "{}: {ch:?}", c.label());
+                assert!(ch.max_perturbation <= c.eps + 1e-5, "{}", c.label());
+                assert!(ch.max_perturbation > 0.0, "{} did not move", c.label());
+                // Independent re-check of the L∞ bound and the pixel range.
+                let (lo, hi) = model.input.bound_tensors(Kind::Float, tch::Device::Cpu);
+                if norm == Norm::Linf {
+                    let d = f64::try_from((&out.x_adv - &batch.x).abs().max()).unwrap();
+                    assert!(d <= c.eps + 1e-5, "{}: ‖δ‖∞ = {d}", c.label());
+                }
+                assert!(bool::try_from(out.x_adv.ge_tensor(&(&lo - 1e-5)).all()).unwrap());
+                assert!(bool::try_from(out.x_adv.le_tensor(&(&hi + 1e-5)).all()).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn pass_counts_per_iteration_are_as_designed() {
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
+    let run = |c: AttackConfig| Attack::new(c).unwrap().run(&model, &tasks, &batch, 0, None).unwrap().counts;
+    let counts = |step, dir: &str, n: usize| {
+        let mut c = config(step, dir);
+        c.n_iter = n;
+        let p = run(c);
+        (p.forward, p.backward)
+    };
+    // PGD: 1 forward + 1 backward per step for GB-MTA and Single; T backwards for SignTotal.
+    assert_eq!(counts(StepKind::Pgd, "gbmta", 4), (4, 4));
+    assert_eq!(counts(StepKind::Pgd, "single:norm", 4), (4, 4));
+    assert_eq!(counts(StepKind::Pgd, "sign-total", 4), (4, 12));
+    assert_eq!(counts(StepKind::Mifgsm, "total", 4), (4, 4));
+    // APGD autoattack: clean losses (GB-MTA only) + start + N points; the last needs no gradient.
+    assert_eq!(counts(StepKind::Apgd, "gbmta", 4), (1 + 5, 4));
+    assert_eq!(counts(StepKind::Apgd, "total", 4), (5, 4));
+    // APGD paper: N+1 forwards (the reference: 2N+1), N backwards.
+    let mut c = config(StepKind::Apgd, "gbmta");
+    c.apgd_profile = ApgdProfile::Paper;
+    c.n_iter = 4;
+    let p = run(c);
+    assert_eq!((p.forward, p.backward), (5, 4));
+    // Auto-SAGE: per step one forward + T component backwards, one look-ahead forward + backward.
+    assert_eq!(counts(StepKind::AutoSage, "gbmta", 2), (4, 8));
+    assert_eq!(counts(StepKind::AutoSage, "single:segm", 2), (4, 4));
+}
+
+#[test]
+fn same_seed_same_examples_bit_for_bit() {
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
+    let mut c = config(StepKind::Apgd, "gbmta");
+    c.restarts = 2;
+    let a = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, 3, None).unwrap().x_adv;
+    let b = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, 3, None).unwrap().x_adv;
+    assert!(a.equal(&b));
+    c.seed += 1;
+    let other = Attack::new(c).unwrap().run(&model, &tasks, &batch, 3, None).unwrap().x_adv;
+    assert!(!a.equal(&other), "another seed draws another random start");
+}
+
+#[test]
+fn eps_parsing_accepts_grey_levels_and_fractions() {
+    assert_eq!(parse_eps("8").unwrap(), 8.0);
+    assert_eq!(parse_eps("8/255").unwrap(), 8.0);
+    assert!((parse_eps("0.5/1").unwrap() - 127.5).abs() < 1e-12);
+    assert!(parse_eps("-1").is_err() && parse_eps("eight").is_err() && parse_eps("1/0").is_err());
+    assert_eq!(fmt_eps(8.0), "8");
+    assert_eq!(fmt_eps(2.5), "2.5");
+}
