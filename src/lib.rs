@@ -14,7 +14,9 @@ pub mod attack;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod model;
+pub mod observe;
 pub mod rng;
 pub mod task;
 #[cfg(test)]

@@ -3,7 +3,9 @@
 pub mod batch;
 pub mod input_space;
 pub mod raw;
+pub mod source;
 
 pub use batch::{Batch, Target};
 pub use input_space::{ChannelOrder, InputSpace};
 pub use raw::{Dense, RawSample, RawTarget};
+pub use source::{BatchSource, InMemory};

@@ -1,0 +1,284 @@
+//! Evaluation: one pass over the data computing, per batch, the clean metrics once and, for every
+//! attack, the metrics on its adversarial batch, the per-task losses and the attack's own
+//! objective clean → adversarial; then ARP (Eq. 10) against the clean run of the same model.
+//! Batches are visited in order (the reference shuffles its test set without a seed, spec §7
+//! item 14). When an attack needs the dataset-level clean losses (paper APGD profile with GB-MTA,
+//! the reference's `criterionBase`), a clean pass runs first.
+pub mod arp;
+
+pub use arp::{arp, relative_change, transferability, Arp, MetricChange};
+
+use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
+use crate::data::{Batch, BatchSource, Target};
+use crate::error::Result;
+use crate::model::Model;
+use crate::observe::{Event, Observer};
+use crate::task::{Convention, LossParts, MetricProfile, MetricValue, Task, TaskMap, TaskMetric};
+use tch::{Kind, Tensor};
+
+/// How metrics are computed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EvalOptions {
+    pub profile: MetricProfile,
+    pub convention: Convention,
+}
+
+/// Metrics and losses of the model under one condition (clean, or one attack).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ConditionReport {
+    /// `clean` or the attack's label.
+    pub label: String,
+    pub attack: Option<AttackConfig>,
+    pub samples: usize,
+    pub metrics: TaskMap<Vec<MetricValue>>,
+    /// Per task, the dataset-level loss (pooled; the mean of batch means under `reference`).
+    pub losses: TaskMap<f64>,
+    /// The attack's per-sample objective, averaged over samples: on clean inputs and on its own
+    /// adversarial inputs.
+    pub objective: Option<(f64, f64)>,
+    /// Model passes of the attack, summed over batches.
+    pub counts: Option<PassCounts>,
+    /// Worst-case checks over all batches.
+    pub checks: Option<Checks>,
+    /// ARP against the clean run.
+    pub arp: Option<Arp>,
+}
+
+/// The clean run and every attacked run of one model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    pub options: EvalOptions,
+    pub clean: ConditionReport,
+    pub attacked: Vec<ConditionReport>,
+    pub warnings: Vec<String>,
+}
+
+/// Running sums of one condition.
+struct Accumulator {
+    metrics: Vec<TaskMetric>,
+    loss_sum: Vec<f64>,
+    loss_weight: Vec<f64>,
+    batch_losses: Vec<Vec<f64>>,
+    objective: (f64, f64),
+    counts: PassCounts,
+    checks: Option<Checks>,
+    samples: usize,
+}
+
+impl Accumulator {
+    fn new(tasks: &[Task], o: EvalOptions) -> Self {
+        let n = tasks.len();
+        Accumulator {
+            metrics: tasks.iter().map(|t| t.metric(o.profile, o.convention)).collect(),
+            loss_sum: vec![0.0; n],
+            loss_weight: vec![0.0; n],
+            batch_losses: vec![Vec::new(); n],
+            objective: (0.0, 0.0),
+            counts: PassCounts::default(),
+            checks: None,
+            samples: 0,
+        }
+    }
+
+    /// Scores outputs; returns the `[B]` per-sample losses per task.
+    fn update(&mut self, tasks: &[Task], outputs: &TaskMap<Tensor>, targets: &TaskMap<Target>) -> TaskMap<Tensor> {
+        let mut per_sample = TaskMap::new();
+        for (i, task) in tasks.iter().enumerate() {
+            let y = outputs.get(task.kind()).expect("full forward returns every task");
+            let target = targets.get(task.kind()).expect("checked by the oracle / evaluate");
+            self.metrics[i].update(y, target);
+            let (_, _, h, w) = y.size4().expect("4-D outputs");
+            let parts: LossParts = task.loss(y, &target.resized(h, w));
+            let sum = f64::try_from(parts.sum.sum(Kind::Double)).unwrap_or(f64::NAN);
+            let weight = f64::try_from(parts.weight.sum(Kind::Double)).unwrap_or(0.0);
+            self.loss_sum[i] += sum;
+            self.loss_weight[i] += weight;
+            if weight > 0.0 {
+                self.batch_losses[i].push(sum / weight);
+            }
+            per_sample.insert(task.kind(), parts.per_sample());
+        }
+        per_sample
+    }
+
+    fn report(&self, tasks: &[Task], o: EvalOptions, label: String, attack: Option<AttackConfig>) -> ConditionReport {
+        let metrics = tasks.iter().zip(&self.metrics).map(|(t, m)| (t.kind(), m.finish(o.convention))).collect();
+        let losses = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let v = match o.convention {
+                    Convention::Standard => self.loss_sum[i] / self.loss_weight[i],
+                    Convention::Reference => self.batch_losses[i].iter().sum::<f64>() / self.batch_losses[i].len() as f64,
+                };
+                (t.kind(), v)
+            })
+            .collect();
+        let n = self.samples.max(1) as f64;
+        let is_attack = attack.is_some();
+        ConditionReport {
+            label,
+            attack,
+            samples: self.samples,
+            metrics,
+            losses,
+            objective: is_attack.then(|| (self.objective.0 / n, self.objective.1 / n)),
+            counts: is_attack.then_some(self.counts),
+            checks: self.checks.clone(),
+            arp: None,
+        }
+    }
+}
+
+fn merge_checks(acc: Option<Checks>, c: &Checks) -> Checks {
+    match acc {
+        None => c.clone(),
+        Some(a) => Checks {
+            max_perturbation: a.max_perturbation.max(c.max_perturbation),
+            within_budget: a.within_budget && c.within_budget,
+            out_of_range: a.out_of_range + c.out_of_range,
+            non_finite: a.non_finite + c.non_finite,
+            zero_gradient_samples: a.zero_gradient_samples + c.zero_gradient_samples,
+        },
+    }
+}
+
+/// Per-task dataset-level clean `mean` losses (pooled over all pixels of all batches).
+///
+/// # Errors
+/// Data errors.
+pub fn clean_losses(model: &Model, tasks: &[Task], data: &dyn BatchSource, observer: &mut dyn Observer) -> Result<TaskMap<f64>> {
+    let mut acc = Accumulator::new(tasks, EvalOptions::default());
+    observer.event(Event::Start { what: "clean losses".into(), total: data.num_batches() as u64 });
+    for b in 0..data.num_batches() {
+        let batch = data.batch(b, model.device())?;
+        let _guard = tch::no_grad_guard();
+        let out = model.forward_t(&batch.x, false);
+        acc.update(tasks, &out, &batch.targets);
+        observer.event(Event::Progress { done: b as u64 + 1, message: String::new() });
+    }
+    observer.event(Event::Finish);
+    Ok(tasks.iter().enumerate().map(|(i, t)| (t.kind(), acc.loss_sum[i] / acc.loss_weight[i])).collect())
+}
+
+/// Callback receiving (attack index, batch index, clean batch, adversarial inputs).
+pub type AdversarialSink<'a> = dyn FnMut(usize, usize, &Batch, &Tensor) -> Result<()> + 'a;
+
+/// Evaluates `model` on `data` clean and under each attack.
+///
+/// # Errors
+/// Data errors, tasks that do not match the model, or an attack that cannot run.
+pub fn evaluate(
+    model: &Model,
+    tasks: &[Task],
+    data: &dyn BatchSource,
+    attacks: &[Attack],
+    options: EvalOptions,
+    observer: &mut dyn Observer,
+    mut sink: Option<&mut AdversarialSink>,
+) -> Result<Evaluation> {
+    let needs_base = attacks.iter().any(|a| a.config.apgd_profile == crate::attack::ApgdProfile::Paper && a.config.step == crate::attack::StepKind::Apgd);
+    let base = if needs_base { Some(clean_losses(model, tasks, data, observer)?) } else { None };
+    let directions = attacks.iter().map(|a| a.config.direction.build(tasks)).collect::<Result<Vec<_>>>()?;
+    let mut clean = Accumulator::new(tasks, options);
+    let mut attacked: Vec<Accumulator> = attacks.iter().map(|_| Accumulator::new(tasks, options)).collect();
+    let total = data.num_batches();
+    observer.event(Event::Start { what: "evaluate".into(), total: total as u64 });
+    for b in 0..total {
+        let batch = data.batch(b, model.device())?;
+        let n = batch.len();
+        let clean_losses = {
+            let _guard = tch::no_grad_guard();
+            let out = model.forward_t(&batch.x.to_kind(model.kind()), false);
+            clean.update(tasks, &out, &batch.targets)
+        };
+        clean.samples += n;
+        for (i, attack) in attacks.iter().enumerate() {
+            let outcome = attack.run(model, tasks, &batch, b as u64, base.as_ref())?;
+            if let Some(sink) = sink.as_deref_mut() {
+                sink(i, b, &batch, &outcome.x_adv)?;
+            }
+            let acc = &mut attacked[i];
+            let _guard = tch::no_grad_guard();
+            let out = model.forward_t(&outcome.x_adv, false);
+            let adv_losses = acc.update(tasks, &out, &batch.targets);
+            let ctx = DirectionContext { clean: Some(clean_losses.map(|_, t| t.shallow_clone())), ..Default::default() };
+            let dir = &directions[i];
+            let f_clean = dir.objective(&clean_losses, &ctx).sum(Kind::Double);
+            let f_adv = dir.objective(&adv_losses, &ctx).sum(Kind::Double);
+            acc.objective.0 += f64::try_from(f_clean).unwrap_or(f64::NAN);
+            acc.objective.1 += f64::try_from(f_adv).unwrap_or(f64::NAN);
+            acc.counts.forward += outcome.counts.forward;
+            acc.counts.backward += outcome.counts.backward;
+            acc.checks = Some(merge_checks(acc.checks.take(), &outcome.checks));
+            acc.samples += n;
+        }
+        observer.event(Event::Progress { done: b as u64 + 1, message: format!("{} samples", clean.samples) });
+    }
+    observer.event(Event::Finish);
+    let clean_report = clean.report(tasks, options, "clean".into(), None);
+    let mut warnings = Vec::new();
+    let mut reports = Vec::new();
+    for (acc, attack) in attacked.iter().zip(attacks) {
+        let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
+        let (a, skipped) = arp::arp(&clean_report.metrics, &r.metrics);
+        if !skipped.is_empty() {
+            warnings.push(format!("{}: left out of ARP because the clean value is 0 or not finite: {}", r.label, skipped.join(", ")));
+        }
+        if let Some(c) = &r.checks {
+            if !c.passed() {
+                warnings.push(format!("{}: adversarial inputs failed a sanity check: {c:?}", r.label));
+            }
+            if c.zero_gradient_samples > 0 {
+                warnings.push(format!("{}: {} sample(s) had an all-zero input gradient; the attack cannot move them", r.label, c.zero_gradient_samples));
+            }
+        }
+        r.arp = Some(a);
+        reports.push(r);
+    }
+    for w in &warnings {
+        observer.event(Event::Warning(w.clone()));
+    }
+    Ok(Evaluation { options, clean: clean_report, attacked: reports, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::StepKind;
+    use crate::data::InMemory;
+    use crate::observe::Silent;
+    use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
+
+    #[test]
+    fn clean_and_attacked_runs_with_arp() {
+        let specs = three_tasks();
+        let model = small_model(&specs, 9, 1);
+        let tasks = tasks_of(&specs);
+        let data = InMemory(vec![random_batch(&specs, 2, 32, 2, Kind::Float), random_batch(&specs, 1, 32, 3, Kind::Float)]);
+        let attacks: Vec<Attack> = ["total", "gbmta"]
+            .iter()
+            .map(|d| Attack::new(AttackConfig { step: StepKind::Pgd, direction: d.parse().unwrap(), n_iter: 3, ..Default::default() }).unwrap())
+            .collect();
+        let mut saved = Vec::new();
+        let mut sink = |i: usize, b: usize, _: &Batch, x: &Tensor| {
+            saved.push((i, b, x.size()));
+            Ok(())
+        };
+        let e = evaluate(&model, &tasks, &data, &attacks, EvalOptions::default(), &mut Silent, Some(&mut sink)).unwrap();
+        assert_eq!(e.clean.samples, 3);
+        assert_eq!(e.attacked.len(), 2);
+        assert_eq!(saved.len(), 4);
+        for r in &e.attacked {
+            let (f0, f1) = r.objective.unwrap();
+            assert!(f1 > f0, "{}: objective {f0} → {f1}", r.label);
+            assert!(r.checks.as_ref().unwrap().passed());
+            assert_eq!(r.counts.unwrap().forward, 6);
+            let arp = r.arp.as_ref().unwrap();
+            assert!(arp.arp.is_finite());
+            // The recomputed ARP equals the mean of the per-task ARPs.
+            let mean = arp.per_task.values().sum::<f64>() / arp.per_task.len() as f64;
+            assert!((arp.arp - mean).abs() < 1e-12);
+        }
+    }
+}

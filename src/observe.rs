@@ -1,0 +1,43 @@
+//! Progress and warnings leave the library as events; the CLI turns them into progress bars and
+//! messages, tests ignore them. The library itself never prints.
+
+/// Something a long-running operation reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A phase with `total` units of work starts (`total` 0 = unknown).
+    Start { what: String, total: u64 },
+    /// `done` units of the current phase are finished; `message` is a short status line.
+    Progress { done: u64, message: String },
+    /// The current phase ended.
+    Finish,
+    /// A problem that does not stop the run.
+    Warning(String),
+}
+
+/// Receives events.
+pub trait Observer {
+    /// Handles one event.
+    fn event(&mut self, event: Event);
+}
+
+/// Ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&mut self, _event: Event) {}
+}
+
+/// Collects warnings (and drops progress): for tests and for reports that list warnings.
+#[derive(Debug, Default, Clone)]
+pub struct Collect {
+    pub warnings: Vec<String>,
+}
+
+impl Observer for Collect {
+    fn event(&mut self, event: Event) {
+        if let Event::Warning(w) = event {
+            self.warnings.push(w);
+        }
+    }
+}
