@@ -82,6 +82,9 @@ pub struct AttackConfig {
     pub sage_decay: f64,
     /// How Single/Total/weighted reduce task losses over the batch.
     pub reduction: Reduction,
+    /// PGD: friendly early stopping (adversarial training).
+    #[serde(default)]
+    pub early_stop: Option<step::EarlyStop>,
     pub seed: u64,
 }
 
@@ -103,6 +106,7 @@ impl Default for AttackConfig {
             sage_lr: 10.0,
             sage_decay: 0.0,
             reduction: Reduction::PerSample,
+            early_stop: None,
             seed: 0,
         }
     }
@@ -130,6 +134,9 @@ impl AttackConfig {
                 return Err(Error::config("--step-size", format!("{s} must be a positive number of grey levels")));
             }
         }
+        if self.early_stop.is_some() && self.step != StepKind::Pgd {
+            return Err(Error::config("--fat-tau", "friendly early stopping applies to PGD (`--attack pgd`)"));
+        }
         if self.restarts == 0 {
             return Err(Error::config("--restarts", "at least one run is needed (1 = no restart)"));
         }
@@ -145,7 +152,7 @@ impl AttackConfig {
         match self.step {
             StepKind::Fgsm => Box::new(step::Fgsm),
             StepKind::Mifgsm => Box::new(step::MiFgsm { n_iter: self.n_iter, alpha, momentum: self.momentum }),
-            StepKind::Pgd => Box::new(step::Pgd { n_iter: self.n_iter, alpha, random_start: self.random_start }),
+            StepKind::Pgd => Box::new(step::Pgd { n_iter: self.n_iter, alpha, random_start: self.random_start, early_stop: self.early_stop }),
             StepKind::Apgd => Box::new(step::Apgd {
                 n_iter: self.n_iter,
                 profile: self.apgd_profile,

@@ -34,3 +34,31 @@ impl BatchSource for InMemory {
         Ok(self.0[index].to_device(device))
     }
 }
+
+/// Samples by index with a per-sample augmentation seed: what training draws from.
+pub trait SampleSource: Sync {
+    /// Number of samples.
+    fn num_samples(&self) -> usize;
+    /// The samples `items[i].0`, augmented with seeds `items[i].1`, stacked on `device`.
+    ///
+    /// # Errors
+    /// Unreadable or malformed data.
+    fn samples(&self, items: &[(usize, u64)], device: Device) -> Result<Batch>;
+}
+
+/// Raw samples in memory, without augmentation (tests).
+pub struct InMemorySamples {
+    pub samples: Vec<super::RawSample>,
+    pub tasks: Vec<crate::task::TaskKind>,
+}
+
+impl SampleSource for InMemorySamples {
+    fn num_samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn samples(&self, items: &[(usize, u64)], device: Device) -> Result<Batch> {
+        let picked: Vec<super::RawSample> = items.iter().map(|&(i, _)| self.samples[i].clone()).collect();
+        Batch::from_raw(&picked, &self.tasks, device)
+    }
+}

@@ -14,7 +14,7 @@
 //!
 //! Both fuse the objective evaluation into the gradient pass at the same point, so N steps cost
 //! N+1 forwards (the reference: 2N+1, spec §8 item 4).
-use super::{RunContext, StepRule};
+use super::{mask, select, RunContext, StepRule};
 use crate::attack::direction::Need;
 use tch::{Kind, Tensor};
 
@@ -186,21 +186,11 @@ fn to_vec(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(tch::Device::Cpu)).expect("1-D objective")
 }
 
-fn mask(flags: &[bool], like: &Tensor) -> Tensor {
-    let v: Vec<i64> = flags.iter().map(|&f| f as i64).collect();
-    Tensor::from_slice(&v).to_device(like.device()).gt(0)
-}
-
-/// `where(m[b], a, b)` for `[B, …]` tensors and a `[B]` mask.
-fn select(m: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
-    let shape: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, a.dim() - 1)).collect();
-    a.where_self(&m.view(shape.as_slice()), b)
-}
 
 impl Apgd {
     fn run_autoattack(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
-        cx.ensure_clean();
+        cx.ensure_clean(false);
         let mut overall: Option<(Tensor, Tensor)> = None;
         for restart in 0..self.restarts.max(1) {
             let mut rng = cx.rng(restart as u64);

@@ -2,12 +2,14 @@
 //! once and works with every direction; it projects onto the budget after every step.
 mod apgd;
 mod auto_sage;
+mod early_stop;
 mod fgsm;
 mod mifgsm;
 mod pgd;
 
 pub use apgd::{autoattack_checkpoints, paper_checkpoints, Apgd, ApgdProfile};
 pub use auto_sage::AutoSage;
+pub use early_stop::{EarlyStop, EarlyStopper};
 pub use fgsm::Fgsm;
 pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
@@ -71,10 +73,10 @@ impl<'a> RunContext<'a> {
         e
     }
 
-    /// Makes sure the clean per-sample losses are known when the direction's objective needs them
-    /// (one extra forward when the attack does not start at the clean input).
-    pub fn ensure_clean(&mut self) {
-        if self.direction.needs_clean() && self.dctx.clean.is_none() {
+    /// Makes sure the clean per-sample losses are known when the direction's objective needs them,
+    /// or always with `force` (one extra forward when the attack does not start at the clean input).
+    pub fn ensure_clean(&mut self, force: bool) {
+        if (force || self.direction.needs_clean()) && self.dctx.clean.is_none() {
             let x = self.x.shallow_clone();
             let _ = evaluate(self.direction, self.oracle, &x, &mut self.dctx, Need::Objective, true);
         }
@@ -85,8 +87,38 @@ impl<'a> RunContext<'a> {
         crate::rng::stream(self.seed, &[restart])
     }
 
+    /// Each sample's mean relative loss increase over the direction's tasks against the clean
+    /// losses (tasks with a zero clean loss left out): FAT's adversarial criterion.
+    pub fn relative_increase(&self, losses: &crate::task::TaskMap<Tensor>) -> Vec<f64> {
+        let clean = self.dctx.clean.as_ref().expect("clean losses are computed before early stopping");
+        let _guard = tch::no_grad_guard();
+        let mut sum: Option<Tensor> = None;
+        let mut count: Option<Tensor> = None;
+        for (kind, l) in losses.iter() {
+            let l0 = clean.get(kind).expect("clean losses of every used task");
+            let ok = l0.gt(1e-12).to_kind(Kind::Double);
+            let r = (l - l0).to_kind(Kind::Double) / l0.to_kind(Kind::Double).clamp_min(1e-12) * &ok;
+            sum = Some(sum.map_or(r.shallow_clone(), |s| s + &r));
+            count = Some(count.map_or(ok.shallow_clone(), |c| c + &ok));
+        }
+        let mean = sum.expect("a direction uses tasks") / count.expect("idem").clamp_min(1.0);
+        Vec::<f64>::try_from(mean.to_device(tch::Device::Cpu)).expect("1-D")
+    }
+
     /// `[B]` tensor filled with `v` (per-sample step sizes).
     pub fn per_sample(&self, v: f64) -> Tensor {
         Tensor::full([self.x.size()[0]], v, (self.x.kind(), self.x.device()))
     }
+}
+
+/// A `[B]` boolean tensor from per-sample flags.
+pub(crate) fn mask(flags: &[bool], like: &Tensor) -> Tensor {
+    let v: Vec<i64> = flags.iter().map(|&f| f as i64).collect();
+    Tensor::from_slice(&v).to_device(like.device()).gt(0)
+}
+
+/// `where(m[b], a, b)` for `[B, …]` tensors and a `[B]` mask.
+pub(crate) fn select(m: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
+    let shape: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, a.dim() - 1)).collect();
+    a.where_self(&m.view(shape.as_slice()), b)
 }

@@ -2,7 +2,10 @@
 //! returning the last iterate. Defaults follow the paper: N = 10, α = ε/N, no random start (the
 //! reference has none, spec §7 item 10); `--random-start` starts uniformly inside the ball.
 //! Passes per step: 1 forward + the direction's backwards.
-use super::{RunContext, StepRule};
+//!
+//! With early stopping (FAT) a sample stops moving τ steps after it first becomes adversarial, and
+//! the loop ends when no sample moves any more.
+use super::{EarlyStop, EarlyStopper, RunContext, StepRule};
 use crate::attack::direction::Need;
 use tch::Tensor;
 
@@ -13,6 +16,8 @@ pub struct Pgd {
     /// Step size in input units.
     pub alpha: f64,
     pub random_start: bool,
+    /// Friendly early stopping (adversarial training).
+    pub early_stop: Option<EarlyStop>,
 }
 
 impl StepRule for Pgd {
@@ -23,7 +28,7 @@ impl StepRule for Pgd {
     fn run(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
         let mut x_adv = if self.random_start {
-            cx.ensure_clean();
+            cx.ensure_clean(self.early_stop.is_some());
             let mut rng = cx.rng(0);
             let _guard = tch::no_grad_guard();
             cx.budget.random_start(&x, &mut rng)
@@ -31,10 +36,26 @@ impl StepRule for Pgd {
             x.shallow_clone()
         };
         let alpha = cx.per_sample(self.alpha);
+        let mut stopper = self.early_stop.map(|e| EarlyStopper::new(e, x.size()[0] as usize));
         for k in 0..self.n_iter {
-            let g = cx.eval(&x_adv, Need::Gradient, k == 0 && !self.random_start).grad.expect("gradient requested");
+            let e = cx.eval(&x_adv, Need::Gradient, k == 0 && !self.random_start);
+            let g = e.grad.expect("gradient requested");
+            let active = match stopper.as_mut() {
+                Some(s) => {
+                    let flags = s.update(k, &cx.relative_increase(&e.losses));
+                    if !flags.iter().any(|&f| f) {
+                        break;
+                    }
+                    Some(flags)
+                }
+                None => None,
+            };
             let _guard = tch::no_grad_guard();
-            x_adv = cx.budget.project(&(&x_adv + cx.budget.ascent(&g, &alpha)), &x);
+            let next = cx.budget.project(&(&x_adv + cx.budget.ascent(&g, &alpha)), &x);
+            x_adv = match active {
+                Some(flags) => super::select(&super::mask(&flags, &next), &next, &x_adv),
+                None => next,
+            };
         }
         x_adv
     }

@@ -1,0 +1,468 @@
+//! File codecs shared by the dataset readers and writers (spec §1.2, §1.3): 8- and 16-bit
+//! PNG/JPEG through the `image` crate, `.npy` arrays through `npyz`, and the JSON split index
+//! (`{"split": [[path, ...], ...]}`) both datasets use. Every failure is an [`Error::Data`]
+//! (or [`Error::Io`] when writing) that names the file, says what is wrong and how to fix it;
+//! nothing here panics on bad input.
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Luma, Rgb};
+use npyz::WriterBuilder;
+
+use crate::data::raw::Dense;
+use crate::error::{Error, Result};
+
+/// Opens and fully decodes an image file (format sniffed from its bytes, not its extension).
+fn decode(path: &Path) -> Result<DynamicImage> {
+    let reader = ImageReader::open(path).map_err(|e| {
+        Error::data(path, format!("cannot open image ({e}); check the path in the split file and the dataset root"))
+    })?;
+    let reader =
+        reader.with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image header ({e})")))?;
+    reader.decode().map_err(|e| {
+        Error::data(
+            path,
+            format!(
+                "cannot decode image ({e}); the file is corrupt, truncated or not a PNG/JPEG — \
+                 re-extract or regenerate it"
+            ),
+        )
+    })
+}
+
+/// Splits interleaved pixels (`H×W×C`, row-major) into a channel-major [`Dense`].
+fn planar<T: Copy + Default>(interleaved: &[T], channels: usize, height: usize, width: usize) -> Dense<T> {
+    let mut out = Dense::filled(channels, height, width, T::default());
+    let plane = height * width;
+    for (p, px) in interleaved.chunks_exact(channels).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            out.data[c * plane + p] = v;
+        }
+    }
+    out
+}
+
+/// Interleaves a channel-major [`Dense`] back into `H×W×C` row-major order.
+fn interleaved<T: Copy + Default>(src: &Dense<T>) -> Vec<T> {
+    let plane = src.height * src.width;
+    let mut out = vec![T::default(); src.data.len()];
+    for c in 0..src.channels {
+        for p in 0..plane {
+            out[p * src.channels + c] = src.data[c * plane + p];
+        }
+    }
+    out
+}
+
+/// Reads an 8-bit colour image as 3×H×W in the file's R,G,B order.
+///
+/// With `like_opencv`, grey and alpha images are accepted and converted the way OpenCV's
+/// `imread(IMREAD_COLOR)` does (grey replicated, alpha dropped); otherwise only 8-bit RGB is
+/// accepted (PIL-based loaders break on anything else).
+pub(crate) fn read_rgb8(path: &Path, like_opencv: bool) -> Result<Dense<u8>> {
+    let img = decode(path)?;
+    let colour = img.color();
+    let rgb = match img {
+        DynamicImage::ImageRgb8(b) => b,
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageRgba8(_) if like_opencv => {
+            img.to_rgb8()
+        }
+        _ => {
+            return Err(Error::data(
+                path,
+                format!("expected an 8-bit RGB image, got {colour:?}; convert it to 8-bit RGB"),
+            ))
+        }
+    };
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    Ok(planar(rgb.as_raw(), 3, h, w))
+}
+
+/// Reads an 8-bit single-channel (grey) image as 1×H×W.
+pub(crate) fn read_grey8(path: &Path) -> Result<Dense<u8>> {
+    match decode(path)? {
+        DynamicImage::ImageLuma8(b) => {
+            let (w, h) = (b.width() as usize, b.height() as usize);
+            Ok(Dense { channels: 1, height: h, width: w, data: b.into_raw() })
+        }
+        other => Err(Error::data(
+            path,
+            format!(
+                "expected an 8-bit single-channel (grey) PNG holding raw class ids, got {:?} \
+                 (palette PNGs decode as RGB); re-save it as 8-bit grey",
+                other.color()
+            ),
+        )),
+    }
+}
+
+/// Reads a 16-bit single-channel (grey) PNG as 1×H×W.
+pub(crate) fn read_grey16(path: &Path) -> Result<Dense<u16>> {
+    match decode(path)? {
+        DynamicImage::ImageLuma16(b) => {
+            let (w, h) = (b.width() as usize, b.height() as usize);
+            Ok(Dense { channels: 1, height: h, width: w, data: b.into_raw() })
+        }
+        other => Err(Error::data(
+            path,
+            format!(
+                "expected a 16-bit single-channel (grey) PNG, got {:?}; Taskonomy stores depth, \
+                 keypoints and edges as 16-bit PNGs",
+                other.color()
+            ),
+        )),
+    }
+}
+
+/// Creates the parent folder of `path`.
+fn create_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Image dimensions as the `u32` pair the `image` crate wants, or an error naming `path`.
+fn dims(path: &Path, height: usize, width: usize) -> Result<(u32, u32)> {
+    match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(Error::data(path, format!("cannot write a {height}×{width} image; both sides must be 1..2^32"))),
+    }
+}
+
+/// Checks that `src` has `channels` channels and a consistent data length before writing it.
+fn check_dense<T>(path: &Path, src: &Dense<T>, channels: usize) -> Result<()> {
+    if src.channels != channels || src.data.len() != src.channels * src.height * src.width {
+        return Err(Error::data(
+            path,
+            format!(
+                "cannot write: expected {channels} channel(s) with {} values, got {} channel(s) with {} values",
+                channels * src.height * src.width,
+                src.channels,
+                src.data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes 3×H×W values (in R,G,B order) as an 8-bit RGB PNG.
+pub(crate) fn write_rgb8(path: &Path, rgb: &Dense<u8>) -> Result<()> {
+    check_dense(path, rgb, 3)?;
+    let (w, h) = dims(path, rgb.height, rgb.width)?;
+    let buf: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::from_raw(w, h, interleaved(rgb))
+        .ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
+    save(path, |p| buf.save_with_format(p, ImageFormat::Png))
+}
+
+/// Writes 1×H×W values as an 8-bit grey PNG.
+pub(crate) fn write_grey8(path: &Path, grey: &Dense<u8>) -> Result<()> {
+    check_dense(path, grey, 1)?;
+    let (w, h) = dims(path, grey.height, grey.width)?;
+    let buf: ImageBuffer<Luma<u8>, Vec<u8>> = ImageBuffer::from_raw(w, h, grey.data.clone())
+        .ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
+    save(path, |p| buf.save_with_format(p, ImageFormat::Png))
+}
+
+/// Writes 1×H×W values as a 16-bit grey PNG.
+pub(crate) fn write_grey16(path: &Path, grey: &Dense<u16>) -> Result<()> {
+    check_dense(path, grey, 1)?;
+    let (w, h) = dims(path, grey.height, grey.width)?;
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(w, h, grey.data.clone())
+        .ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
+    save(path, |p| buf.save_with_format(p, ImageFormat::Png))
+}
+
+/// Creates the parent folder and runs an `image` save, mapping its error to one naming `path`.
+fn save(path: &Path, f: impl FnOnce(&Path) -> image::ImageResult<()>) -> Result<()> {
+    create_parent(path)?;
+    f(path).map_err(|e| match e {
+        image::ImageError::IoError(io) => Error::io(path, io),
+        other => Error::data(path, format!("cannot encode PNG ({other})")),
+    })
+}
+
+/// A numeric `.npy` array read into `f32`, with its shape in C (row-major) order.
+pub(crate) struct NpyArray {
+    /// Axis lengths as written in the header.
+    pub shape: Vec<usize>,
+    /// Values in C order (Fortran-ordered files are transposed on read).
+    pub data: Vec<f32>,
+}
+
+/// Reads a float32 or float64 `.npy` file (either byte order, C or Fortran order) into `f32`.
+pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
+    let file = File::open(path).map_err(|e| {
+        Error::data(path, format!("cannot open .npy file ({e}); check the path in the split file and the dataset root"))
+    })?;
+    let npy = npyz::NpyFile::new(BufReader::new(file))
+        .map_err(|e| Error::data(path, format!("not a valid .npy file ({e}); re-save it with numpy.save")))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&n| n as usize).collect();
+    let order = npy.order();
+    let dtype = npy.dtype();
+    let truncated = |e: std::io::Error| {
+        Error::data(path, format!("data section is truncated or unreadable ({e}); re-save it with numpy.save"))
+    };
+    // Only plain float arrays are meaningful here; integers would silently change units.
+    let is_float = |size: u64| match &dtype {
+        npyz::DType::Plain(t) => t.type_char() == npyz::TypeChar::Float && t.size_field() == size,
+        _ => false,
+    };
+    let data: Vec<f32> = if is_float(4) {
+        npy.into_vec::<f32>().map_err(truncated)?
+    } else if is_float(8) {
+        npy.into_vec::<f64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect()
+    } else {
+        return Err(Error::data(
+            path,
+            format!(
+                "expected a float32 or float64 array, got dtype {}; convert it with .astype(numpy.float32)",
+                dtype.descr()
+            ),
+        ));
+    };
+    let expected: usize = shape.iter().product();
+    if data.len() != expected {
+        return Err(Error::data(path, format!("holds {} values but its shape {shape:?} needs {expected}", data.len())));
+    }
+    let data = match order {
+        npyz::Order::C => data,
+        npyz::Order::Fortran => fortran_to_c(&shape, &data),
+    };
+    Ok(NpyArray { shape, data })
+}
+
+/// Reorders a Fortran-ordered (first axis fastest) array into C order.
+fn fortran_to_c(shape: &[usize], data: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    let mut idx = vec![0usize; shape.len()];
+    for v in out.iter_mut() {
+        // `idx` walks C order (last axis fastest); its Fortran offset has the first axis fastest.
+        let mut f_off = 0;
+        let mut stride = 1;
+        for (i, &n) in idx.iter().zip(shape) {
+            f_off += i * stride;
+            stride *= n;
+        }
+        *v = data[f_off];
+        for ax in (0..shape.len()).rev() {
+            idx[ax] += 1;
+            if idx[ax] < shape[ax] {
+                break;
+            }
+            idx[ax] = 0;
+        }
+    }
+    out
+}
+
+/// Writes `data` (C order) as a little-endian float32 `.npy` of the given shape.
+pub(crate) fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(Error::data(path, format!("cannot write {} values as shape {shape:?}", data.len())));
+    }
+    create_parent(path)?;
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let shape: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
+    let mut writer = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(BufWriter::new(file))
+        .begin_nd()
+        .map_err(|e| Error::io(path, e))?;
+    writer.extend(data.iter().copied()).map_err(|e| Error::io(path, e))?;
+    writer.finish().map_err(|e| Error::io(path, e))
+}
+
+/// Reads split `split` of a JSON split index: a list of `N`-path entries.
+pub(crate) fn read_split<const N: usize>(json: &Path, split: &str) -> Result<Vec<[String; N]>> {
+    let text = std::fs::read_to_string(json).map_err(|e| {
+        Error::data(json, format!("cannot read the split index ({e}); pass the dataset root that contains it"))
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::data(json, format!("is not valid JSON ({e})")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| Error::data(json, "expected a JSON object mapping split names to lists of entries"))?;
+    let entries = obj.get(split).ok_or_else(|| {
+        let known: Vec<&str> = obj.keys().map(String::as_str).collect();
+        Error::data(json, format!("has no split `{split}`; it has: {}", known.join(", ")))
+    })?;
+    let list =
+        entries.as_array().ok_or_else(|| Error::data(json, format!("split `{split}` is not a list of entries")))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let bad =
+                || Error::data(json, format!("split `{split}` entry {i} is not a list of {N} path strings: {entry}"));
+            let items = entry.as_array().filter(|a| a.len() == N).ok_or_else(bad)?;
+            let mut out: [String; N] = std::array::from_fn(|_| String::new());
+            for (slot, item) in out.iter_mut().zip(items) {
+                *slot = item.as_str().ok_or_else(bad)?.to_owned();
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// Writes a JSON split index mapping each split name to its list of `N`-path entries.
+pub(crate) fn write_split_index<const N: usize>(json: &Path, splits: &[(&str, Vec<[String; N]>)]) -> Result<()> {
+    let mut map = serde_json::Map::new();
+    for (name, entries) in splits {
+        let list = entries.iter().map(|e| serde_json::Value::from(e.to_vec())).collect::<Vec<_>>();
+        if map.insert((*name).to_owned(), serde_json::Value::Array(list)).is_some() {
+            return Err(Error::data(json, format!("split `{name}` is given twice; merge its entries")));
+        }
+    }
+    create_parent(json)?;
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(map))
+        .map_err(|e| Error::data(json, format!("cannot serialise the split index ({e})")))?;
+    let mut file = File::create(json).map_err(|e| Error::io(json, e))?;
+    file.write_all(text.as_bytes()).map_err(|e| Error::io(json, e))
+}
+
+/// Finds a dataset folder `dir` (holding `index`) from a data root or from the folder itself.
+pub(crate) fn locate_dataset(root: &Path, dir: &str, index: &str) -> Result<PathBuf> {
+    let nested = root.join(dir);
+    if nested.join(index).is_file() {
+        Ok(nested)
+    } else if root.join(index).is_file() {
+        Ok(root.to_path_buf())
+    } else {
+        Err(Error::data(
+            nested.join(index),
+            format!(
+                "{dir} split index not found (also looked for {}); pass the data root that contains {dir}/{index}",
+                root.join(index).display()
+            ),
+        ))
+    }
+}
+
+/// Checks that a file of a record (`path`, `got` = rows×columns) matches the record's image.
+pub(crate) fn check_same_size(path: &Path, got: (usize, usize), image: &Path, want: (usize, usize)) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::data(
+        path,
+        format!(
+            "is {}×{} (rows×columns) but the image {} is {}×{}; all files of a record must have the same size",
+            got.0,
+            got.1,
+            image.display(),
+            want.0,
+            want.1
+        ),
+    ))
+}
+
+/// Checks, before writing, that an array of a record has the image's size.
+pub(crate) fn check_write_size(path: &Path, got: (usize, usize), want: (usize, usize)) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::data(
+        path,
+        format!(
+            "cannot write a {}×{} array next to a {}×{} image; all arrays of a record must have the same size",
+            got.0, got.1, want.0, want.1
+        ),
+    ))
+}
+
+/// Checks a relative output name (a record stem) so that writers never escape their folder.
+pub(crate) fn check_stem(stem: &str) -> Result<()> {
+    let p = Path::new(stem);
+    let escapes = p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+    if stem.is_empty() || escapes {
+        return Err(Error::config(
+            "stem",
+            format!("`{stem}` must be a non-empty relative name without `..`, e.g. `scene1_0003`"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fortran_order_is_transposed_to_c_order() {
+        // A 2×3 array [[0,1,2],[3,4,5]] stored Fortran-order is 0,3,1,4,2,5.
+        let f = [0.0, 3.0, 1.0, 4.0, 2.0, 5.0];
+        assert_eq!(fortran_to_c(&[2, 3], &f), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn stems_cannot_escape_their_folder() {
+        assert!(check_stem("scene_01").is_ok());
+        assert!(check_stem("building/point_3").is_ok());
+        for bad in ["", "../x", "/abs", "a/../../b"] {
+            assert!(check_stem(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn npy_round_trip_and_dtype_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        write_npy_f32(&p, &[2, 2], &[1.0, 2.0, 3.0, 4.5]).unwrap();
+        let a = read_npy_f32(&p).unwrap();
+        assert_eq!(a.shape, vec![2, 2]);
+        assert_eq!(a.data, vec![1.0, 2.0, 3.0, 4.5]);
+
+        // float64 is accepted and converted.
+        let p64 = dir.path().join("b.npy");
+        let mut w = npyz::WriteOptions::<f64>::new()
+            .default_dtype()
+            .shape(&[3])
+            .writer(BufWriter::new(File::create(&p64).unwrap()))
+            .begin_nd()
+            .unwrap();
+        w.extend([0.25f64, -1.0, 7.0]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(read_npy_f32(&p64).unwrap().data, vec![0.25, -1.0, 7.0]);
+
+        // int32 is rejected with the dtype in the message.
+        let pi = dir.path().join("c.npy");
+        let mut w = npyz::WriteOptions::<i32>::new()
+            .default_dtype()
+            .shape(&[2])
+            .writer(BufWriter::new(File::create(&pi).unwrap()))
+            .begin_nd()
+            .unwrap();
+        w.extend([1i32, 2]).unwrap();
+        w.finish().unwrap();
+        let msg = read_npy_f32(&pi).err().unwrap().to_string();
+        assert!(msg.contains("c.npy") && msg.contains("<i4"), "{msg}");
+
+        // Truncated data section.
+        let bytes = std::fs::read(&p).unwrap();
+        let pt = dir.path().join("t.npy");
+        std::fs::write(&pt, &bytes[..bytes.len() - 3]).unwrap();
+        let msg = read_npy_f32(&pt).err().unwrap().to_string();
+        assert!(msg.contains("t.npy") && msg.contains("truncated"), "{msg}");
+
+        // Not an npy at all.
+        let pg = dir.path().join("g.npy");
+        std::fs::write(&pg, b"hello world, not numpy").unwrap();
+        let msg = read_npy_f32(&pg).err().unwrap().to_string();
+        assert!(msg.contains("g.npy") && msg.contains("not a valid .npy"), "{msg}");
+    }
+
+    #[test]
+    fn split_index_round_trip_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("idx.json");
+        let e = |s: &str| [format!("{s}.a"), format!("{s}.b")];
+        write_split_index(&p, &[("train", vec![e("x"), e("y")]), ("test", vec![e("z")])]).unwrap();
+        assert_eq!(read_split::<2>(&p, "train").unwrap(), vec![e("x"), e("y")]);
+        let msg = read_split::<2>(&p, "val").err().unwrap().to_string();
+        assert!(msg.contains("idx.json") && msg.contains("no split `val`") && msg.contains("test, train"), "{msg}");
+        let msg = read_split::<3>(&p, "test").err().unwrap().to_string();
+        assert!(msg.contains("entry 0 is not a list of 3"), "{msg}");
+    }
+}
