@@ -19,6 +19,7 @@ pub mod model;
 pub mod observe;
 pub mod rng;
 pub mod task;
+pub mod train;
 #[cfg(test)]
 pub(crate) mod testutil;
 

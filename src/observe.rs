@@ -10,6 +10,8 @@ pub enum Event {
     Progress { done: u64, message: String },
     /// The current phase ended.
     Finish,
+    /// A status line worth showing (e.g. "resuming from step 200").
+    Info(String),
     /// A problem that does not stop the run.
     Warning(String),
 }

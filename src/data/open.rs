@@ -137,3 +137,52 @@ pub fn open(dir: &Path, split: &str, mode: Mode, sizes: Sizes) -> Result<Dataset
     };
     Ok(Dataset { reader, format, synth })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::source::BatchSource;
+    use crate::data::synth::export::{write_dataset, SynthOptions};
+    use crate::data::Loader;
+    use crate::observe::Silent;
+    use crate::task::{taskonomy_tasks, TaskKind};
+    use tch::{Device, Kind};
+
+    #[test]
+    fn a_generated_dataset_opens_and_loads_at_native_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = write_dataset(dir.path(), &SynthOptions { n: 6, size: 32, seed: 3, test_fraction: 0.5 }, &mut Silent).unwrap();
+        assert_eq!((m.train, m.test), (3, 3));
+        assert!(dir.path().join("preview.png").is_file());
+        let ds = open(dir.path(), "test", Mode::Test, Sizes::default()).unwrap();
+        assert_eq!(ds.format, Format::Taskonomy);
+        assert_eq!(ds.default_profile(), crate::task::MetricProfile::Full);
+        assert_eq!(ds.reader.seg_classes(), 10);
+        let tasks = ds.tasks_for(&taskonomy_tasks(10)).unwrap();
+        assert!(tasks[0].class_weights.as_ref().is_some_and(|w| w.len() == 10));
+        let err = ds.tasks_for(&taskonomy_tasks(17)).unwrap_err().to_string();
+        assert!(err.contains("use segm:10"), "{err}");
+        let loader = Loader::new(ds, TaskKind::ALL.to_vec(), 2, None).unwrap();
+        assert_eq!((loader.num_batches(), BatchSource::num_samples(&loader)), (2, 3));
+        let b = loader.batch(1, Device::Cpu).unwrap();
+        assert_eq!(b.x.size(), vec![1, 3, 32, 32]);
+        // Keypoints and edges decode to [−1, 1]; depth to log-scale [0, 1]; every pixel is labelled.
+        for kind in [TaskKind::Keypoints2d, TaskKind::EdgeTexture, TaskKind::DepthZbuffer] {
+            let v = &b.targets.get(kind).unwrap().value;
+            assert!(f64::try_from(v.min()).unwrap() >= -1.0 && f64::try_from(v.max()).unwrap() <= 1.0);
+        }
+        let seg = b.targets.get(TaskKind::SegmentSemantic).unwrap();
+        assert_eq!(f64::try_from(seg.valid.mean(Kind::Float)).unwrap(), 1.0);
+        // Writing into the same directory again is refused.
+        assert!(write_dataset(dir.path(), &SynthOptions { n: 2, size: 32, seed: 3, test_fraction: 0.5 }, &mut Silent).is_err());
+    }
+
+    #[test]
+    fn a_directory_without_a_dataset_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open(dir.path(), "test", Mode::Test, Sizes::default()).unwrap_err().to_string();
+        assert!(err.contains("neither a NYUv2") && err.contains("data synth"), "{err}");
+        let err = open(&dir.path().join("missing"), "test", Mode::Test, Sizes::default()).unwrap_err().to_string();
+        assert!(err.contains("no such directory"), "{err}");
+    }
+}

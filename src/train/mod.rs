@@ -1,0 +1,350 @@
+//! Multi-task training: clean training of any layout, and multi-task adversarial training (FAT)
+//! with any attack × direction of the attack suite.
+//!
+//! One step: draw the step's batch (a pure function of seed and step), optionally replace it by
+//! adversarial examples generated against the current model **in eval mode** (batch-norm
+//! statistics untouched), then one optimiser step on `Σ_t w_t L_t` (pooled batch means) in train
+//! mode, optionally mixed with the clean loss. Dropout draws from libtorch's generator seeded per
+//! step, so a run resumed from a checkpoint continues exactly as an uninterrupted one.
+//!
+//! Output directory: `model.safetensors` + `model.json` (an ordinary checkpoint, refreshed at every
+//! checkpoint), `checkpoints/step-N/` (model, optimiser state, `state.json`) with `checkpoints/latest`
+//! naming the newest complete one, and `log.jsonl` (training losses and validation metrics).
+pub mod optimizer;
+pub mod sampler;
+pub mod schedule;
+
+pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+pub use schedule::Schedule;
+
+use crate::attack::{Attack, AttackConfig};
+use crate::data::{BatchSource, SampleSource};
+use crate::error::{Error, Result};
+use crate::eval::{evaluate, EvalOptions};
+use crate::model::{checkpoint, Model};
+use crate::observe::{Event, Observer};
+use crate::task::{MetricValue, Task, TaskMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::Kind;
+
+/// Adversarial training: which examples the model is trained on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarialTraining {
+    /// The attack that makes each mini-batch's examples (its seed is derived per step).
+    pub attack: AttackConfig,
+    /// Weight of the clean loss: `λ·L(x) + (1 − λ)·L(x_adv)`; 0 = adversarial examples only (FAT).
+    pub clean_weight: f64,
+    /// FAT's τ schedule: τ grows linearly from this value to the attack's τ over training.
+    pub tau_start: Option<usize>,
+}
+
+/// Everything that defines a training run (resuming requires the same configuration).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub schedule: Schedule,
+    pub optimizer: OptimizerConfig,
+    /// Loss weight of each task, in model task order.
+    pub task_weights: Vec<f64>,
+    /// Log training losses every this many steps.
+    pub log_every: usize,
+    /// Validate every this many steps (0 = only at the end).
+    pub val_every: usize,
+    /// Checkpoint every this many steps (0 = only at the end).
+    pub checkpoint_every: usize,
+    pub seed: u64,
+    pub adversarial: Option<AdversarialTraining>,
+}
+
+impl TrainConfig {
+    /// A plain configuration for `n_tasks` tasks: SGD, lr 0.01, poly schedule.
+    pub fn new(n_tasks: usize, steps: usize, batch_size: usize) -> Self {
+        TrainConfig {
+            steps,
+            batch_size,
+            lr: 0.01,
+            schedule: Schedule::Poly { power: 0.9 },
+            optimizer: OptimizerConfig::default(),
+            task_weights: vec![1.0; n_tasks],
+            log_every: 10,
+            val_every: 0,
+            checkpoint_every: 0,
+            seed: 0,
+            adversarial: None,
+        }
+    }
+
+    fn check(&self, n_tasks: usize) -> Result<()> {
+        if self.steps == 0 || self.batch_size == 0 {
+            return Err(Error::config("--steps/--batch-size", "both must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config("--lr", format!("{} is not a positive learning rate", self.lr)));
+        }
+        if self.task_weights.len() != n_tasks || self.task_weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err(Error::config("--task-weights", format!("give {n_tasks} non-negative weights, one per task in model order")));
+        }
+        if let Some(a) = &self.adversarial {
+            a.attack.check()?;
+            if !(0.0..=1.0).contains(&a.clean_weight) {
+                return Err(Error::config("--clean-weight", "must be in [0, 1]"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The attack of step `step` (seed and τ of that step).
+    fn attack_at(&self, step: usize) -> Option<AttackConfig> {
+        let adv = self.adversarial.as_ref()?;
+        let mut cfg = adv.attack.clone();
+        cfg.seed = crate::rng::derive_seed(self.seed, &[3, step as u64]);
+        if let (Some(es), Some(t0)) = (cfg.early_stop.as_mut(), adv.tau_start) {
+            let t1 = es.tau as f64;
+            es.tau = (t0 as f64 + (t1 - t0 as f64) * step as f64 / self.steps.max(1) as f64).floor() as usize;
+        }
+        Some(cfg)
+    }
+}
+
+/// `checkpoints/step-N/state.json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainState {
+    config: TrainConfig,
+    /// Steps completed.
+    step: usize,
+    /// Optimiser steps taken (Adam's bias correction).
+    optimizer_t: u64,
+}
+
+/// One line of `log.jsonl`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogLine {
+    pub step: usize,
+    pub lr: f64,
+    /// Mean pooled training loss per task since the last log line (on the examples trained on).
+    pub loss: Option<TaskMap<f64>>,
+    /// Validation metrics.
+    pub val: Option<TaskMap<Vec<MetricValue>>>,
+    pub seconds: f64,
+}
+
+/// What a run reports.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainSummary {
+    /// Steps completed (less than configured when interrupted).
+    pub steps: usize,
+    /// True when the run stopped early on request; rerunning the same command resumes it.
+    pub interrupted: bool,
+    /// Step the run started from (0, or the checkpoint it resumed).
+    pub resumed_from: usize,
+    pub seconds: f64,
+    pub last_loss: Option<TaskMap<f64>>,
+    pub validation: Option<TaskMap<Vec<MetricValue>>>,
+}
+
+const LATEST: &str = "latest";
+
+fn checkpoints_dir(out: &Path) -> PathBuf {
+    out.join("checkpoints")
+}
+
+/// The newest complete checkpoint of a run directory, if any.
+fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
+    let pointer = checkpoints_dir(out).join(LATEST);
+    match std::fs::read_to_string(&pointer) {
+        Ok(name) => Ok(Some(checkpoints_dir(out).join(name.trim()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(pointer, e)),
+    }
+}
+
+/// Writes `checkpoints/step-N/`, then points `latest` at it (atomic rename), then removes older ones.
+fn save_checkpoint(out: &Path, model: &Model, opt: &Optimizer, state: &TrainState, provenance: &serde_json::Value) -> Result<()> {
+    let dir = checkpoints_dir(out);
+    let name = format!("step-{:07}", state.step);
+    let ck = dir.join(&name);
+    std::fs::create_dir_all(&ck).map_err(|e| Error::io(&ck, e))?;
+    model.save(&ck.join("model.safetensors"), Some(provenance.clone()))?;
+    opt.save(&ck.join("optimizer.safetensors"))?;
+    let state_path = ck.join("state.json");
+    std::fs::write(&state_path, serde_json::to_string_pretty(state).expect("serialisable")).map_err(|e| Error::io(&state_path, e))?;
+    let tmp = dir.join("latest.partial");
+    std::fs::write(&tmp, &name).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, dir.join(LATEST)).map_err(|e| Error::io(dir.join(LATEST), e))?;
+    for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten() {
+        let n = entry.file_name().to_string_lossy().to_string();
+        if n.starts_with("step-") && n != name {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    // The run's ordinary checkpoint, usable by `mtrobust attack` at any time.
+    model.save(&out.join("model.safetensors"), Some(provenance.clone()))
+}
+
+/// Trains `model` in place, writing to `out`. If `out` holds a checkpoint of the same
+/// configuration, training resumes from it; a checkpoint of another configuration is an error
+/// unless `restart` is set. When `cancel` becomes true the run checkpoints the finished steps and
+/// returns (`interrupted`).
+///
+/// # Errors
+/// Invalid configuration, data errors, I/O failures, or a mismatching checkpoint.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    model: &mut Model,
+    tasks: &[Task],
+    data: &dyn SampleSource,
+    validation: Option<&dyn BatchSource>,
+    eval_options: EvalOptions,
+    config: &TrainConfig,
+    out: &Path,
+    restart: bool,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary> {
+    config.check(tasks.len())?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut opt = Optimizer::new(&model.vs, config.optimizer);
+    let mut start = 0;
+    if let Some(ck) = latest_checkpoint(out)? {
+        let state_path = ck.join("state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+        let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("malformed training state: {e}")))?;
+        if state.config != *config && !restart {
+            return Err(Error::config(
+                "--out",
+                format!("{} holds a run with another configuration (see {}); use another --out, or --restart to discard it", out.display(), state_path.display()),
+            ));
+        }
+        if state.config == *config {
+            checkpoint::load_weights(&mut model.vs, &ck.join("model.safetensors"), "the run directory's checkpoint")?;
+            opt.load(&ck.join("optimizer.safetensors"))?;
+            opt.t = state.optimizer_t;
+            start = state.step;
+            observer.event(Event::Info(format!("resuming from step {start} ({})", ck.display())));
+        } else {
+            let _ = std::fs::remove_dir_all(checkpoints_dir(out));
+            let _ = std::fs::remove_file(out.join("log.jsonl"));
+        }
+    }
+    let log_path = out.join("log.jsonl");
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
+    let provenance = serde_json::json!({ "training": config });
+    let started = std::time::Instant::now();
+    let mut running: Vec<(f64, usize)> = vec![(0.0, 0); tasks.len()];
+    let mut last_loss = None;
+    let mut validation_result = None;
+    observer.event(Event::Start { what: "train".into(), total: config.steps as u64 });
+    observer.event(Event::Progress { done: start as u64, message: String::new() });
+    let mut done_steps = start;
+    let mut saved_at = start;
+    for step in start..config.steps {
+        if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst)) {
+            break;
+        }
+        let lr = config.schedule.rate(config.lr, step, config.steps);
+        let items = sampler::step_items(data.num_samples(), config.batch_size, config.seed, step);
+        let batch = data.samples(&items, model.device())?;
+        let x_adv = match config.attack_at(step) {
+            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, step as u64, None)?.x_adv),
+            None => None,
+        };
+        let losses = {
+            let _rng = crate::rng::torch_rng(crate::rng::derive_seed(config.seed, &[4, step as u64]));
+            let task_losses = |x: &tch::Tensor| -> TaskMap<tch::Tensor> {
+                let out = model.forward_t(x, true);
+                tasks
+                    .iter()
+                    .map(|t| {
+                        let y = out.get(t.kind()).expect("every task");
+                        let (_, _, h, w) = y.size4().expect("4-D");
+                        (t.kind(), t.loss(y, &batch.targets.get(t.kind()).expect("loader yields every task").resized(h, w)).pooled())
+                    })
+                    .collect()
+            };
+            let weighted = |l: &TaskMap<tch::Tensor>| -> tch::Tensor {
+                l.values().zip(&config.task_weights).map(|(v, w)| v * *w).reduce(|a, b| a + b).expect("≥ 1 task")
+            };
+            let (objective, shown) = match (&x_adv, &config.adversarial) {
+                (Some(xa), Some(adv)) if adv.clean_weight > 0.0 => {
+                    let clean = task_losses(&batch.x);
+                    let attacked = task_losses(xa);
+                    let total = weighted(&clean) * adv.clean_weight + weighted(&attacked) * (1.0 - adv.clean_weight);
+                    (total, attacked)
+                }
+                (Some(xa), _) => {
+                    let attacked = task_losses(xa);
+                    (weighted(&attacked), attacked)
+                }
+                (None, _) => {
+                    let clean = task_losses(&batch.x);
+                    (weighted(&clean), clean)
+                }
+            };
+            opt.zero_grad();
+            objective.backward();
+            opt.step(lr);
+            shown.map(|_, t| f64::try_from(t.detach().to_kind(Kind::Double)).unwrap_or(f64::NAN))
+        };
+        for (slot, v) in running.iter_mut().zip(losses.values()) {
+            if v.is_finite() {
+                slot.0 += v;
+                slot.1 += 1;
+            } else {
+                return Err(Error::config("training", format!("the loss became {v} at step {step}; lower --lr")));
+            }
+        }
+        let done = step + 1;
+        let is_last = done == config.steps;
+        let mut line = LogLine { step: done, lr, loss: None, val: None, seconds: started.elapsed().as_secs_f64() };
+        if done % config.log_every.max(1) == 0 || is_last {
+            let mean: TaskMap<f64> = tasks.iter().zip(&running).map(|(t, (s, n))| (t.kind(), s / (*n).max(1) as f64)).collect();
+            running.iter_mut().for_each(|r| *r = (0.0, 0));
+            line.loss = Some(mean.clone());
+            last_loss = Some(mean);
+        }
+        if let Some(val) = validation {
+            if (config.val_every > 0 && done % config.val_every == 0) || is_last {
+                let e = evaluate(model, tasks, val, &[], eval_options, &mut crate::observe::Silent, None)?;
+                line.val = Some(e.clean.metrics.clone());
+                validation_result = Some(e.clean.metrics);
+            }
+        }
+        if line.loss.is_some() || line.val.is_some() {
+            let text = serde_json::to_string(&line).expect("serialisable");
+            writeln!(log, "{text}").map_err(|e| Error::io(&log_path, e))?;
+        }
+        if (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || is_last {
+            let state = TrainState { config: config.clone(), step: done, optimizer_t: opt.t };
+            save_checkpoint(out, model, &opt, &state, &provenance)?;
+            saved_at = done;
+        }
+        done_steps = done;
+        let message = last_loss.as_ref().map_or(String::new(), |l: &TaskMap<f64>| {
+            l.iter().map(|(k, v)| format!("{} {v:.3}", k.short())).collect::<Vec<_>>().join(" ")
+        });
+        observer.event(Event::Progress { done: done as u64, message });
+    }
+    let interrupted = done_steps < config.steps;
+    if interrupted && saved_at < done_steps {
+        let state = TrainState { config: config.clone(), step: done_steps, optimizer_t: opt.t };
+        save_checkpoint(out, model, &opt, &state, &provenance)?;
+    }
+    observer.event(Event::Finish);
+    Ok(TrainSummary {
+        steps: done_steps,
+        interrupted,
+        resumed_from: start,
+        seconds: started.elapsed().as_secs_f64(),
+        last_loss,
+        validation: validation_result,
+    })
+}
+
+#[cfg(test)]
+mod tests;

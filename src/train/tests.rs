@@ -1,0 +1,194 @@
+//! Training: learning, bit-exact resume, batch-norm statistics across eval-mode attacks, FAT.
+use super::*;
+use crate::attack::step::EarlyStop;
+use crate::attack::{DirectionSpec, StepKind};
+use crate::data::{InMemorySamples, RawSample};
+use crate::observe::Silent;
+use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
+use std::sync::atomic::AtomicBool;
+use tch::{Device, Kind, Tensor};
+
+/// Random batches unstacked into raw samples, so the trainer can draw from them.
+fn samples(n: i64, size: i64, seed: u64) -> InMemorySamples {
+    let specs = three_tasks();
+    let b = random_batch(&specs, n, size, seed, Kind::Float);
+    let to_dense = |t: &Tensor| {
+        let s = t.size();
+        crate::data::Dense { channels: s[0] as usize, height: s[1] as usize, width: s[2] as usize, data: Vec::<f32>::try_from(t.flatten(0, -1)).unwrap() }
+    };
+    let raw = (0..n)
+        .map(|i| RawSample {
+            name: format!("s{i}"),
+            input: to_dense(&b.x.get(i)),
+            targets: specs
+                .iter()
+                .map(|s| {
+                    let t = b.targets.get(s.kind).unwrap();
+                    let valid = to_dense(&t.valid.get(i));
+                    let valid = crate::data::Dense { channels: 1, height: valid.height, width: valid.width, data: valid.data.iter().map(|&v| v as u8).collect() };
+                    (s.kind, crate::data::RawTarget { value: to_dense(&t.value.get(i)), valid })
+                })
+                .collect(),
+        })
+        .collect::<Vec<RawSample>>();
+    InMemorySamples { samples: raw, tasks: specs.iter().map(|s| s.kind).collect() }
+}
+
+fn weights(m: &crate::model::Model) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = m.vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn the_loss_decreases_on_a_fixed_batch() {
+    let specs = three_tasks();
+    let mut model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let data = samples(2, 32, 5);
+    let mut cfg = TrainConfig::new(3, 40, 2);
+    cfg.lr = 0.02;
+    cfg.log_every = 40;
+    let first = {
+        let mut c = cfg.clone();
+        c.steps = 1;
+        c.log_every = 1;
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = small_model(&specs, 9, 1);
+        train(&mut m, &tasks, &data, None, EvalOptions::default(), &c, dir.path(), false, None, &mut Silent).unwrap().last_loss.unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, None, &mut Silent).unwrap();
+    let last = s.last_loss.unwrap();
+    for (k, v) in last.iter() {
+        assert!(*v < 0.8 * first.get(k).unwrap(), "{k}: {} → {v}", first.get(k).unwrap());
+    }
+    // The run directory holds an ordinary checkpoint with identical outputs.
+    let (reloaded, sidecar) = crate::model::Model::load(&dir.path().join("model.safetensors"), Device::Cpu).unwrap();
+    assert!(sidecar.provenance.is_some());
+    let x = data.samples(&[(0, 0)], Device::Cpu).unwrap().x;
+    let _guard = tch::no_grad_guard();
+    let (a, b) = (model.forward_t(&x, false), reloaded.forward_t(&x, false));
+    for (k, t) in a.iter() {
+        assert!(t.equal(b.get(k).unwrap()), "{k}");
+    }
+    assert!(std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap().lines().count() >= 1);
+}
+
+/// Sets every flag after `after` steps have finished.
+struct StopAfter<'a> {
+    after: u64,
+    flag: &'a AtomicBool,
+}
+
+impl Observer for StopAfter<'_> {
+    fn event(&mut self, e: Event) {
+        if let Event::Progress { done, .. } = e {
+            if done >= self.after {
+                self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    let specs = three_tasks();
+    let tasks = tasks_of(&specs);
+    let data = samples(5, 32, 7);
+    let mut cfg = TrainConfig::new(3, 6, 2);
+    cfg.optimizer.kind = OptimizerKind::Adam;
+    cfg.lr = 1e-3;
+    cfg.checkpoint_every = 4;
+    cfg.seed = 11;
+    let model = |seed| {
+        let mut m = small_model(&specs, 9, seed);
+        // Dropout on: the per-step generator seeding is part of what must survive the restart.
+        let mut c = m.config().clone();
+        c.head.dropout = 0.3;
+        m = crate::model::Model::new(c, m.input.clone(), Device::Cpu, seed).unwrap();
+        m
+    };
+    let straight_dir = tempfile::tempdir().unwrap();
+    let mut straight = model(3);
+    train(&mut straight, &tasks, &data, None, EvalOptions::default(), &cfg, straight_dir.path(), false, None, &mut Silent).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let flag = AtomicBool::new(false);
+    let mut first = model(3);
+    let s = train(&mut first, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, Some(&flag), &mut StopAfter { after: 3, flag: &flag }).unwrap();
+    assert!(s.interrupted);
+    assert_eq!(s.steps, 3);
+    // A fresh process would start from a fresh model: different initial weights on purpose.
+    let mut resumed = model(99);
+    let s = train(&mut resumed, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, None, &mut Silent).unwrap();
+    assert_eq!((s.resumed_from, s.steps, s.interrupted), (3, 6, false));
+    for ((na, a), (nb, b)) in weights(&straight).iter().zip(weights(&resumed).iter()) {
+        assert_eq!(na, nb);
+        assert!(a.equal(b), "{na} differs after resuming");
+    }
+    // Another configuration in the same directory is refused.
+    let mut other = cfg.clone();
+    other.lr = 2e-3;
+    let err = train(&mut model(3), &tasks, &data, None, EvalOptions::default(), &other, dir.path(), false, None, &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("another configuration"), "{err}");
+}
+
+#[test]
+fn attacks_in_the_middle_of_training_leave_batch_norm_statistics_alone() {
+    let specs = three_tasks();
+    let mut model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let data = samples(2, 32, 5);
+    let stats = |m: &crate::model::Model| -> Vec<(String, Tensor)> {
+        weights(m).into_iter().filter(|(n, _)| n.contains("running_")).map(|(n, t)| (n, t.copy())).collect()
+    };
+    let before = stats(&model);
+    let batch = data.samples(&[(0, 0), (1, 0)], Device::Cpu).unwrap();
+    let attack = Attack::new(AttackConfig { step: StepKind::Pgd, n_iter: 2, ..Default::default() }).unwrap();
+    attack.run(&model, &tasks, &batch, 0, None).unwrap();
+    for ((n, a), (_, b)) in before.iter().zip(stats(&model).iter()) {
+        assert!(a.equal(b), "{n} moved during an eval-mode attack");
+    }
+    // One adversarial training step updates the running statistics (train mode).
+    let mut cfg = TrainConfig::new(3, 1, 2);
+    cfg.adversarial = Some(AdversarialTraining { attack: attack.config.clone(), clean_weight: 0.0, tau_start: None });
+    let dir = tempfile::tempdir().unwrap();
+    train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, None, &mut Silent).unwrap();
+    let moved = before.iter().zip(stats(&model).iter()).filter(|((_, a), (_, b))| !a.equal(b)).count();
+    assert_eq!(moved, before.len(), "every running statistic moves in a train-mode step");
+}
+
+#[test]
+fn friendly_early_stopping_ends_pgd_once_every_sample_is_adversarial() {
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
+    let run = |tau: usize, threshold: f64| {
+        let cfg = AttackConfig {
+            step: StepKind::Pgd,
+            direction: DirectionSpec::Total,
+            n_iter: 10,
+            early_stop: Some(EarlyStop { tau, threshold }),
+            ..Default::default()
+        };
+        Attack::new(cfg).unwrap().run(&model, &tasks, &batch, 0, None).unwrap()
+    };
+    // Threshold −1: every sample is adversarial at the clean point. τ = 0 → no step at all.
+    let out = run(0, -1.0);
+    assert!(out.x_adv.equal(&batch.x));
+    assert_eq!((out.counts.forward, out.counts.backward), (1, 1));
+    // τ = 3 → exactly three steps, then the loop ends (4 evaluations: x_0..x_3).
+    let out = run(3, -1.0);
+    assert_eq!(out.counts.forward, 4);
+    // An unreachable threshold never stops: the full 10 steps.
+    assert_eq!(run(0, 1e9).counts.forward, 10);
+    // FAT with a τ schedule: τ grows from 0 to 20 over 100 steps.
+    let mut tc = TrainConfig::new(3, 100, 2);
+    let mut cfg = AttackConfig { early_stop: Some(EarlyStop { tau: 20, threshold: 0.5 }), ..Default::default() };
+    cfg.n_iter = 20;
+    tc.adversarial = Some(AdversarialTraining { attack: cfg, clean_weight: 0.0, tau_start: Some(0) });
+    let tau = |s| tc.attack_at(s).unwrap().early_stop.unwrap().tau;
+    assert_eq!((tau(0), tau(50), tau(99)), (0, 10, 19));
+}
