@@ -4,10 +4,10 @@
 //! - [`data`]: samples and batches (input + per-task target + validity mask), dataset readers;
 //! - [`model`]: TreeMTL layouts, backbones as fine blocks, ASPP heads, the branched [`model::TreeNet`];
 //! - [`task`]: per-task losses (pooled and per-sample) and dataset-level metrics;
-//! - `attack`: step rules (FGSM, PGD, APGD, Auto-SAGE) × directions (Single, Total, SignTotal, GB-MTA);
-//! - `eval`: clean baseline, attacked metrics, ARP and transferability;
-//! - `train`: clean and adversarial (FAT) multi-task training;
-//! - `report`: tables, CSV/JSON.
+//! - [`attack`]: step rules (FGSM, PGD, APGD, Auto-SAGE) × directions (Single, Total, SignTotal, GB-MTA);
+//! - [`eval`]: clean baseline, attacked metrics, ARP and transferability;
+//! - [`train`]: clean and adversarial (FAT) multi-task training;
+//! - [`report`]: tables, CSV/JSON.
 //!
 //! Tensors and autodiff come from `tch` (libtorch 2.11).
 pub mod attack;
@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod observe;
+pub mod report;
 pub mod rng;
 pub mod task;
 pub mod train;

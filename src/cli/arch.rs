@@ -11,16 +11,17 @@ pub struct ArchArgs {
     /// Backbone: small (CPU-sized), resnet34 (Deeplab-ResNet34), mobilenetv2.
     #[arg(long, value_enum, default_value_t = BackboneKind::Small)]
     pub backbone: BackboneKind,
-    /// Tasks: nyuv2, taskonomy, or a list like `segm:10,normal,depth,keyp,edge`.
-    #[arg(long, default_value = "nyuv2")]
-    pub tasks: String,
+    /// Tasks: nyuv2, taskonomy, or a list like `segm:10,normal,depth,keyp,edge` (default: nyuv2
+    /// for `model info`; the data's tasks for `train`).
+    #[arg(long)]
+    pub tasks: Option<String>,
     /// Layout by TreeMTL model index (0 = all-shared; NYUv2 2 / Taskonomy 4 = independent).
     #[arg(long, conflicts_with = "layout")]
     pub index: Option<usize>,
     /// Layout in TreeMTL's text form, e.g. "[[{0, 1, 2}], [{0, 1, 2}], [{1, 2}, {0}], [{1, 2}, {0}], [{0}, {2}, {1}]]".
     #[arg(long)]
     pub layout: Option<String>,
-    /// Hidden width of the ASPP heads (default: 1024 for resnet34/mobilenetv2, 64 for small).
+    /// Hidden width of the ASPP heads (default: 1024 for resnet34/mobilenetv2, 32 for small).
     #[arg(long)]
     pub head_width: Option<i64>,
 }
@@ -28,7 +29,7 @@ pub struct ArchArgs {
 impl ArchArgs {
     /// The task list.
     pub fn task_specs(&self) -> anyhow::Result<Vec<TaskSpec>> {
-        Ok(parse_tasks(&self.tasks)?)
+        Ok(parse_tasks(self.tasks.as_deref().unwrap_or("nyuv2"))?)
     }
 
     /// The model configuration and the layout's TreeMTL index (when known).

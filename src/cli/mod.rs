@@ -1,7 +1,14 @@
 //! Argument parsing and dispatch. Errors are printed once to stderr as `error: …` with their
 //! causes; exit codes: 0 success, 1 finished but a sanity check failed, 2 usage/data/checkpoint/torch errors.
 mod arch;
+mod attack;
+mod attack_args;
+mod data;
+mod data_args;
+mod demo;
 mod model;
+mod progress;
+mod train;
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,6 +42,17 @@ enum Command {
     /// Inspect models: `model info` prints a layout's tree and parameter counts.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Datasets: `data synth` renders the built-in multi-task scene dataset.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Train a branched multi-task model, clean or adversarially (FAT).
+    Train(Box<train::TrainArgs>),
+    /// Attack a checkpoint and report per-task metrics before/after and ARP.
+    Attack(Box<attack::AttackCmdArgs>),
+    /// Clean per-task metrics of a checkpoint.
+    Eval(Box<attack::EvalArgs>),
+    /// The whole pipeline on the built-in data: render scenes, train, attack with every direction.
+    Demo(Box<demo::DemoArgs>),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -55,5 +73,10 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Model(cmd) => model::run(cmd, &cli.global),
+        Command::Data(cmd) => data::run(cmd, &cli.global),
+        Command::Train(args) => train::run(*args, &cli.global),
+        Command::Attack(args) => attack::run(*args, &cli.global),
+        Command::Eval(args) => attack::run_eval(*args, &cli.global),
+        Command::Demo(args) => demo::run(*args, &cli.global),
     }
 }

@@ -136,3 +136,25 @@ fn stack_u8<'a>(items: impl Iterator<Item = &'a Dense<u8>>) -> Tensor {
     let data: Vec<f32> = items.iter().flat_map(|d| d.data.iter().map(|&v| if v != 0 { 1.0 } else { 0.0 })).collect();
     Tensor::from_slice(&data).view([items.len() as i64, 1, h as i64, w as i64]).to_kind(Kind::Float)
 }
+
+/// Writes a float tensor as a little-endian float32 `.npy` file of the same shape (e.g. a batch of
+/// adversarial inputs `[B, 3, H, W]` in the model's input space).
+///
+/// # Errors
+/// I/O failures.
+pub fn write_npy(path: &std::path::Path, t: &Tensor) -> Result<()> {
+    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let data = Vec::<f32>::try_from(t.detach().to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))
+        .map_err(|e| Error::data(path, format!("cannot convert the tensor: {e}")))?;
+    super::codec::write_npy_f32(path, &shape, &data)
+}
+
+/// Reads a float32/float64 `.npy` file as a float tensor.
+///
+/// # Errors
+/// A missing or malformed file.
+pub fn read_npy(path: &std::path::Path) -> Result<Tensor> {
+    let a = super::codec::read_npy_f32(path)?;
+    let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+    Ok(Tensor::from_slice(&a.data).view(shape.as_slice()))
+}

@@ -13,7 +13,7 @@ pub mod synth;
 pub mod taskonomy;
 pub mod transform;
 
-pub use batch::{Batch, Target};
+pub use batch::{read_npy, write_npy, Batch, Target};
 pub use input_space::{ChannelOrder, InputSpace};
 pub use raw::{Dense, RawSample, RawTarget};
 pub use reader::{Mode, Reader};

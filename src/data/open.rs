@@ -125,6 +125,7 @@ pub fn open(dir: &Path, split: &str, mode: Mode, sizes: Sizes) -> Result<Dataset
             if let Some(m) = &synth {
                 o.resize = m.resize;
                 o.crop = m.crop;
+                o.depth = m.depth;
             }
             if let Some(r) = sizes.resize {
                 o.resize = r;
@@ -166,11 +167,13 @@ mod tests {
         assert_eq!((loader.num_batches(), BatchSource::num_samples(&loader)), (2, 3));
         let b = loader.batch(1, Device::Cpu).unwrap();
         assert_eq!(b.x.size(), vec![1, 3, 32, 32]);
-        // Keypoints and edges decode to [−1, 1]; depth to log-scale [0, 1]; every pixel is labelled.
-        for kind in [TaskKind::Keypoints2d, TaskKind::EdgeTexture, TaskKind::DepthZbuffer] {
+        // Keypoints and edges decode to [−1, 1]; depth to metres (inside a 4–9 m room); every pixel is labelled.
+        for kind in [TaskKind::Keypoints2d, TaskKind::EdgeTexture] {
             let v = &b.targets.get(kind).unwrap().value;
             assert!(f64::try_from(v.min()).unwrap() >= -1.0 && f64::try_from(v.max()).unwrap() <= 1.0);
         }
+        let depth = &b.targets.get(TaskKind::DepthZbuffer).unwrap().value;
+        assert!(f64::try_from(depth.min()).unwrap() > 0.05 && f64::try_from(depth.max()).unwrap() < 13.0);
         let seg = b.targets.get(TaskKind::SegmentSemantic).unwrap();
         assert_eq!(f64::try_from(seg.valid.mean(Kind::Float)).unwrap(), 1.0);
         // Writing into the same directory again is refused.

@@ -67,6 +67,18 @@ pub enum Unlabelled {
     Class0,
 }
 
+/// What depth values the reader yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DepthUnits {
+    /// The reference's `log(1 + d) / log(65536)` in [0, 1].
+    #[default]
+    Log,
+    /// Metres (`d / 512`): what the synthetic set uses, so that abs/rel error and δ < 1.25^k are
+    /// meaningful (on log values every ratio is below 1.25).
+    Metres,
+}
+
 /// How a Taskonomy split is read and preprocessed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskonomyOptions {
@@ -80,6 +92,8 @@ pub struct TaskonomyOptions {
     pub tasks: Vec<TaskKind>,
     /// What raw seg id 0 becomes (default: ignored).
     pub unlabelled: Unlabelled,
+    /// Depth as the reference's log encoding (default) or in metres.
+    pub depth: DepthUnits,
 }
 
 impl Default for TaskonomyOptions {
@@ -90,6 +104,7 @@ impl Default for TaskonomyOptions {
             crop: DEFAULT_CROP,
             tasks: TaskKind::ALL.to_vec(),
             unlabelled: Unlabelled::Ignore,
+            depth: DepthUnits::Log,
         }
     }
 }
@@ -287,7 +302,10 @@ impl TaskonomyReader {
                 TaskKind::DepthZbuffer => {
                     if let Some(raw) = &depth_raw {
                         for p in (0..plane).filter(|&p| depth_ok(p)) {
-                            t.value.data[p] = decode_depth(raw.data[p]);
+                            t.value.data[p] = match self.opts.depth {
+                                DepthUnits::Log => decode_depth(raw.data[p]),
+                                DepthUnits::Metres => (raw.data[p] as f64 / DEPTH_UNITS_PER_METRE) as f32,
+                            };
                             t.valid.data[p] = 1;
                         }
                     }
@@ -844,6 +862,12 @@ mod tests {
             let x = j * 40 / 16;
             let m = depth_value_to_metres(depth.value.at(0, 4, j));
             assert!((m - 0.25 * x as f32).abs() < 1e-3, "column {j}: {m}");
+        }
+        // The same file read in metres gives the metres directly: 0.25·x exactly (x·128 units / 512).
+        let o = TaskonomyOptions { tasks: vec![TaskKind::DepthZbuffer], depth: DepthUnits::Metres, ..opts(16, 16) };
+        let s = TaskonomyReader::open(root.path(), "test_small", o).unwrap().read(0, &mut rng(0)).unwrap();
+        for j in 0..16 {
+            assert_eq!(s.targets[0].1.value.at(0, 4, j), 0.25 * (j * 40 / 16) as f32);
         }
     }
 

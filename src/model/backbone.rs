@@ -112,9 +112,10 @@ impl BackboneKind {
     /// The ASPP head configuration the backbone is used with by default.
     pub fn default_head(self) -> super::head::HeadConfig {
         match self {
-            // Rates scaled to 16×16 feature maps (128² inputs at stride 8); dropout lighter so a few
-            // minutes of training suffice.
-            BackboneKind::Small => super::head::HeadConfig { width: 64, rates: vec![1, 2, 3, 4], dropout: 0.1 },
+            // Rates scaled to 12–16² feature maps (96–128² inputs at stride 8); narrow (the heads
+            // would otherwise cost five times the backbone with five tasks) and light dropout, so a
+            // few minutes of training suffice.
+            BackboneKind::Small => super::head::HeadConfig { width: 32, rates: vec![1, 2, 3, 4], dropout: 0.1 },
             _ => super::head::HeadConfig::paper(),
         }
     }

@@ -46,6 +46,8 @@ pub struct SynthManifest {
     /// Reader sizes that keep the native resolution (Taskonomy's defaults are 256 → 224).
     pub resize: usize,
     pub crop: usize,
+    /// Depth is read in metres (the reference's log encoding would make δ metrics meaningless).
+    pub depth: crate::data::taskonomy::DepthUnits,
 }
 
 /// The manifest file name inside a generated directory.
@@ -162,6 +164,7 @@ pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observe
         classes: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
         resize: opts.size,
         crop: opts.size,
+        depth: crate::data::taskonomy::DepthUnits::Metres,
     };
     let path = out.join(MANIFEST);
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("serialisable")).map_err(|e| Error::io(&path, e))?;

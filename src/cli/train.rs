@@ -1,0 +1,216 @@
+//! `mtrobust train`: clean or adversarial (FAT) multi-task training with progress, periodic
+//! validation, checkpoints and resume (rerun the same command after an interruption).
+use super::arch::ArchArgs;
+use super::attack_args::AttackArgs;
+use super::data_args::DataArgs;
+use super::progress::Progress;
+use super::GlobalArgs;
+use anyhow::Context;
+use clap::Args;
+use mtrobust::attack::step::EarlyStop;
+use mtrobust::data::{Loader, Mode};
+use mtrobust::eval::EvalOptions;
+use mtrobust::model::Model;
+use mtrobust::task::{taskonomy_tasks, Convention, MetricProfile, TaskKind, TaskSpec};
+use mtrobust::train::{train, AdversarialTraining, OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mtrobust train --data data/synth --backbone small --index 9 --steps 1500 --out runs/clean
+  mtrobust train --data data/synth --index 9 --steps 1500 --out runs/fat --adversarial --attack pgd --direction gbmta --eps 8 --fat-tau 3
+  mtrobust train --data /data/nyuv2 --backbone resnet34 --tasks nyuv2 --index 9 --optimizer adam --lr 1e-3 --schedule step:4000:0.5 --steps 20000 --out runs/nyu9
+
+An interrupted run (Ctrl-C, or killed) resumes from its last checkpoint when the same command is run again.")]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    arch: ArchArgs,
+    /// Start from this checkpoint's weights and architecture instead of a random init.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Training split.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Validation split ("none" to skip validation).
+    #[arg(long, default_value = "test")]
+    val_split: String,
+    /// Validate on at most this many samples.
+    #[arg(long)]
+    val_limit: Option<usize>,
+    /// Run directory (model, checkpoints, log).
+    #[arg(long, default_value = "runs/train")]
+    out: PathBuf,
+    /// Discard a checkpoint of another configuration found in --out.
+    #[arg(long)]
+    restart: bool,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 1500)]
+    steps: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    optimizer: OptimizerKind,
+    /// Base learning rate (default 0.05 for SGD, 1e-3 for Adam).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Adam β₁ (the reference uses 0.5).
+    #[arg(long, default_value_t = 0.9)]
+    beta1: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    /// constant, poly[:POWER], or step:EVERY:GAMMA.
+    #[arg(long, default_value = "poly")]
+    schedule: String,
+    /// Loss weight per task in model order, e.g. 1,1,0.5 (default all 1).
+    #[arg(long, value_delimiter = ',')]
+    task_weights: Option<Vec<f64>>,
+    #[arg(long, default_value_t = 25)]
+    log_every: usize,
+    /// Validate every N steps (0 = at the end only).
+    #[arg(long, default_value_t = 500)]
+    val_every: usize,
+    /// Checkpoint every N steps (0 = at the end only).
+    #[arg(long, default_value_t = 250)]
+    checkpoint_every: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train on adversarial examples made by the attack flags below (FAT with --fat-tau).
+    #[arg(long)]
+    adversarial: bool,
+    #[command(flatten)]
+    attack: AttackArgs,
+    /// FAT: stop each sample τ PGD steps after it first becomes adversarial (paper: K = τ = 20).
+    #[arg(long)]
+    fat_tau: Option<usize>,
+    /// FAT: mean relative loss increase over the tasks that makes a sample adversarial.
+    #[arg(long, default_value_t = 0.5)]
+    fat_threshold: f64,
+    /// FAT: grow τ linearly from this value to --fat-tau over training.
+    #[arg(long)]
+    fat_tau_start: Option<usize>,
+    /// Weight λ of the clean loss in λ·L(x) + (1−λ)·L(x_adv).
+    #[arg(long, default_value_t = 0.0)]
+    clean_weight: f64,
+}
+
+/// The task list of a model trained on data that has `kinds` with `classes` segmentation classes.
+fn tasks_from_data(kinds: &[TaskKind], classes: usize) -> Vec<TaskSpec> {
+    if kinds.len() == 5 {
+        return taskonomy_tasks(classes as i64);
+    }
+    kinds.iter().map(|&k| TaskSpec::new(k, Some(classes as i64)).expect("class count given")).collect()
+}
+
+pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let device = mtrobust::device::parse_device(&global.device)?;
+    let mut progress = Progress::new(global.quiet);
+    let train_set = a.data.open(&a.split, Mode::Train)?;
+    let (mut model, index) = match &a.init {
+        Some(path) => {
+            let (m, _) = Model::load(path, device).with_context(|| format!("loading --init {}", path.display()))?;
+            let i = m.layout_index;
+            (m, i)
+        }
+        None => {
+            let specs = match &a.arch.tasks {
+                Some(_) => a.arch.task_specs()?,
+                None => tasks_from_data(train_set.reader.tasks(), train_set.reader.seg_classes()),
+            };
+            let (config, index) = a.arch.config(specs)?;
+            let mut m = Model::new(config, mtrobust::data::InputSpace::reference(), device, a.seed)?;
+            m.layout_index = index;
+            (m, index)
+        }
+    };
+    let specs = model.config().tasks.clone();
+    let tasks = train_set.tasks_for(&specs)?;
+    let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();
+    let profile = train_set.default_profile();
+    let data = Loader::new(train_set, kinds.clone(), a.batch_size, None)?;
+    let validation = if a.val_split == "none" {
+        None
+    } else {
+        Some(Loader::new(a.data.open(&a.val_split, Mode::Test)?, kinds.clone(), a.batch_size, a.val_limit)?)
+    };
+    let mut config = TrainConfig::new(specs.len(), a.steps, a.batch_size);
+    config.optimizer = OptimizerConfig { kind: a.optimizer, momentum: a.momentum, beta1: a.beta1, beta2: 0.999, weight_decay: a.weight_decay };
+    config.lr = a.lr.unwrap_or(match a.optimizer {
+        OptimizerKind::Sgd => 0.05,
+        OptimizerKind::Adam => 1e-3,
+    });
+    config.schedule = a.schedule.parse::<Schedule>()?;
+    if let Some(w) = &a.task_weights {
+        config.task_weights = w.clone();
+    }
+    config.log_every = a.log_every;
+    config.val_every = a.val_every;
+    config.checkpoint_every = a.checkpoint_every;
+    config.seed = a.seed;
+    if a.adversarial {
+        let mut attacks = a.attack.configs(&kinds, a.seed)?;
+        anyhow::ensure!(attacks.len() == 1, "adversarial training takes one --direction and one --eps");
+        let mut attack = attacks.remove(0);
+        attack.early_stop = a.fat_tau.map(|tau| EarlyStop { tau, threshold: a.fat_threshold });
+        attack.check()?;
+        config.adversarial = Some(AdversarialTraining { attack, clean_weight: a.clean_weight, tau_start: a.fat_tau_start });
+    } else {
+        anyhow::ensure!(a.fat_tau.is_none() && a.fat_tau_start.is_none(), "--fat-tau needs --adversarial");
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let architecture = describe(&model, index);
+    progress.info(&format!(
+        "training {architecture} on {} ({} samples) → {}",
+        a.data.data.display(),
+        mtrobust::data::SampleSource::num_samples(&data),
+        a.out.display()
+    ));
+    let options = EvalOptions { profile, convention: Convention::Standard };
+    let s = train(
+        &mut model,
+        &tasks,
+        &data,
+        validation.as_ref().map(|v| v as &dyn mtrobust::data::BatchSource),
+        options,
+        &config,
+        &a.out,
+        a.restart,
+        Some(&cancel),
+        &mut progress,
+    )?;
+    if s.interrupted {
+        eprintln!("interrupted after step {}; checkpoint saved — run the same command again to resume", s.steps);
+        return Ok(ExitCode::from(130));
+    }
+    println!("trained {} steps in {:.1} s (resumed from step {}) → {}", s.steps, s.seconds, s.resumed_from, a.out.join("model.safetensors").display());
+    if let Some(l) = &s.last_loss {
+        println!("last training losses: {}", l.iter().map(|(k, v)| format!("{} {v:.4}", k.short())).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(v) = &s.validation {
+        println!("validation ({}):", if profile == MetricProfile::Full { "full metrics" } else { "taskonomy metrics" });
+        for (task, metrics) in v.iter() {
+            println!("  {:<5} {}", task.short(), metrics.iter().map(|m| format!("{} {:.4}", m.name, m.value)).collect::<Vec<_>>().join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `small #9 [[{0, 1, 2}], …]`.
+pub fn describe(model: &Model, index: Option<usize>) -> String {
+    let c = model.config();
+    match index {
+        Some(i) => format!("{} #{i} {}", c.backbone.name(), c.layout),
+        None => format!("{} {}", c.backbone.name(), c.layout),
+    }
+}

@@ -1,0 +1,46 @@
+//! Reports: what a run writes (`RunRecord`, JSON with a schema version) and the renderers that read
+//! it — a text table for the terminal and a CSV with one row per condition (the reference's
+//! columns, spec §6, plus ours).
+pub mod csv;
+pub mod table;
+
+use crate::eval::Evaluation;
+
+/// Version of the JSON report schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run of `mtrobust attack` (or `demo`) produced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRecord {
+    pub schema_version: u32,
+    pub mtrobust: String,
+    /// libtorch version tch was built against.
+    pub libtorch: String,
+    pub device: String,
+    /// The checkpoint attacked.
+    pub model: String,
+    /// Backbone and layout of the model.
+    pub architecture: String,
+    /// The data and split evaluated.
+    pub data: String,
+    pub seconds: f64,
+    pub evaluation: Evaluation,
+}
+
+impl RunRecord {
+    /// A record stamped with the versions of this build.
+    pub fn new(device: String, model: String, architecture: String, data: String, seconds: f64, evaluation: Evaluation) -> Self {
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            mtrobust: env!("CARGO_PKG_VERSION").into(),
+            libtorch: "2.11.0".into(),
+            device,
+            model,
+            architecture,
+            data,
+            seconds,
+            evaluation,
+        }
+    }
+}

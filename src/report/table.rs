@@ -1,0 +1,101 @@
+//! The terminal table: one row per task metric, one column for the clean run and one per attack,
+//! then the per-task and overall ARP (Eq. 10, percent, higher = stronger attack).
+use crate::eval::Evaluation;
+
+fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Renders `e` as an aligned text table.
+pub fn render(e: &Evaluation) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec!["task".to_string(), "metric".to_string(), "clean".to_string()];
+    header.extend(e.attacked.iter().map(|a| a.label.clone()));
+    rows.push(header);
+    for (task, metrics) in e.clean.metrics.iter() {
+        for m in metrics {
+            let arrow = if m.higher_is_better { "↑" } else { "↓" };
+            let mut row = vec![task.short().to_string(), format!("{} {arrow}", m.name), fmt_value(m.value)];
+            for a in &e.attacked {
+                let v = a.metrics.get(task).and_then(|ms| ms.iter().find(|x| x.name == m.name)).map(|x| x.value);
+                row.push(v.map_or("-".into(), fmt_value));
+            }
+            rows.push(row);
+        }
+        let mut loss = vec![task.short().to_string(), "loss".into(), e.clean.losses.get(task).map_or("-".into(), |v| fmt_value(*v))];
+        loss.extend(e.attacked.iter().map(|a| a.losses.get(task).map_or("-".into(), |v| fmt_value(*v))));
+        rows.push(loss);
+    }
+    if !e.attacked.is_empty() {
+        for task in e.clean.metrics.keys() {
+            let mut row = vec![task.short().to_string(), "ARP %".into(), "".into()];
+            row.extend(e.attacked.iter().map(|a| a.arp.as_ref().and_then(|r| r.per_task.get(task)).map_or("-".into(), |v| format!("{v:.2}"))));
+            rows.push(row);
+        }
+        let mut row = vec!["all".to_string(), "ARP %".into(), "".into()];
+        row.extend(e.attacked.iter().map(|a| a.arp.as_ref().map_or("-".into(), |r| format!("{:.2}", r.arp))));
+        rows.push(row);
+        let mut row = vec!["".to_string(), "objective".into(), "".into()];
+        row.extend(e.attacked.iter().map(|a| a.objective.map_or("-".into(), |(c, x)| format!("{c:.3}→{x:.3}"))));
+        rows.push(row);
+        let mut row = vec!["".to_string(), "passes fwd/bwd".into(), "".into()];
+        row.extend(e.attacked.iter().map(|a| a.counts.map_or("-".into(), |c| format!("{}/{}", c.forward, c.backward))));
+        rows.push(row);
+    }
+    align(&rows, 2)
+}
+
+/// One row per attack: per-task ARP, overall ARP and, for Single-x attacks, transferability
+/// (Eq. 11: the mean over other tasks of ARP-y / ARP-x).
+pub fn render_arp(e: &Evaluation) -> String {
+    use crate::attack::DirectionSpec;
+    let tasks: Vec<_> = e.clean.metrics.keys().collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec!["attack".to_string()];
+    header.extend(tasks.iter().map(|t| format!("ARP-{}", t.short())));
+    header.extend(["ARP".to_string(), "transfer".to_string()]);
+    rows.push(header);
+    for a in &e.attacked {
+        let Some(arp) = &a.arp else { continue };
+        let mut row = vec![a.label.clone()];
+        row.extend(tasks.iter().map(|t| arp.per_task.get(*t).map_or("-".into(), |v| format!("{v:.2}"))));
+        row.push(format!("{:.2}", arp.arp));
+        let transfer = match a.attack.as_ref().map(|c| &c.direction) {
+            Some(DirectionSpec::Single(x)) => crate::eval::transferability(arp, *x).map_or("-".into(), |v| format!("{v:.2}")),
+            _ => String::new(),
+        };
+        row.push(transfer);
+        rows.push(row);
+    }
+    align(&rows, 1)
+}
+
+/// Aligns rows into columns (the first `left` columns left-aligned, the rest right-aligned) with a
+/// rule under the header row.
+fn align(rows: &[Vec<String>], left: usize) -> String {
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| {
+                let pad = " ".repeat(widths[c] - s.chars().count());
+                if c < left { format!("{s}{pad}") } else { format!("{pad}{s}") }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            out.push('\n');
+        }
+    }
+    out
+}
