@@ -12,11 +12,36 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
+/// Column names of the attacks: just the direction (tasks abbreviated) when all attacks share step
+/// rule, norm and budget — then stated once in a title line — else the full labels.
+fn attack_columns(e: &Evaluation) -> (Option<String>, Vec<String>) {
+    use crate::attack::{fmt_eps, norm_id, DirectionSpec};
+    let configs: Vec<_> = e.attacked.iter().filter_map(|a| a.attack.as_ref()).collect();
+    let first = match configs.first() {
+        Some(f) if configs.len() == e.attacked.len() => *f,
+        _ => return (None, e.attacked.iter().map(|a| a.label.clone()).collect()),
+    };
+    let shared = configs.iter().all(|c| c.step == first.step && c.norm == first.norm && c.eps == first.eps);
+    if !shared || configs.len() < 2 {
+        return (None, e.attacked.iter().map(|a| a.label.clone()).collect());
+    }
+    let title = format!("attacks: {} {} ε = {}/255", first.step.id(), norm_id(first.norm), fmt_eps(first.eps));
+    let names = configs
+        .iter()
+        .map(|c| match &c.direction {
+            DirectionSpec::Single(t) => format!("single:{}", t.short()),
+            d => d.to_string(),
+        })
+        .collect();
+    (Some(title), names)
+}
+
 /// Renders `e` as an aligned text table.
 pub fn render(e: &Evaluation) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
+    let (title, columns) = attack_columns(e);
     let mut header = vec!["task".to_string(), "metric".to_string(), "clean".to_string()];
-    header.extend(e.attacked.iter().map(|a| a.label.clone()));
+    header.extend(columns);
     rows.push(header);
     for (task, metrics) in e.clean.metrics.iter() {
         for m in metrics {
@@ -48,7 +73,10 @@ pub fn render(e: &Evaluation) -> String {
         row.extend(e.attacked.iter().map(|a| a.counts.map_or("-".into(), |c| format!("{}/{}", c.forward, c.backward))));
         rows.push(row);
     }
-    align(&rows, 2)
+    match title {
+        Some(t) => format!("{t}\n{}", align(&rows, 2)),
+        None => align(&rows, 2),
+    }
 }
 
 /// One row per attack: per-task ARP, overall ARP and, for Single-x attacks, transferability

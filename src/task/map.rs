@@ -4,9 +4,44 @@ use super::TaskKind;
 use std::fmt;
 
 /// An ordered map from task to value; the order is the model's task order (task id = position).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Serialised as a JSON object keyed by task name, in task order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskMap<T> {
     entries: Vec<(TaskKind, T)>,
+}
+
+impl<T: serde::Serialize> serde::Serialize for TaskMap<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for TaskMap<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = TaskMap<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object keyed by task name")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<TaskMap<T>, A::Error> {
+                let mut m = TaskMap::new();
+                while let Some((k, v)) = access.next_entry::<TaskKind, T>()? {
+                    if m.get(k).is_some() {
+                        return Err(serde::de::Error::custom(format!("task `{k}` appears twice")));
+                    }
+                    m.insert(k, v);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+    }
 }
 
 impl<T> Default for TaskMap<T> {
@@ -181,6 +216,15 @@ mod tests {
         assert_eq!(m.keys().collect::<Vec<_>>(), vec![TaskKind::DepthZbuffer, TaskKind::SegmentSemantic]);
         assert_eq!(m.get(TaskKind::DepthZbuffer), Some(&3));
         assert_eq!(m.get(TaskKind::Normal), None);
+    }
+
+    #[test]
+    fn task_maps_serialise_as_ordered_objects() {
+        let m: TaskMap<f64> = [(TaskKind::Normal, 1.5), (TaskKind::SegmentSemantic, 2.0)].into_iter().collect();
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(text, r#"{"normal":1.5,"segment_semantic":2.0}"#);
+        assert_eq!(serde_json::from_str::<TaskMap<f64>>(&text).unwrap(), m);
+        assert!(serde_json::from_str::<TaskMap<f64>>(r#"{"normal":1,"normal":2}"#).is_err());
     }
 
     #[test]

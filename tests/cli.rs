@@ -1,0 +1,78 @@
+//! End to end through the `mtrobust` binary: data synth → train (and resume) → attack → eval, the
+//! JSON report read back with its exact schema, and bad inputs.
+mod common;
+
+use common::{fails, ok};
+use mtrobust::report::RunRecord;
+
+#[test]
+fn the_pipeline_runs_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = ok(d, &["data", "synth", "--out", "data", "--n", "16", "--size", "32", "--seed", "3"]);
+    assert!(out.contains("wrote 13 train + 3 test scenes"), "{out}");
+    assert!(d.join("data/preview.png").is_file());
+
+    let train = ["train", "--data", "data", "--steps", "4", "--batch-size", "4", "--val-limit", "3", "--checkpoint-every", "2", "--out", "run", "--index", "2"];
+    let out = ok(d, &train);
+    assert!(out.contains("trained 4 steps") && out.contains("validation"), "{out}");
+    assert!(d.join("run/model.safetensors").is_file() && d.join("run/model.json").is_file());
+    // Running it again finds the finished run and does nothing more.
+    assert!(ok(d, &train).contains("resumed from step 4"));
+    // Same directory, other settings: refused with a reason.
+    let mut other = train.to_vec();
+    other[4] = "6";
+    fails(d, &other, 2, &["another configuration", "--restart"]);
+
+    let model = "run/model.safetensors";
+    let json = ok(d, &["attack", "--model", model, "--data", "data", "--direction", "gbmta", "--direction", "single:depth", "--eps", "4", "--n-iter", "3", "--format", "json", "--out", "att"]);
+    let record: RunRecord = serde_json::from_str(&json).expect("the report parses with its exact schema");
+    assert_eq!(record.schema_version, mtrobust::report::SCHEMA_VERSION);
+    assert_eq!(record.evaluation.attacked.len(), 2);
+    for r in &record.evaluation.attacked {
+        let c = r.checks.as_ref().unwrap();
+        assert!(c.passed() && c.max_perturbation <= 4.0 + 1e-4, "{c:?}");
+        assert!(r.arp.is_some());
+    }
+    // The saved adversarial batch respects the budget against the saved clean batch.
+    let clean = mtrobust::data::read_npy(&d.join("att/clean_batch0000.npy")).unwrap();
+    let adv = mtrobust::data::read_npy(&d.join("att/pgd_gbmta_linf_eps_4/adv_batch0000.npy")).unwrap();
+    assert_eq!(adv.size(), clean.size());
+    let delta = f64::try_from((&adv - &clean).abs().max()).unwrap();
+    assert!(delta <= 4.0 + 1e-4 && delta > 0.0, "{delta}");
+    assert!(d.join("att/pgd_gbmta_linf_eps_4/preview.png").is_file());
+    assert!(std::fs::read_to_string(d.join("att/report.csv")).unwrap().lines().next().unwrap().starts_with("version,epsilon"));
+
+    let table = ok(d, &["eval", "--model", model, "--data", "data", "--out", "ev"]);
+    assert!(table.contains("mIoU") && table.contains("abs_err"), "{table}");
+}
+
+#[test]
+fn model_info_prints_exact_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(tmp.path(), &["model", "info", "--backbone", "resnet34", "--tasks", "nyuv2", "--index", "9"]);
+    assert!(out.contains("63,622,528") && out.contains("133,033,520"), "{out}");
+    let json = ok(tmp.path(), &["model", "info", "--backbone", "mobilenetv2", "--tasks", "nyuv2", "--index", "0", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["backbone_params"], 2_223_872);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_code_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fails(d, &["model", "info", "--index", "51"], 2, &["51 is out of range", "51 layouts"]);
+    fails(d, &["model", "info", "--layout", "[[{0, 1, 2}], [{0}, {1}]]"], 2, &["does not place task(s) {2}"]);
+    fails(d, &["train", "--data", "nowhere", "--steps", "1"], 2, &["nowhere", "no such directory", "data synth"]);
+    fails(d, &["attack", "--model", "missing.safetensors", "--data", "."], 2, &["missing.safetensors", "sidecar"]);
+    fails(d, &["eval", "--model", "weights.pt", "--data", "."], 2, &[".safetensors"]);
+    ok(d, &["data", "synth", "--out", "data", "--n", "4", "--size", "32"]);
+    fails(d, &["data", "synth", "--out", "data", "--n", "4", "--size", "32"], 2, &["already holds a dataset"]);
+    fails(d, &["train", "--data", "data", "--tasks", "nyuv2", "--steps", "1"], 2, &["segm:10"]);
+    fails(d, &["train", "--data", "data", "--steps", "1", "--schedule", "cosine"], 2, &["not a schedule"]);
+    fails(d, &["train", "--data", "data", "--steps", "1", "--adversarial", "--eps=-3"], 2, &["--eps", "grey levels"]);
+    fails(d, &["train", "--data", "data", "--steps", "1", "--adversarial", "--direction", "sideways"], 2, &["not a direction"]);
+    fails(d, &["train", "--data", "data", "--split", "validation", "--steps", "1"], 2, &["validation"]);
+    // Usage errors are clap's (exit 2 as well).
+    fails(d, &["attack", "--attack", "cw"], 2, &["cw"]);
+}

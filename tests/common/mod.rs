@@ -1,0 +1,38 @@
+//! Helpers for the end-to-end tests: run the built `mtrobust` binary in a temp dir.
+#![allow(dead_code)]
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `mtrobust ARGS` in `dir` with progress off; returns the output.
+pub fn mtrobust(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mtrobust"))
+        .args(["--quiet", "--device", "cpu"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the mtrobust binary runs")
+}
+
+/// Like [`mtrobust`], asserting exit code 0; returns stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = mtrobust(dir, args);
+    assert!(
+        out.status.success(),
+        "mtrobust {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Asserts that `mtrobust ARGS` exits with `code` and that stderr mentions every `needle`.
+pub fn fails(dir: &Path, args: &[&str], code: i32, needles: &[&str]) {
+    let out = mtrobust(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "mtrobust {args:?}: stderr:\n{err}");
+    assert!(!err.contains("panicked"), "mtrobust {args:?} panicked:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "mtrobust {args:?}: stderr lacks `{n}`:\n{err}");
+    }
+}
