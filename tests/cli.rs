@@ -45,6 +45,13 @@ fn the_pipeline_runs_from_the_command_line() {
 
     let table = ok(d, &["eval", "--model", model, "--data", "data", "--out", "ev"]);
     assert!(table.contains("mIoU") && table.contains("abs_err"), "{table}");
+
+    // Tables rebuilt from the JSON reports alone.
+    let one = ok(d, &["report", "att/report.json"]);
+    assert!(one.contains("ARP") && one.contains("gbmta"), "{one}");
+    let both = ok(d, &["report", "ev/report.json", "att/report.json", "--name", "base", "--name", "again"]);
+    assert!(both.contains("cost %") && both.lines().any(|l| l.starts_with("again")), "{both}");
+    fails(d, &["report", "data/synth.json"], 2, &["not an mtrobust report"]);
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod data_args;
 mod demo;
 mod model;
 mod progress;
+mod report;
 mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -53,6 +54,8 @@ enum Command {
     Eval(Box<attack::EvalArgs>),
     /// The whole pipeline on the built-in data: render scenes, train, attack with every direction.
     Demo(Box<demo::DemoArgs>),
+    /// Tables from report.json files alone; several reports are compared against the first.
+    Report(report::ReportArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -78,5 +81,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attack(args) => attack::run(*args, &cli.global),
         Command::Eval(args) => attack::run_eval(*args, &cli.global),
         Command::Demo(args) => demo::run(*args, &cli.global),
+        Command::Report(args) => report::run(args, &cli.global),
     }
 }

@@ -10,6 +10,21 @@ pub enum ModelCommand {
     /// Print a model's tree, which tasks share each block, and its parameter counts.
     #[command(after_help = "Examples:\n  mtrobust model info --backbone resnet34 --tasks nyuv2 --index 9\n  mtrobust model info --backbone small --tasks taskonomy --index 4\n  mtrobust model info --tasks nyuv2 --layout \"[[{0, 1, 2}], [{0, 1, 2}], [{1, 2}, {0}], [{1, 2}, {0}], [{0}, {2}, {1}]]\" --format json")]
     Info(InfoArgs),
+    /// Write a freshly initialised checkpoint (a baseline, or a start for `train --init`).
+    #[command(after_help = "Examples:\n  mtrobust model init --tasks segm:10,normal,depth,keyp,edge --out runs/untrained.safetensors\n  mtrobust model init --backbone resnet34 --tasks nyuv2 --index 9 --out nyu9.safetensors")]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    arch: ArchArgs,
+    /// Where to write the checkpoint (`.safetensors`; the `.json` sidecar goes beside it).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Seed of the weight initialisation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -30,7 +45,18 @@ enum Format {
 pub fn run(cmd: ModelCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
         ModelCommand::Info(args) => info(args),
+        ModelCommand::Init(args) => init(args, _global),
     }
+}
+
+fn init(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let device = mtrobust::device::parse_device(&global.device)?;
+    let (config, index) = args.arch.config(args.arch.task_specs()?)?;
+    let mut model = mtrobust::model::Model::new(config, mtrobust::data::InputSpace::reference(), device, args.seed)?;
+    model.layout_index = index;
+    model.save(&args.out, Some(serde_json::json!({ "initialised": { "seed": args.seed } })))?;
+    println!("wrote an initialised model to {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One coarse block of the printed table.

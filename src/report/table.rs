@@ -84,14 +84,15 @@ pub fn render(e: &Evaluation) -> String {
 pub fn render_arp(e: &Evaluation) -> String {
     use crate::attack::DirectionSpec;
     let tasks: Vec<_> = e.clean.metrics.keys().collect();
+    let (title, names) = attack_columns(e);
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header = vec!["attack".to_string()];
     header.extend(tasks.iter().map(|t| format!("ARP-{}", t.short())));
     header.extend(["ARP".to_string(), "transfer".to_string()]);
     rows.push(header);
-    for a in &e.attacked {
+    for (a, name) in e.attacked.iter().zip(names) {
         let Some(arp) = &a.arp else { continue };
-        let mut row = vec![a.label.clone()];
+        let mut row = vec![name];
         row.extend(tasks.iter().map(|t| arp.per_task.get(*t).map_or("-".into(), |v| format!("{v:.2}"))));
         row.push(format!("{:.2}", arp.arp));
         let transfer = match a.attack.as_ref().map(|c| &c.direction) {
@@ -101,12 +102,15 @@ pub fn render_arp(e: &Evaluation) -> String {
         row.push(transfer);
         rows.push(row);
     }
-    align(&rows, 1)
+    match title {
+        Some(t) => format!("{t}\n{}", align(&rows, 1)),
+        None => align(&rows, 1),
+    }
 }
 
 /// Aligns rows into columns (the first `left` columns left-aligned, the rest right-aligned) with a
 /// rule under the header row.
-fn align(rows: &[Vec<String>], left: usize) -> String {
+pub(crate) fn align(rows: &[Vec<String>], left: usize) -> String {
     let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
