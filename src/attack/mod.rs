@@ -129,11 +129,10 @@ impl AttackConfig {
         if self.step != StepKind::Fgsm && self.n_iter == 0 {
             return Err(Error::config("--n-iter", "iterative attacks need at least one iteration"));
         }
-        if let Some(s) = self.step_size {
-            if !(s.is_finite() && s > 0.0) {
+        if let Some(s) = self.step_size
+            && !(s.is_finite() && s > 0.0) {
                 return Err(Error::config("--step-size", format!("{s} must be a positive number of grey levels")));
             }
-        }
         if self.early_stop.is_some() && self.step != StepKind::Pgd {
             return Err(Error::config("--fat-tau", "friendly early stopping applies to PGD (`--attack pgd`)"));
         }

@@ -18,12 +18,15 @@ pub struct PassCounts {
     pub backward: usize,
 }
 
+/// The batch's targets resized to one output resolution (h, w).
+type ResizedTargets = Option<((i64, i64), TaskMap<Target>)>;
+
 /// A model, its tasks and one batch's targets.
 pub struct Oracle<'a> {
     model: &'a Model,
     tasks: &'a [Task],
     targets: &'a TaskMap<Target>,
-    resized: RefCell<Option<((i64, i64), TaskMap<Target>)>>,
+    resized: RefCell<ResizedTargets>,
     counts: Cell<PassCounts>,
 }
 

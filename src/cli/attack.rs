@@ -18,13 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tch::{Kind, Tensor};
 
+/// What is evaluated and how results are written: the flags `attack` and `eval` share.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack apgd --direction gbmta --eps 8
-  mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack pgd --direction all --eps 2,4,8 --format csv
-  mtrobust attack --model m.safetensors --data /data/nyuv2 --attack apgd --apgd-profile paper --reduction pooled --convention reference --direction gbmta --eps 8")]
-pub struct AttackCmdArgs {
-    /// Checkpoint to attack (`.safetensors` with its `.json` sidecar).
+pub struct Scope {
+    /// Checkpoint (`.safetensors` with its `.json` sidecar).
     #[arg(long)]
     model: PathBuf,
     #[command(flatten)]
@@ -37,26 +34,55 @@ pub struct AttackCmdArgs {
     limit: Option<usize>,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
-    #[command(flatten)]
-    attack: AttackArgs,
     /// Metrics: `full` (mIoU, angles, δ …) or `taskonomy` (one per task); default from the data.
     #[arg(long, value_enum)]
     metrics: Option<MetricProfile>,
     /// `standard` definitions, or the `reference` code's quirks for comparison with the paper.
     #[arg(long, value_enum, default_value_t = Convention::Standard)]
     convention: Convention,
-    /// Seed of random starts.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Output directory (report.json, report.csv, adversarial batches, preview.png).
-    #[arg(long, default_value = "runs/attack")]
-    out: PathBuf,
-    /// Save every adversarial batch, not only the first.
+    /// Output directory (report.json, report.csv; for attacks also adversarial batches and
+    /// previews). Default: runs/attack or runs/eval.
     #[arg(long)]
-    save_all: bool,
+    out: Option<PathBuf>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+impl Scope {
+    fn job<'a>(&'a self, model: &'a Model, out: &'a Path, attacks: Vec<mtrobust::attack::Attack>, save_all: bool) -> Job<'a> {
+        Job {
+            model,
+            model_path: &self.model,
+            data: &self.data,
+            split: &self.split,
+            limit: self.limit,
+            batch_size: self.batch_size,
+            attacks,
+            metrics: self.metrics,
+            convention: self.convention,
+            out,
+            save_all,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack apgd --direction gbmta --eps 8
+  mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack pgd --direction all --eps 2,4,8 --format csv
+  mtrobust attack --model m.safetensors --data /data/nyuv2 --attack apgd --apgd-profile paper --reduction pooled --convention reference --direction gbmta --eps 8")]
+pub struct AttackCmdArgs {
+    #[command(flatten)]
+    scope: Scope,
+    #[command(flatten)]
+    attack: AttackArgs,
+    /// Seed of random starts.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Save every adversarial batch, not only the first.
+    #[arg(long)]
+    save_all: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -194,25 +220,13 @@ pub fn load_model(path: &Path, global: &GlobalArgs) -> anyhow::Result<Model> {
 
 pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(global.quiet);
-    let model = load_model(&a.model, global)?;
+    let model = load_model(&a.scope.model, global)?;
     let kinds: Vec<TaskKind> = model.config().tasks.iter().map(|s| s.kind).collect();
     let attacks = a.attack.configs(&kinds, a.seed)?.into_iter().map(mtrobust::attack::Attack::new).collect::<Result<Vec<_>, _>>()?;
-    let job = Job {
-        model: &model,
-        model_path: &a.model,
-        data: &a.data,
-        split: &a.split,
-        limit: a.limit,
-        batch_size: a.batch_size,
-        attacks,
-        metrics: a.metrics,
-        convention: a.convention,
-        out: &a.out,
-        save_all: a.save_all,
-    };
-    let record = run_job(job, &mut progress)?;
-    print_record(&record, a.format)?;
-    progress.info(&format!("{:.1} s; report, adversarial batches and previews in {}", record.seconds, a.out.display()));
+    let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/attack"));
+    let record = run_job(a.scope.job(&model, &out, attacks, a.save_all), &mut progress)?;
+    print_record(&record, a.scope.format)?;
+    progress.info(&format!("{:.1} s; report, adversarial batches and previews in {}", record.seconds, out.display()));
     Ok(exit_code(&record))
 }
 
@@ -220,45 +234,15 @@ pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  mtrobust eval --model runs/clean/model.safetensors --data data/synth\n  mtrobust eval --model m.safetensors --data /data/nyuv2 --convention reference --format json")]
 pub struct EvalArgs {
-    /// Checkpoint to evaluate (`.safetensors` with its `.json` sidecar).
-    #[arg(long)]
-    model: PathBuf,
     #[command(flatten)]
-    data: DataArgs,
-    #[arg(long, default_value = "test")]
-    split: String,
-    #[arg(long)]
-    limit: Option<usize>,
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    #[arg(long, value_enum)]
-    metrics: Option<MetricProfile>,
-    #[arg(long, value_enum, default_value_t = Convention::Standard)]
-    convention: Convention,
-    /// Output directory (report.json, report.csv).
-    #[arg(long, default_value = "runs/eval")]
-    out: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    scope: Scope,
 }
 
 pub fn run_eval(a: EvalArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(global.quiet);
-    let model = load_model(&a.model, global)?;
-    let job = Job {
-        model: &model,
-        model_path: &a.model,
-        data: &a.data,
-        split: &a.split,
-        limit: a.limit,
-        batch_size: a.batch_size,
-        attacks: Vec::new(),
-        metrics: a.metrics,
-        convention: a.convention,
-        out: &a.out,
-        save_all: false,
-    };
-    let record = run_job(job, &mut progress)?;
-    print_record(&record, a.format)?;
+    let model = load_model(&a.scope.model, global)?;
+    let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/eval"));
+    let record = run_job(a.scope.job(&model, &out, Vec::new(), false), &mut progress)?;
+    print_record(&record, a.scope.format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -348,7 +348,7 @@ mod tests {
             for t in &tasks {
                 let y = out.get(t.kind()).unwrap();
                 let (_, _, h, w) = y.size4().unwrap();
-                total = total + t.loss(y, &batch.targets.get(t.kind()).unwrap().resized(h, w)).pooled();
+                total += t.loss(y, &batch.targets.get(t.kind()).unwrap().resized(h, w)).pooled();
             }
             total
         };

@@ -308,13 +308,12 @@ pub fn train(
             line.loss = Some(mean.clone());
             last_loss = Some(mean);
         }
-        if let Some(val) = validation {
-            if (config.val_every > 0 && done % config.val_every == 0) || is_last {
+        if let Some(val) = validation
+            && ((config.val_every > 0 && done % config.val_every == 0) || is_last) {
                 let e = evaluate(model, tasks, val, &[], eval_options, &mut crate::observe::Silent, None)?;
                 line.val = Some(e.clean.metrics.clone());
                 validation_result = Some(e.clean.metrics);
             }
-        }
         if line.loss.is_some() || line.val.is_some() {
             let text = serde_json::to_string(&line).expect("serialisable");
             writeln!(log, "{text}").map_err(|e| Error::io(&log_path, e))?;

@@ -83,11 +83,10 @@ struct StopAfter<'a> {
 
 impl Observer for StopAfter<'_> {
     fn event(&mut self, e: Event) {
-        if let Event::Progress { done, .. } = e {
-            if done >= self.after {
+        if let Event::Progress { done, .. } = e
+            && done >= self.after {
                 self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
             }
-        }
     }
 }
 

@@ -98,6 +98,10 @@ fn prior_from_counts(counts: &[u64]) -> Vec<f32> {
     freqs.iter().map(|&f| if f > 0.0 { (median / f).clamp(0.1, 10.0) as f32 } else { 1.0 }).collect()
 }
 
+/// One written scene: its files, whether it is in the train split, its class pixel counts (train
+/// only), and the scene itself when it is the one shown in the preview.
+type Written = ([String; 6], bool, Vec<u64>, Option<RenderedScene>);
+
 /// Renders and writes the dataset; reports progress per chunk of scenes.
 ///
 /// # Errors
@@ -120,7 +124,7 @@ pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observe
     const CHUNK: usize = 64;
     for start in (0..opts.n).step_by(CHUNK) {
         let end = (start + CHUNK).min(opts.n);
-        let written: Vec<Result<([String; 6], bool, Vec<u64>, Option<RenderedScene>)>> = (start..end)
+        let written: Vec<Result<Written>> = (start..end)
             .into_par_iter()
             .map(|i| {
                 let scene = render_scene(crate::rng::derive_seed(opts.seed, &[i as u64]), opts.size);
