@@ -106,7 +106,7 @@ fn write_preview(path: &Path, model: &Model, x: &Tensor, x_adv: &Tensor, eps: f6
     let delta = ((&adv - &clean) * (127.5 / eps.max(1e-6)) + 127.5).clamp(0.0, 255.0);
     let row = Tensor::cat(&[clean, adv, delta], 2).clamp(0.0, 255.0).round().to_kind(Kind::Uint8); // [3, H, 3W]
     let (h, w) = (row.size()[1] as u32, row.size()[2] as u32);
-    let hwc = Vec::<u8>::try_from(row.permute([1, 2, 0]).contiguous().flatten(0, -1))?;
+    let hwc = Vec::<u8>::try_from(row.permute([1, 2, 0]).contiguous().flatten(0, -1).to_device(tch::Device::Cpu))?;
     let img = image::RgbImage::from_raw(w, h, hwc).context("preview buffer size")?;
     img.save(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())

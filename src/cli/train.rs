@@ -30,7 +30,8 @@ pub struct TrainArgs {
     data: DataArgs,
     #[command(flatten)]
     arch: ArchArgs,
-    /// Start from this checkpoint's weights and architecture instead of a random init.
+    /// Start from this checkpoint's weights and architecture instead of a random init (the
+    /// architecture flags are then ignored).
     #[arg(long)]
     init: Option<PathBuf>,
     /// Training split.
