@@ -1,6 +1,9 @@
-//! Reproducible randomness. libtorch's generator is process-global, so code that seeds it and
-//! then draws from it (weight init, dropout) holds [`torch_rng`]'s lock meanwhile: two threads of
-//! one process (tests, for instance) cannot interleave their draws. Everything else uses seeded
+//! Reproducible randomness. libtorch's generator is process-global, so **every** draw from it
+//! (weight init, dropout, `Tensor::rand*` in tests) happens while [`torch_rng`]'s lock is held:
+//! otherwise two threads of one process (tests, for instance) interleave their draws and a seeded
+//! run stops being reproducible. (libtorch's CPU kernels are bit-reproducible for one thread
+//! issuing ops at a time; tests that compare runs bit for bit therefore live in their own test
+//! binary, e.g. `tests/resume.rs`.) Everything else uses seeded
 //! ChaCha streams derived from (seed, purpose, index), so results do not depend on order.
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

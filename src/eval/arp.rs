@@ -55,7 +55,8 @@ pub fn arp(clean: &TaskMap<Vec<MetricValue>>, attacked: &TaskMap<Vec<MetricValue
         }
         let rs: Vec<f64> = changes.iter().filter_map(|m| m.relative).collect();
         if !rs.is_empty() {
-            per_task.insert(task, -100.0 * rs.iter().sum::<f64>() / rs.len() as f64);
+            // `+ 0.0` turns −0 (no change) into 0.
+            per_task.insert(task, -100.0 * rs.iter().sum::<f64>() / rs.len() as f64 + 0.0);
         }
         metrics.insert(task, changes);
     }

@@ -91,7 +91,7 @@ mod tests {
         let out = render(&[("clean".into(), record(0.5, 1.0)), ("fat".into(), record(0.4, 1.2))]);
         let fat = out.lines().find(|l| l.starts_with("fat")).unwrap();
         assert!(fat.trim_end().ends_with("20.00"), "{out}");
-        let clean = out.lines().find(|l| l.starts_with("clean ")).unwrap();
+        let clean = out.lines().find(|l| l.starts_with("clean ") && l.contains("0.5000")).unwrap();
         assert!(clean.trim_end().ends_with("0.00"), "{out}");
     }
 }
