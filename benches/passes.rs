@@ -7,8 +7,8 @@
 use mtrobust::attack::direction::Need;
 use mtrobust::attack::{DirectionContext, DirectionSpec, Oracle};
 use mtrobust::data::{Batch, InputSpace, Target};
-use mtrobust::model::{layout_at, BackboneKind, HeadConfig, Model, ModelConfig};
-use mtrobust::task::{taskonomy_tasks, Task, TaskMap, TaskSet};
+use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
+use mtrobust::task::{Task, TaskMap, TaskSet, taskonomy_tasks};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -88,7 +88,10 @@ fn main() {
             g = Some(g.map_or(gi.shallow_clone(), |a| a + &gi));
         }
     });
-    println!("GB-MTA direction as the reference computes it (T backwards with weight gradients) {reference_full:.1} ms → ours {:.2}× faster", reference_full / ours);
+    println!(
+        "GB-MTA direction as the reference computes it (T backwards with weight gradients) {reference_full:.1} ms → ours {:.2}× faster",
+        reference_full / ours
+    );
 
     // 2. Input-only gradient vs backward() through every weight (then zeroing the weight grads).
     let input_only = time(reps, || {
@@ -107,5 +110,8 @@ fn main() {
             }
         }
     });
-    println!("Total direction: input-only gradient {input_only:.1} ms, with weight gradients {all_weights:.1} ms → {:.2}× faster", all_weights / input_only);
+    println!(
+        "Total direction: input-only gradient {input_only:.1} ms, with weight gradients {all_weights:.1} ms → {:.2}× faster",
+        all_weights / input_only
+    );
 }

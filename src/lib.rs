@@ -20,8 +20,8 @@ pub mod observe;
 pub mod report;
 pub mod rng;
 pub mod task;
-pub mod train;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
 //! Helpers shared by the unit tests: a small branched model and a random multi-task batch.
 use crate::data::{Batch, InputSpace, Target};
-use crate::model::{layout_at, BackboneKind, HeadConfig, Model, ModelConfig};
+use crate::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
 use crate::task::{Task, TaskKind, TaskMap, TaskSpec};
 use tch::{Device, Kind, Tensor};
 

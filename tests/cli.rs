@@ -13,7 +13,23 @@ fn the_pipeline_runs_from_the_command_line() {
     assert!(out.contains("wrote 13 train + 3 test scenes"), "{out}");
     assert!(d.join("data/preview.png").is_file());
 
-    let train = ["train", "--data", "data", "--steps", "4", "--batch-size", "4", "--val-limit", "3", "--checkpoint-every", "2", "--out", "run", "--index", "2"];
+    let train = [
+        "train",
+        "--data",
+        "data",
+        "--steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--val-limit",
+        "3",
+        "--checkpoint-every",
+        "2",
+        "--out",
+        "run",
+        "--index",
+        "2",
+    ];
     let out = ok(d, &train);
     assert!(out.contains("trained 4 steps") && out.contains("validation"), "{out}");
     assert!(d.join("run/model.safetensors").is_file() && d.join("run/model.json").is_file());
@@ -25,7 +41,28 @@ fn the_pipeline_runs_from_the_command_line() {
     fails(d, &other, 2, &["another configuration", "--restart"]);
 
     let model = "run/model.safetensors";
-    let json = ok(d, &["attack", "--model", model, "--data", "data", "--direction", "gbmta", "--direction", "single:depth", "--eps", "4", "--n-iter", "3", "--format", "json", "--out", "att"]);
+    let json = ok(
+        d,
+        &[
+            "attack",
+            "--model",
+            model,
+            "--data",
+            "data",
+            "--direction",
+            "gbmta",
+            "--direction",
+            "single:depth",
+            "--eps",
+            "4",
+            "--n-iter",
+            "3",
+            "--format",
+            "json",
+            "--out",
+            "att",
+        ],
+    );
     let record: RunRecord = serde_json::from_str(&json).expect("the report parses with its exact schema");
     assert_eq!(record.schema_version, mtrobust::report::SCHEMA_VERSION);
     assert_eq!(record.evaluation.attacked.len(), 2);

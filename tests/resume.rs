@@ -2,13 +2,13 @@
 //! the weights of an uninterrupted run — with dropout, Adam and augmented data. This file holds a
 //! single test on purpose: cargo runs each test binary alone, and libtorch's CPU kernels are only
 //! bit-reproducible while one thread issues ops at a time.
-use mtrobust::data::synth::export::{write_dataset, SynthOptions};
-use mtrobust::data::{open, InputSpace, Loader, Mode, Sizes};
+use mtrobust::data::synth::export::{SynthOptions, write_dataset};
+use mtrobust::data::{InputSpace, Loader, Mode, Sizes, open};
 use mtrobust::eval::EvalOptions;
-use mtrobust::model::{layout_at, BackboneKind, Model, ModelConfig};
+use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::observe::{Event, Observer, Silent};
 use mtrobust::task::taskonomy_tasks;
-use mtrobust::train::{train, OptimizerKind, TrainConfig};
+use mtrobust::train::{OptimizerKind, TrainConfig, train};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Tensor};
 
@@ -66,7 +66,19 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let dir = tmp.path().join("interrupted");
     let flag = AtomicBool::new(false);
     let mut first = model(3);
-    let s = train(&mut first, &tasks, &data, None, EvalOptions::default(), &cfg, &dir, false, Some(&flag), &mut StopAfter { after: 3, flag: &flag }).unwrap();
+    let s = train(
+        &mut first,
+        &tasks,
+        &data,
+        None,
+        EvalOptions::default(),
+        &cfg,
+        &dir,
+        false,
+        Some(&flag),
+        &mut StopAfter { after: 3, flag: &flag },
+    )
+    .unwrap();
     assert!(s.interrupted);
     assert_eq!(s.steps, 3);
     // A new process starts from a new model: different initial weights on purpose.

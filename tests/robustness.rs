@@ -3,13 +3,13 @@
 //! adversarially trained (FAT) twin is more robust than its clean twin.
 use mtrobust::attack::step::EarlyStop;
 use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
-use mtrobust::data::synth::export::{write_dataset, SynthOptions};
-use mtrobust::data::{open, InputSpace, Loader, Mode, Sizes};
-use mtrobust::eval::{evaluate, EvalOptions, Evaluation};
-use mtrobust::model::{layout_at, BackboneKind, Model, ModelConfig};
+use mtrobust::data::synth::export::{SynthOptions, write_dataset};
+use mtrobust::data::{InputSpace, Loader, Mode, Sizes, open};
+use mtrobust::eval::{EvalOptions, Evaluation, evaluate};
+use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::observe::Silent;
-use mtrobust::task::{taskonomy_tasks, Task, TaskKind};
-use mtrobust::train::{train, AdversarialTraining, TrainConfig};
+use mtrobust::task::{Task, TaskKind, taskonomy_tasks};
+use mtrobust::train::{AdversarialTraining, TrainConfig, train};
 use std::path::Path;
 use tch::Device;
 
@@ -33,7 +33,12 @@ fn setup() -> Setup {
 
 fn fresh_model(s: &Setup) -> Model {
     let specs: Vec<_> = s.tasks.iter().map(|t| t.spec).collect();
-    let config = ModelConfig { backbone: BackboneKind::Small, tasks: specs, layout: layout_at(5, 5, 0).unwrap(), head: BackboneKind::Small.default_head() };
+    let config = ModelConfig {
+        backbone: BackboneKind::Small,
+        tasks: specs,
+        layout: layout_at(5, 5, 0).unwrap(),
+        head: BackboneKind::Small.default_head(),
+    };
     Model::new(config, InputSpace::reference(), Device::Cpu, 1).unwrap()
 }
 
@@ -62,7 +67,13 @@ fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
     let model = trained(&s, dir.path(), None);
-    let directions = [DirectionSpec::Single(TaskKind::SegmentSemantic), DirectionSpec::Single(TaskKind::DepthZbuffer), DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta];
+    let directions = [
+        DirectionSpec::Single(TaskKind::SegmentSemantic),
+        DirectionSpec::Single(TaskKind::DepthZbuffer),
+        DirectionSpec::Total,
+        DirectionSpec::SignTotal,
+        DirectionSpec::Gbmta,
+    ];
     let steps = [StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage];
     let mut configs = Vec::new();
     for step in steps {

@@ -38,7 +38,10 @@ impl Budget {
     /// A negative or non-finite ε.
     pub fn new(norm: Norm, eps_pixels: f64, input: &InputSpace, kind: Kind, device: Device) -> Result<Self> {
         if !eps_pixels.is_finite() || eps_pixels < 0.0 {
-            return Err(Error::config("--eps", format!("{eps_pixels} is not a budget; give a non-negative number of grey levels, e.g. 8 or 8/255")));
+            return Err(Error::config(
+                "--eps",
+                format!("{eps_pixels} is not a budget; give a non-negative number of grey levels, e.g. 8 or 8/255"),
+            ));
         }
         let (lo, hi) = input.bound_tensors(kind, device);
         Ok(Budget { norm, eps: input.eps_to_input(eps_pixels), eps_pixels, lo, hi })

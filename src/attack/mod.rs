@@ -130,9 +130,10 @@ impl AttackConfig {
             return Err(Error::config("--n-iter", "iterative attacks need at least one iteration"));
         }
         if let Some(s) = self.step_size
-            && !(s.is_finite() && s > 0.0) {
-                return Err(Error::config("--step-size", format!("{s} must be a positive number of grey levels")));
-            }
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(Error::config("--step-size", format!("{s} must be a positive number of grey levels")));
+        }
         if self.early_stop.is_some() && self.step != StepKind::Pgd {
             return Err(Error::config("--fat-tau", "friendly early stopping applies to PGD (`--attack pgd`)"));
         }
@@ -151,7 +152,9 @@ impl AttackConfig {
         match self.step {
             StepKind::Fgsm => Box::new(step::Fgsm),
             StepKind::Mifgsm => Box::new(step::MiFgsm { n_iter: self.n_iter, alpha, momentum: self.momentum }),
-            StepKind::Pgd => Box::new(step::Pgd { n_iter: self.n_iter, alpha, random_start: self.random_start, early_stop: self.early_stop }),
+            StepKind::Pgd => {
+                Box::new(step::Pgd { n_iter: self.n_iter, alpha, random_start: self.random_start, early_stop: self.early_stop })
+            }
             StepKind::Apgd => Box::new(step::Apgd {
                 n_iter: self.n_iter,
                 profile: self.apgd_profile,
@@ -262,7 +265,14 @@ impl Attack {
     ///
     /// # Errors
     /// Tasks that do not match the model, a direction naming a missing task, or a bad budget.
-    pub fn run(&self, model: &Model, tasks: &[Task], batch: &Batch, batch_index: u64, base: Option<&TaskMap<f64>>) -> Result<AttackOutcome> {
+    pub fn run(
+        &self,
+        model: &Model,
+        tasks: &[Task],
+        batch: &Batch,
+        batch_index: u64,
+        base: Option<&TaskMap<f64>>,
+    ) -> Result<AttackOutcome> {
         let oracle = Oracle::new(model, tasks, &batch.targets)?;
         let direction = self.config.direction.build(tasks)?;
         let x = batch.x.to_kind(model.kind()).to_device(model.device());

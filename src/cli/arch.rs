@@ -2,8 +2,8 @@
 //! shared by `model info` and `train`.
 use anyhow::Context;
 use clap::Args;
-use mtrobust::model::{layout_at, BackboneKind, Layout, ModelConfig};
-use mtrobust::task::{parse_tasks, TaskSpec};
+use mtrobust::model::{BackboneKind, Layout, ModelConfig, layout_at};
+use mtrobust::task::{TaskSpec, parse_tasks};
 
 /// Which network to build.
 #[derive(Debug, Clone, Args)]

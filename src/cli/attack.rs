@@ -1,17 +1,17 @@
 //! `mtrobust attack`: attack a checkpoint on a dataset split with one step rule over directions ×
 //! budgets; print per-task metrics before/after with ARP; write `report.json`, `report.csv`, the
 //! adversarial batch as `.npy` and a preview image.
+use super::GlobalArgs;
 use super::attack_args::AttackArgs;
 use super::data_args::DataArgs;
 use super::progress::Progress;
 use super::train::describe;
-use super::GlobalArgs;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mtrobust::data::{write_npy, Batch, BatchSource, Loader, Mode};
-use mtrobust::eval::{evaluate, EvalOptions};
-use mtrobust::report::RunRecord;
+use mtrobust::data::{Batch, BatchSource, Loader, Mode, write_npy};
+use mtrobust::eval::{EvalOptions, evaluate};
 use mtrobust::model::Model;
+use mtrobust::report::RunRecord;
 use mtrobust::report::{csv, table};
 use mtrobust::task::{Convention, MetricProfile, TaskKind};
 use std::path::{Path, PathBuf};
@@ -142,7 +142,11 @@ pub fn run_job(job: Job, progress: &mut Progress) -> anyhow::Result<RunRecord> {
     for attack in &job.attacks {
         let c = &attack.config;
         let eps = mtrobust::attack::fmt_eps(c.eps);
-        progress.info(&format!("{}: ε = {eps} grey levels = {eps}/255 of the pixel range ({})", c.label(), mtrobust::attack::norm_id(c.norm)));
+        progress.info(&format!(
+            "{}: ε = {eps} grey levels = {eps}/255 of the pixel range ({})",
+            c.label(),
+            mtrobust::attack::norm_id(c.norm)
+        ));
     }
     progress.info(&format!("evaluating {architecture} on {} samples of {}:{}", loader.num_samples(), job.data.data.display(), job.split));
     let started = std::time::Instant::now();
@@ -163,7 +167,8 @@ pub fn run_job(job: Job, progress: &mut Progress) -> anyhow::Result<RunRecord> {
         std::fs::create_dir_all(&dir).map_err(|e| mtrobust::Error::io(&dir, e))?;
         write_npy(&dir.join(format!("adv_batch{b:04}.npy")), x_adv)?;
         if b == 0 {
-            write_preview(&dir.join("preview.png"), model, &batch.x, x_adv, eps[i]).map_err(|e| mtrobust::Error::data(&dir, e.to_string()))?;
+            write_preview(&dir.join("preview.png"), model, &batch.x, x_adv, eps[i])
+                .map_err(|e| mtrobust::Error::data(&dir, e.to_string()))?;
         }
         Ok(())
     };
@@ -203,11 +208,7 @@ pub fn print_record(record: &RunRecord, format: Format) -> anyhow::Result<()> {
 /// 1 when an attack produced inputs that failed a sanity check, else 0.
 pub fn exit_code(record: &RunRecord) -> ExitCode {
     let failed = record.evaluation.attacked.iter().any(|r| r.checks.as_ref().is_some_and(|c| !c.passed()));
-    if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 /// Loads a checkpoint for evaluation (frozen variables).
@@ -232,7 +233,9 @@ pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 /// `mtrobust eval`: clean metrics of a checkpoint.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  mtrobust eval --model runs/clean/model.safetensors --data data/synth\n  mtrobust eval --model m.safetensors --data /data/nyuv2 --convention reference --format json")]
+#[command(
+    after_help = "Examples:\n  mtrobust eval --model runs/clean/model.safetensors --data data/synth\n  mtrobust eval --model m.safetensors --data /data/nyuv2 --convention reference --format json"
+)]
 pub struct EvalArgs {
     #[command(flatten)]
     scope: Scope,

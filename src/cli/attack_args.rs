@@ -1,6 +1,6 @@
 //! The attack flags, shared by `attack` (many directions × budgets) and `train --adversarial` (one).
 use clap::Args;
-use mtrobust::attack::{parse_eps, ApgdProfile, AttackConfig, DirectionSpec, Norm, Reduction, StepKind};
+use mtrobust::attack::{ApgdProfile, AttackConfig, DirectionSpec, Norm, Reduction, StepKind, parse_eps};
 use mtrobust::task::TaskKind;
 
 /// How to attack.

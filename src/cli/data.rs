@@ -1,8 +1,8 @@
 //! `mtrobust data synth`: the built-in procedurally rendered multi-task dataset.
-use super::progress::Progress;
 use super::GlobalArgs;
+use super::progress::Progress;
 use clap::{Args, Subcommand};
-use mtrobust::data::synth::export::{write_dataset, SynthOptions};
+use mtrobust::data::synth::export::{SynthOptions, write_dataset};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +10,9 @@ use std::process::ExitCode;
 pub enum DataCommand {
     /// Render indoor scenes with aligned segmentation, depth, normals, keypoints and edges, and
     /// write them in the Tiny-Taskonomy format (train/test split, preview.png).
-    #[command(after_help = "Examples:\n  mtrobust data synth --out data/synth --n 2000 --size 128 --seed 7\n  mtrobust data synth --out /tmp/tiny --n 64 --size 64")]
+    #[command(
+        after_help = "Examples:\n  mtrobust data synth --out data/synth --n 2000 --size 128 --seed 7\n  mtrobust data synth --out /tmp/tiny --n 64 --size 64"
+    )]
     Synth(SynthArgs),
 }
 

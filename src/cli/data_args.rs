@@ -1,6 +1,6 @@
 //! The flags that pick data: `--data DIR` plus optional reader sizes.
 use clap::Args;
-use mtrobust::data::{open, Dataset, Mode, Sizes};
+use mtrobust::data::{Dataset, Mode, Sizes, open};
 use std::path::PathBuf;
 
 /// Which dataset directory and reader sizes.

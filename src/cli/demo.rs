@@ -2,24 +2,26 @@
 //! small five-task model, attack it with every direction (Single-x for each task, Total, SignTotal,
 //! GB-MTA) and print per-task metrics, ARP and transferability. Each stage reuses what an earlier
 //! run left in `--out` (an interrupted demo resumes).
-use super::attack::{exit_code, print_record, run_job, Format, Job};
+use super::GlobalArgs;
+use super::attack::{Format, Job, exit_code, print_record, run_job};
 use super::data_args::DataArgs;
 use super::progress::Progress;
-use super::GlobalArgs;
 use anyhow::Context;
 use clap::Args;
-use mtrobust::attack::{parse_eps, Attack, AttackConfig, DirectionSpec, StepKind};
-use mtrobust::data::synth::export::{read_manifest, write_dataset, SynthOptions};
+use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind, parse_eps};
+use mtrobust::data::synth::export::{SynthOptions, read_manifest, write_dataset};
 use mtrobust::data::{InputSpace, Loader, Mode};
 use mtrobust::eval::EvalOptions;
-use mtrobust::model::{layout_at, BackboneKind, Model, ModelConfig};
-use mtrobust::task::{taskonomy_tasks, Convention, TaskKind};
-use mtrobust::train::{train, TrainConfig};
+use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
+use mtrobust::task::{Convention, TaskKind, taskonomy_tasks};
+use mtrobust::train::{TrainConfig, train};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  mtrobust demo\n  mtrobust demo --out runs/demo-big --n 2000 --size 128 --steps 1500 --eps 4\n  mtrobust demo --index 4 --attack apgd")]
+#[command(
+    after_help = "Examples:\n  mtrobust demo\n  mtrobust demo --out runs/demo-big --n 2000 --size 128 --steps 1500 --eps 4\n  mtrobust demo --index 4 --attack apgd"
+)]
 pub struct DemoArgs {
     /// Run directory: data/, model/, attack/ go inside.
     #[arg(long, default_value = "runs/demo")]
@@ -86,7 +88,13 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     tc.log_every = 25;
     tc.checkpoint_every = 200;
     let model_dir = a.out.join("model");
-    progress.info(&format!("2/3 training the small backbone, layout #{} {}, {} steps → {}", a.index, model.config().layout, a.steps, model_dir.display()));
+    progress.info(&format!(
+        "2/3 training the small backbone, layout #{} {}, {} steps → {}",
+        a.index,
+        model.config().layout,
+        a.steps,
+        model_dir.display()
+    ));
     let options = EvalOptions { profile, convention: Convention::Standard };
     let summary = train(&mut model, &tasks, &loader, None, options, &tc, &model_dir, false, None, &mut progress)
         .context("training the demo model (an existing --out with other settings? use another --out)")?;
@@ -99,7 +107,13 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|d| Attack::new(AttackConfig { step: a.step, direction: d, eps, seed: a.seed, ..Default::default() }))
         .collect::<Result<Vec<_>, _>>()?;
-    progress.info(&format!("3/3 attacking {} test samples with {} × {} directions at ε = {}/255", a.limit, a.step.id(), attacks.len(), a.eps));
+    progress.info(&format!(
+        "3/3 attacking {} test samples with {} × {} directions at ε = {}/255",
+        a.limit,
+        a.step.id(),
+        attacks.len(),
+        a.eps
+    ));
     let attack_dir = a.out.join("attack");
     let model_path = model_dir.join("model.safetensors");
     let job = Job {

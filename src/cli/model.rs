@@ -1,6 +1,6 @@
 //! `mtrobust model info`: a layout's tree, per-block sharing and exact parameter counts.
-use super::arch::ArchArgs;
 use super::GlobalArgs;
+use super::arch::ArchArgs;
 use clap::{Args, Subcommand, ValueEnum};
 use mtrobust::model::ModelConfig;
 use std::process::ExitCode;
@@ -8,10 +8,14 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Print a model's tree, which tasks share each block, and its parameter counts.
-    #[command(after_help = "Examples:\n  mtrobust model info --backbone resnet34 --tasks nyuv2 --index 9\n  mtrobust model info --backbone small --tasks taskonomy --index 4\n  mtrobust model info --tasks nyuv2 --layout \"[[{0, 1, 2}], [{0, 1, 2}], [{1, 2}, {0}], [{1, 2}, {0}], [{0}, {2}, {1}]]\" --format json")]
+    #[command(
+        after_help = "Examples:\n  mtrobust model info --backbone resnet34 --tasks nyuv2 --index 9\n  mtrobust model info --backbone small --tasks taskonomy --index 4\n  mtrobust model info --tasks nyuv2 --layout \"[[{0, 1, 2}], [{0, 1, 2}], [{1, 2}, {0}], [{1, 2}, {0}], [{0}, {2}, {1}]]\" --format json"
+    )]
     Info(InfoArgs),
     /// Write a freshly initialised checkpoint (a baseline, or a start for `train --init`).
-    #[command(after_help = "Examples:\n  mtrobust model init --tasks segm:10,normal,depth,keyp,edge --out runs/untrained.safetensors\n  mtrobust model init --backbone resnet34 --tasks nyuv2 --index 9 --out nyu9.safetensors")]
+    #[command(
+        after_help = "Examples:\n  mtrobust model init --tasks segm:10,normal,depth,keyp,edge --out runs/untrained.safetensors\n  mtrobust model init --backbone resnet34 --tasks nyuv2 --index 9 --out nyu9.safetensors"
+    )]
     Init(InitArgs),
 }
 

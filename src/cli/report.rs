@@ -2,7 +2,7 @@
 use super::GlobalArgs;
 use anyhow::Context;
 use clap::Args;
-use mtrobust::report::{compare, table, RunRecord, SCHEMA_VERSION};
+use mtrobust::report::{RunRecord, SCHEMA_VERSION, compare, table};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,7 +25,10 @@ pub fn run(a: ReportArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for (i, path) in a.reports.iter().enumerate() {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let record: RunRecord = serde_json::from_str(&text).with_context(|| {
-            format!("{} is not an mtrobust report (schema version {SCHEMA_VERSION}); reports are the report.json files of attack/eval/demo", path.display())
+            format!(
+                "{} is not an mtrobust report (schema version {SCHEMA_VERSION}); reports are the report.json files of attack/eval/demo",
+                path.display()
+            )
         })?;
         let name = a.name.get(i).cloned().unwrap_or_else(|| {
             path.parent().and_then(|p| p.file_name()).map_or(path.display().to_string(), |n| n.to_string_lossy().to_string())

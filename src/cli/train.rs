@@ -1,22 +1,22 @@
 //! `mtrobust train`: clean or adversarial (FAT) multi-task training with progress, periodic
 //! validation, checkpoints and resume (rerun the same command after an interruption).
+use super::GlobalArgs;
 use super::arch::ArchArgs;
 use super::attack_args::AttackArgs;
 use super::data_args::DataArgs;
 use super::progress::Progress;
-use super::GlobalArgs;
 use anyhow::Context;
 use clap::Args;
 use mtrobust::attack::step::EarlyStop;
 use mtrobust::data::{Loader, Mode};
 use mtrobust::eval::EvalOptions;
 use mtrobust::model::Model;
-use mtrobust::task::{taskonomy_tasks, Convention, MetricProfile, TaskKind, TaskSpec};
-use mtrobust::train::{train, AdversarialTraining, OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
+use mtrobust::task::{Convention, MetricProfile, TaskKind, TaskSpec, taskonomy_tasks};
+use mtrobust::train::{AdversarialTraining, OptimizerConfig, OptimizerKind, Schedule, TrainConfig, train};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -142,7 +142,8 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Some(Loader::new(a.data.open(&a.val_split, Mode::Test)?, kinds.clone(), a.batch_size, a.val_limit)?)
     };
     let mut config = TrainConfig::new(specs.len(), a.steps, a.batch_size);
-    config.optimizer = OptimizerConfig { kind: a.optimizer, momentum: a.momentum, beta1: a.beta1, beta2: 0.999, weight_decay: a.weight_decay };
+    config.optimizer =
+        OptimizerConfig { kind: a.optimizer, momentum: a.momentum, beta1: a.beta1, beta2: 0.999, weight_decay: a.weight_decay };
     config.lr = a.lr.unwrap_or(match a.optimizer {
         OptimizerKind::Sgd => 0.05,
         OptimizerKind::Adam => 1e-3,
@@ -194,14 +195,24 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         eprintln!("interrupted after step {}; checkpoint saved — run the same command again to resume", s.steps);
         return Ok(ExitCode::from(130));
     }
-    println!("trained {} steps in {:.1} s (resumed from step {}) → {}", s.steps, s.seconds, s.resumed_from, a.out.join("model.safetensors").display());
+    println!(
+        "trained {} steps in {:.1} s (resumed from step {}) → {}",
+        s.steps,
+        s.seconds,
+        s.resumed_from,
+        a.out.join("model.safetensors").display()
+    );
     if let Some(l) = &s.last_loss {
         println!("last training losses: {}", l.iter().map(|(k, v)| format!("{} {v:.4}", k.short())).collect::<Vec<_>>().join(", "));
     }
     if let Some(v) = &s.validation {
         println!("validation ({}):", if profile == MetricProfile::Full { "full metrics" } else { "taskonomy metrics" });
         for (task, metrics) in v.iter() {
-            println!("  {:<5} {}", task.short(), metrics.iter().map(|m| format!("{} {:.4}", m.name, m.value)).collect::<Vec<_>>().join(", "));
+            println!(
+                "  {:<5} {}",
+                task.short(),
+                metrics.iter().map(|m| format!("{} {:.4}", m.name, m.value)).collect::<Vec<_>>().join(", ")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -22,10 +22,7 @@ impl Target {
         if (th, tw) == (h, w) {
             return self.shallow();
         }
-        Target {
-            value: self.value.upsample_nearest2d([h, w], None, None),
-            valid: self.valid.upsample_nearest2d([h, w], None, None),
-        }
+        Target { value: self.value.upsample_nearest2d([h, w], None, None), valid: self.valid.upsample_nearest2d([h, w], None, None) }
     }
 
     /// A second handle to the same tensors (no copy).
@@ -88,15 +85,13 @@ impl Batch {
             let mut values = Vec::with_capacity(samples.len());
             let mut valids = Vec::with_capacity(samples.len());
             for s in samples {
-                let (_, t) = s.targets.iter().find(|(k, _)| *k == kind).ok_or_else(|| {
-                    Error::config("tasks", format!("sample {} has no `{kind}` label", s.name))
-                })?;
+                let (_, t) = s
+                    .targets
+                    .iter()
+                    .find(|(k, _)| *k == kind)
+                    .ok_or_else(|| Error::config("tasks", format!("sample {} has no `{kind}` label", s.name)))?;
                 if (t.value.height, t.value.width) != (h, w) || (t.valid.height, t.valid.width) != (h, w) {
-                    return Err(Error::shape(
-                        format!("`{kind}` label of sample {}", s.name),
-                        [h, w],
-                        [t.value.height, t.value.width],
-                    ));
+                    return Err(Error::shape(format!("`{kind}` label of sample {}", s.name), [h, w], [t.value.height, t.value.width]));
                 }
                 values.push(&t.value);
                 valids.push(&t.valid);
@@ -110,11 +105,7 @@ impl Batch {
 
     /// The batch on `device`.
     pub fn to_device(&self, device: Device) -> Batch {
-        Batch {
-            x: self.x.to_device(device),
-            targets: self.targets.map(|_, t| t.to_device(device)),
-            names: self.names.clone(),
-        }
+        Batch { x: self.x.to_device(device), targets: self.targets.map(|_, t| t.to_device(device)), names: self.names.clone() }
     }
 }
 

@@ -15,11 +15,9 @@ use crate::error::{Error, Result};
 
 /// Opens and fully decodes an image file (format sniffed from its bytes, not its extension).
 fn decode(path: &Path) -> Result<DynamicImage> {
-    let reader = ImageReader::open(path).map_err(|e| {
-        Error::data(path, format!("cannot open image ({e}); check the path in the split file and the dataset root"))
-    })?;
-    let reader =
-        reader.with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image header ({e})")))?;
+    let reader = ImageReader::open(path)
+        .map_err(|e| Error::data(path, format!("cannot open image ({e}); check the path in the split file and the dataset root")))?;
+    let reader = reader.with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image header ({e})")))?;
     reader.decode().map_err(|e| {
         Error::data(
             path,
@@ -65,15 +63,8 @@ pub(crate) fn read_rgb8(path: &Path, like_opencv: bool) -> Result<Dense<u8>> {
     let colour = img.color();
     let rgb = match img {
         DynamicImage::ImageRgb8(b) => b,
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageRgba8(_) if like_opencv => {
-            img.to_rgb8()
-        }
-        _ => {
-            return Err(Error::data(
-                path,
-                format!("expected an 8-bit RGB image, got {colour:?}; convert it to 8-bit RGB"),
-            ))
-        }
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageRgba8(_) if like_opencv => img.to_rgb8(),
+        _ => return Err(Error::data(path, format!("expected an 8-bit RGB image, got {colour:?}; convert it to 8-bit RGB"))),
     };
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     Ok(planar(rgb.as_raw(), 3, h, w))
@@ -151,8 +142,8 @@ fn check_dense<T>(path: &Path, src: &Dense<T>, channels: usize) -> Result<()> {
 pub(crate) fn write_rgb8(path: &Path, rgb: &Dense<u8>) -> Result<()> {
     check_dense(path, rgb, 3)?;
     let (w, h) = dims(path, rgb.height, rgb.width)?;
-    let buf: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::from_raw(w, h, interleaved(rgb))
-        .ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
+    let buf: ImageBuffer<Rgb<u8>, Vec<u8>> =
+        ImageBuffer::from_raw(w, h, interleaved(rgb)).ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
     save(path, |p| buf.save_with_format(p, ImageFormat::Png))
 }
 
@@ -160,8 +151,8 @@ pub(crate) fn write_rgb8(path: &Path, rgb: &Dense<u8>) -> Result<()> {
 pub(crate) fn write_grey8(path: &Path, grey: &Dense<u8>) -> Result<()> {
     check_dense(path, grey, 1)?;
     let (w, h) = dims(path, grey.height, grey.width)?;
-    let buf: ImageBuffer<Luma<u8>, Vec<u8>> = ImageBuffer::from_raw(w, h, grey.data.clone())
-        .ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
+    let buf: ImageBuffer<Luma<u8>, Vec<u8>> =
+        ImageBuffer::from_raw(w, h, grey.data.clone()).ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
     save(path, |p| buf.save_with_format(p, ImageFormat::Png))
 }
 
@@ -169,8 +160,8 @@ pub(crate) fn write_grey8(path: &Path, grey: &Dense<u8>) -> Result<()> {
 pub(crate) fn write_grey16(path: &Path, grey: &Dense<u16>) -> Result<()> {
     check_dense(path, grey, 1)?;
     let (w, h) = dims(path, grey.height, grey.width)?;
-    let buf: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(w, h, grey.data.clone())
-        .ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_raw(w, h, grey.data.clone()).ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
     save(path, |p| buf.save_with_format(p, ImageFormat::Png))
 }
 
@@ -193,17 +184,15 @@ pub(crate) struct NpyArray {
 
 /// Reads a float32 or float64 `.npy` file (either byte order, C or Fortran order) into `f32`.
 pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
-    let file = File::open(path).map_err(|e| {
-        Error::data(path, format!("cannot open .npy file ({e}); check the path in the split file and the dataset root"))
-    })?;
+    let file = File::open(path)
+        .map_err(|e| Error::data(path, format!("cannot open .npy file ({e}); check the path in the split file and the dataset root")))?;
     let npy = npyz::NpyFile::new(BufReader::new(file))
         .map_err(|e| Error::data(path, format!("not a valid .npy file ({e}); re-save it with numpy.save")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&n| n as usize).collect();
     let order = npy.order();
     let dtype = npy.dtype();
-    let truncated = |e: std::io::Error| {
-        Error::data(path, format!("data section is truncated or unreadable ({e}); re-save it with numpy.save"))
-    };
+    let truncated =
+        |e: std::io::Error| Error::data(path, format!("data section is truncated or unreadable ({e}); re-save it with numpy.save"));
     // Only plain float arrays are meaningful here; integers would silently change units.
     let is_float = |size: u64| match &dtype {
         npyz::DType::Plain(t) => t.type_char() == npyz::TypeChar::Float && t.size_field() == size,
@@ -216,10 +205,7 @@ pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
     } else {
         return Err(Error::data(
             path,
-            format!(
-                "expected a float32 or float64 array, got dtype {}; convert it with .astype(numpy.float32)",
-                dtype.descr()
-            ),
+            format!("expected a float32 or float64 array, got dtype {}; convert it with .astype(numpy.float32)", dtype.descr()),
         ));
     };
     let expected: usize = shape.iter().product();
@@ -277,25 +263,19 @@ pub(crate) fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Resul
 
 /// Reads split `split` of a JSON split index: a list of `N`-path entries.
 pub(crate) fn read_split<const N: usize>(json: &Path, split: &str) -> Result<Vec<[String; N]>> {
-    let text = std::fs::read_to_string(json).map_err(|e| {
-        Error::data(json, format!("cannot read the split index ({e}); pass the dataset root that contains it"))
-    })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::data(json, format!("is not valid JSON ({e})")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| Error::data(json, "expected a JSON object mapping split names to lists of entries"))?;
+    let text = std::fs::read_to_string(json)
+        .map_err(|e| Error::data(json, format!("cannot read the split index ({e}); pass the dataset root that contains it")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::data(json, format!("is not valid JSON ({e})")))?;
+    let obj = value.as_object().ok_or_else(|| Error::data(json, "expected a JSON object mapping split names to lists of entries"))?;
     let entries = obj.get(split).ok_or_else(|| {
         let known: Vec<&str> = obj.keys().map(String::as_str).collect();
         Error::data(json, format!("has no split `{split}`; it has: {}", known.join(", ")))
     })?;
-    let list =
-        entries.as_array().ok_or_else(|| Error::data(json, format!("split `{split}` is not a list of entries")))?;
+    let list = entries.as_array().ok_or_else(|| Error::data(json, format!("split `{split}` is not a list of entries")))?;
     list.iter()
         .enumerate()
         .map(|(i, entry)| {
-            let bad =
-                || Error::data(json, format!("split `{split}` entry {i} is not a list of {N} path strings: {entry}"));
+            let bad = || Error::data(json, format!("split `{split}` entry {i} is not a list of {N} path strings: {entry}"));
             let items = entry.as_array().filter(|a| a.len() == N).ok_or_else(bad)?;
             let mut out: [String; N] = std::array::from_fn(|_| String::new());
             for (slot, item) in out.iter_mut().zip(items) {
@@ -377,10 +357,7 @@ pub(crate) fn check_stem(stem: &str) -> Result<()> {
     let p = Path::new(stem);
     let escapes = p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
     if stem.is_empty() || escapes {
-        return Err(Error::config(
-            "stem",
-            format!("`{stem}` must be a non-empty relative name without `..`, e.g. `scene1_0003`"),
-        ));
+        return Err(Error::config("stem", format!("`{stem}` must be a non-empty relative name without `..`, e.g. `scene1_0003`")));
     }
     Ok(())
 }

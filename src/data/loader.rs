@@ -2,10 +2,10 @@
 //! stacked. Evaluation batches go in file order; training batches are whatever sample indices
 //! and augmentation seeds the trainer asks for (see `train::sampler`), so every batch is a pure
 //! function of (seed, step) and a resumed run sees the same data.
+use super::Batch;
 use super::open::Dataset;
 use super::raw::RawSample;
 use super::source::{BatchSource, SampleSource};
-use super::Batch;
 use crate::error::{Error, Result};
 use crate::task::TaskKind;
 use rand::SeedableRng;
@@ -55,10 +55,7 @@ impl Loader {
     }
 
     fn read(&self, items: &[(usize, u64)]) -> Result<Vec<RawSample>> {
-        items
-            .par_iter()
-            .map(|&(index, seed)| self.dataset.reader.read(index, &mut ChaCha8Rng::seed_from_u64(seed)))
-            .collect()
+        items.par_iter().map(|&(index, seed)| self.dataset.reader.read(index, &mut ChaCha8Rng::seed_from_u64(seed))).collect()
     }
 }
 

@@ -13,10 +13,10 @@ pub mod synth;
 pub mod taskonomy;
 pub mod transform;
 
-pub use batch::{read_npy, write_npy, Batch, Target};
+pub use batch::{Batch, Target, read_npy, write_npy};
 pub use input_space::{ChannelOrder, InputSpace};
+pub use loader::Loader;
+pub use open::{Dataset, Format, Sizes, open};
 pub use raw::{Dense, RawSample, RawTarget};
 pub use reader::{Mode, Reader};
-pub use loader::Loader;
-pub use open::{open, Dataset, Format, Sizes};
 pub use source::{BatchSource, InMemory, InMemorySamples, SampleSource};

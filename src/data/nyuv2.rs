@@ -92,10 +92,7 @@ impl Nyuv2Reader {
     /// [`Error::Config`] for a zero crop size or a normal channel outside 0..3.
     pub fn open(root: &Path, split: &str, opts: Nyuv2Options) -> Result<Self> {
         if opts.crop.0 == 0 || opts.crop.1 == 0 {
-            return Err(Error::config(
-                "crop",
-                format!("{:?} must be positive in both sides, e.g. (321, 321)", opts.crop),
-            ));
+            return Err(Error::config("crop", format!("{:?} must be positive in both sides, e.g. (321, 321)", opts.crop)));
         }
         if opts.normal_x_channel >= 3 {
             return Err(Error::config("normal_x_channel", format!("{} must be 0, 1 or 2", opts.normal_x_channel)));
@@ -167,11 +164,7 @@ impl Nyuv2Reader {
         if npy.shape != [h, w] {
             return Err(Error::data(
                 &dep_p,
-                format!(
-                    "has shape {:?} but the image {} needs ({h}, {w}); depth must be a 2-D (H, W) array",
-                    npy.shape,
-                    img_p.display()
-                ),
+                format!("has shape {:?} but the image {} needs ({h}, {w}); depth must be a 2-D (H, W) array", npy.shape, img_p.display()),
             ));
         }
         let mut depth = RawTarget { value: Dense::filled(1, h, w, 0.0), valid: Dense::filled(1, h, w, 0) };
@@ -208,18 +201,14 @@ impl Reader for Nyuv2Reader {
 
     fn read(&self, index: usize, rng: &mut ChaCha8Rng) -> Result<RawSample> {
         let record = self.records.get(index).ok_or_else(|| {
-            Error::config(
-                "index",
-                format!("{index} is out of range; split `{}` has {} samples", self.split, self.records.len()),
-            )
+            Error::config("index", format!("{index} is out of range; split `{}` has {} samples", self.split, self.records.len()))
         })?;
         let Source { bgr, targets } = self.load(record)?;
         let (ch, cw) = self.opts.crop;
         let (mut input, targets) = match self.opts.mode {
-            Mode::Test => (
-                transform::to_f32(&transform::resize_bilinear_u8(&bgr, ch, cw)),
-                targets.map(|t| transform::resize_target(&t, ch, cw)),
-            ),
+            Mode::Test => {
+                (transform::to_f32(&transform::resize_bilinear_u8(&bgr, ch, cw)), targets.map(|t| transform::resize_target(&t, ch, cw)))
+            }
             Mode::Train => {
                 let aug = Augmentation::sample(rng, (bgr.height, bgr.width), self.opts.crop);
                 let scaled = transform::resize_bilinear_u8(&bgr, aug.scaled.0, aug.scaled.1);
@@ -271,12 +260,7 @@ pub struct Nyuv2Record {
 /// arrays disagree in size or channel count; [`Error::Io`] when a file cannot be written.
 pub fn write_record(nyu_dir: &Path, stem: &str, rec: &Nyuv2Record) -> Result<[String; 4]> {
     codec::check_stem(stem)?;
-    let rel = [
-        format!("img/{stem}.png"),
-        format!("seg/{stem}.png"),
-        format!("normal_mask/{stem}.png"),
-        format!("depth/{stem}.npy"),
-    ];
+    let rel = [format!("img/{stem}.png"), format!("seg/{stem}.png"), format!("normal_mask/{stem}.png"), format!("depth/{stem}.npy")];
     let [img_p, seg_p, nrm_p, dep_p] = rel.each_ref().map(|r| nyu_dir.join(r));
     let (h, w) = (rec.bgr.height, rec.bgr.width);
     for (path, dh, dw) in [
@@ -441,10 +425,7 @@ mod tests {
                     if normal.valid.at(0, y, x) == 1 {
                         // x-component is the file's red channel (tensor channel 2): 200 → 255 − 200 = 55.
                         let want = [50.0, 100.0, if aug.flip { 55.0 } else { 200.0 }];
-                        assert_eq!(
-                            [normal.value.at(0, y, x), normal.value.at(1, y, x), normal.value.at(2, y, x)],
-                            want
-                        );
+                        assert_eq!([normal.value.at(0, y, x), normal.value.at(1, y, x), normal.value.at(2, y, x)], want);
                     } else {
                         assert_eq!(normal.value.at(2, y, x), 0.0);
                     }
@@ -540,12 +521,7 @@ mod tests {
 
         use npyz::WriterBuilder;
         let file = std::io::BufWriter::new(std::fs::File::create(&dep).unwrap());
-        let mut w = npyz::WriteOptions::<u16>::new()
-            .default_dtype()
-            .shape(&[H as u64, W as u64])
-            .writer(file)
-            .begin_nd()
-            .unwrap();
+        let mut w = npyz::WriteOptions::<u16>::new().default_dtype().shape(&[H as u64, W as u64]).writer(file).begin_nd().unwrap();
         w.extend(std::iter::repeat_n(1000u16, H * W)).unwrap();
         w.finish().unwrap();
         let msg = err_of(root.path(), "test");

@@ -3,7 +3,7 @@
 //! synth` is a Taskonomy dataset whose `synth.json` sets the reader sizes and metric profile.
 use super::nyuv2::{self, Nyuv2Options, Nyuv2Reader};
 use super::reader::{Mode, Reader};
-use super::synth::export::{read_manifest, SynthManifest};
+use super::synth::export::{SynthManifest, read_manifest};
 use super::taskonomy::{self, TaskonomyOptions, TaskonomyReader, Unlabelled};
 use crate::error::{Error, Result};
 use crate::task::{MetricProfile, Task, TaskSpec};
@@ -97,7 +97,10 @@ fn detect(dir: &Path) -> Option<Format> {
 /// A directory that holds neither format, or reader errors (missing split, bad files).
 pub fn open(dir: &Path, split: &str, mode: Mode, sizes: Sizes) -> Result<Dataset> {
     if !dir.is_dir() {
-        return Err(Error::data(dir, "no such directory; generate the built-in dataset with `mtrobust data synth --out DIR` or point --data at a NYUv2/Taskonomy copy"));
+        return Err(Error::data(
+            dir,
+            "no such directory; generate the built-in dataset with `mtrobust data synth --out DIR` or point --data at a NYUv2/Taskonomy copy",
+        ));
     }
     let format = detect(dir).ok_or_else(|| {
         Error::data(
@@ -142,11 +145,11 @@ pub fn open(dir: &Path, split: &str, mode: Mode, sizes: Sizes) -> Result<Dataset
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::source::BatchSource;
-    use crate::data::synth::export::{write_dataset, SynthOptions};
     use crate::data::Loader;
+    use crate::data::source::BatchSource;
+    use crate::data::synth::export::{SynthOptions, write_dataset};
     use crate::observe::Silent;
-    use crate::task::{taskonomy_tasks, TaskKind};
+    use crate::task::{TaskKind, taskonomy_tasks};
     use tch::{Device, Kind};
 
     #[test]

@@ -112,11 +112,7 @@ impl Default for TaskonomyOptions {
 /// The folder (`train` or `test`) a split's paths are relative to.
 pub fn split_folder(split: &str) -> &'static str {
     // The reference picks the train folder for mode `train` only.
-    if split == "train" {
-        "train"
-    } else {
-        "test"
-    }
+    if split == "train" { "train" } else { "test" }
 }
 
 /// Decodes raw depth to the reader's value `ln(1 + d) / ln 65536` ∈ [0, 1].
@@ -133,11 +129,7 @@ pub fn depth_value_to_metres(value: f32) -> f32 {
 /// (≈ 128 m) gives [`DEPTH_INVALID`]. Values from 64500/512 ≈ 125.98 m up read back as invalid.
 pub fn encode_depth(metres: f32) -> u16 {
     let units = (metres as f64 * DEPTH_UNITS_PER_METRE).round();
-    if metres.is_finite() && metres >= 0.0 && units < DEPTH_INVALID as f64 {
-        units as u16
-    } else {
-        DEPTH_INVALID
-    }
+    if metres.is_finite() && metres >= 0.0 && units < DEPTH_INVALID as f64 { units as u16 } else { DEPTH_INVALID }
 }
 
 /// Decodes a raw 8-bit normal (R,G,B) to x,y,z in [−1, 1] as the reference does, in `f32`.
@@ -207,10 +199,7 @@ impl TaskonomyReader {
     /// list.
     pub fn open(root: &Path, split: &str, opts: TaskonomyOptions) -> Result<Self> {
         if opts.resize == 0 || opts.crop == 0 {
-            return Err(Error::config(
-                "resize/crop",
-                format!("{}/{} must both be positive (default 256/224)", opts.resize, opts.crop),
-            ));
+            return Err(Error::config("resize/crop", format!("{}/{} must both be positive (default 256/224)", opts.resize, opts.crop)));
         }
         if opts.tasks.is_empty() {
             return Err(Error::config(
@@ -264,15 +253,10 @@ impl TaskonomyReader {
         };
         let tasks = &self.opts.tasks;
         // Normals use the depth mask, so depth is read for either task.
-        let depth_raw = if tasks.contains(&TaskKind::DepthZbuffer) || tasks.contains(&TaskKind::Normal) {
-            Some(read16(3)?)
-        } else {
-            None
-        };
+        let depth_raw = if tasks.contains(&TaskKind::DepthZbuffer) || tasks.contains(&TaskKind::Normal) { Some(read16(3)?) } else { None };
         let depth_ok = |p: usize| depth_raw.as_ref().is_some_and(|d| d.data[p] < DEPTH_LIMIT);
         let plane = h * w;
-        let blank =
-            |channels| RawTarget { value: Dense::filled(channels, h, w, 0.0), valid: Dense::filled(1, h, w, 0) };
+        let blank = |channels| RawTarget { value: Dense::filled(channels, h, w, 0.0), valid: Dense::filled(1, h, w, 0) };
 
         let mut out = Vec::with_capacity(tasks.len());
         for &task in tasks {
@@ -351,10 +335,7 @@ impl TaskonomyReader {
 fn read_prior(path: &Path) -> Result<Vec<f32>> {
     let npy = codec::read_npy_f32(path)?;
     if npy.shape.len() != 1 || npy.shape[0] == 0 {
-        return Err(Error::data(
-            path,
-            format!("expected a non-empty 1-D array of per-class weights, got shape {:?}", npy.shape),
-        ));
+        return Err(Error::data(path, format!("expected a non-empty 1-D array of per-class weights, got shape {:?}", npy.shape)));
     }
     if let Some((i, v)) = npy.data.iter().enumerate().find(|(_, v)| !v.is_finite() || **v < 0.0) {
         return Err(Error::data(path, format!("class weight {i} is {v}; weights must be finite and non-negative")));
@@ -385,10 +366,7 @@ impl Reader for TaskonomyReader {
 
     fn read(&self, index: usize, rng: &mut ChaCha8Rng) -> Result<RawSample> {
         let record = self.records.get(index).ok_or_else(|| {
-            Error::config(
-                "index",
-                format!("{index} is out of range; split `{}` has {} samples", self.split, self.records.len()),
-            )
+            Error::config("index", format!("{index} is out of range; split `{}` has {} samples", self.split, self.records.len()))
         })?;
         let (bgr, targets) = self.load(record)?;
         let (r, c) = (self.opts.resize, self.opts.crop);
@@ -396,10 +374,9 @@ impl Reader for TaskonomyReader {
         let bgr = transform::resize_nearest(&bgr, r, r);
         let targets = targets.into_iter().map(|(k, t)| (k, transform::resize_target(&t, r, r)));
         let (mut input, targets): (Dense<f32>, Vec<_>) = match self.opts.mode {
-            Mode::Test => (
-                transform::resize_bilinear_f32(&bgr, c, c),
-                targets.map(|(k, t)| (k, transform::resize_target(&t, c, c))).collect(),
-            ),
+            Mode::Test => {
+                (transform::resize_bilinear_f32(&bgr, c, c), targets.map(|(k, t)| (k, transform::resize_target(&t, c, c))).collect())
+            }
             Mode::Train => {
                 let aug = Augmentation::sample(rng, (r, r), (c, c));
                 let input = aug.place(transform::resize_bilinear_f32(&bgr, aug.scaled.0, aug.scaled.1), 0.0);
@@ -740,10 +717,7 @@ mod tests {
         let test_dir = root.path().join(DIR).join("test");
         std::fs::remove_file(test_dir.join(&t[4])).unwrap();
         let s = r.read(0, &mut rng(0)).unwrap();
-        assert_eq!(
-            s.targets.iter().map(|t| t.0).collect::<Vec<_>>(),
-            vec![TaskKind::Normal, TaskKind::SegmentSemantic]
-        );
+        assert_eq!(s.targets.iter().map(|t| t.0).collect::<Vec<_>>(), vec![TaskKind::Normal, TaskKind::SegmentSemantic]);
         assert_eq!(target(&s, TaskKind::Normal).valid.at(0, 0, 0), 0); // depth 65535 at (0,0)
         std::fs::remove_file(test_dir.join(&t[3])).unwrap();
         let msg = r.read(0, &mut rng(0)).unwrap_err().to_string();
@@ -759,10 +733,7 @@ mod tests {
         let (root, t) = dataset_with(&rec);
         let r = TaskonomyReader::open(root.path(), "test_small", opts(16, 16)).unwrap();
         let msg = r.read(0, &mut rng(0)).unwrap_err().to_string();
-        assert!(
-            msg.contains(&t[1]) && msg.contains("id 19") && msg.contains("17 classes") && msg.contains(PRIOR_FILE),
-            "{msg}"
-        );
+        assert!(msg.contains(&t[1]) && msg.contains("id 19") && msg.contains("17 classes") && msg.contains(PRIOR_FILE), "{msg}");
     }
 
     #[test]

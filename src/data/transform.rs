@@ -112,11 +112,7 @@ fn fixed_weights(f: f64) -> (i32, i32) {
 /// Resizes an 8-bit image bit-exactly like OpenCV `INTER_LINEAR` on `uint8`.
 pub fn resize_bilinear_u8(src: &Dense<u8>, height: usize, width: usize) -> Dense<u8> {
     if (src.height, src.width) == (height, width) || src.height == 0 || src.width == 0 {
-        return if (src.height, src.width) == (height, width) {
-            src.clone()
-        } else {
-            Dense::filled(src.channels, height, width, 0)
-        };
+        return if (src.height, src.width) == (height, width) { src.clone() } else { Dense::filled(src.channels, height, width, 0) };
     }
     let cols = linear_taps(src.width, width, true, true);
     let rows = linear_taps(src.height, height, false, true);
@@ -149,11 +145,7 @@ pub fn resize_bilinear_u8(src: &Dense<u8>, height: usize, width: usize) -> Dense
 /// Resizes a float image like OpenCV `INTER_LINEAR` on `float32` (to within about 2 ulp).
 pub fn resize_bilinear_f32(src: &Dense<f32>, height: usize, width: usize) -> Dense<f32> {
     if (src.height, src.width) == (height, width) || src.height == 0 || src.width == 0 {
-        return if (src.height, src.width) == (height, width) {
-            src.clone()
-        } else {
-            Dense::filled(src.channels, height, width, 0.0)
-        };
+        return if (src.height, src.width) == (height, width) { src.clone() } else { Dense::filled(src.channels, height, width, 0.0) };
     }
     let cols = linear_taps(src.width, width, true, false);
     let rows = linear_taps(src.height, height, false, false);
@@ -222,12 +214,7 @@ pub fn reverse_channels<T: Copy>(src: &Dense<T>) -> Dense<T> {
 
 /// Converts an 8-bit image to `f32` without rescaling (0..255).
 pub fn to_f32(src: &Dense<u8>) -> Dense<f32> {
-    Dense {
-        channels: src.channels,
-        height: src.height,
-        width: src.width,
-        data: src.data.iter().map(|&v| v as f32).collect(),
-    }
+    Dense { channels: src.channels, height: src.height, width: src.width, data: src.data.iter().map(|&v| v as f32).collect() }
 }
 
 /// Subtracts [`BGR_MEAN`] from a 3×H×W image whose channels are B,G,R.
@@ -242,10 +229,7 @@ pub fn subtract_bgr_mean(img: &mut Dense<f32>) {
 
 /// Resizes a target and its mask with `INTER_NEAREST` (the test-mode label path).
 pub fn resize_target(target: &RawTarget, height: usize, width: usize) -> RawTarget {
-    RawTarget {
-        value: resize_nearest(&target.value, height, width),
-        valid: resize_nearest(&target.valid, height, width),
-    }
+    RawTarget { value: resize_nearest(&target.value, height, width), valid: resize_nearest(&target.valid, height, width) }
 }
 
 /// One draw of the train-time augmentation: random scale, flip and crop offset (spec §1.2).

@@ -112,9 +112,13 @@ mod tests {
     #[test]
     fn undefined_relative_changes_are_skipped_and_named() {
         let clean: TaskMap<Vec<MetricValue>> =
-            [(TaskKind::EdgeTexture, vec![mv("edge_err", 0.0, false)]), (TaskKind::Keypoints2d, vec![mv("key_err", 0.2, false)])].into_iter().collect();
+            [(TaskKind::EdgeTexture, vec![mv("edge_err", 0.0, false)]), (TaskKind::Keypoints2d, vec![mv("key_err", 0.2, false)])]
+                .into_iter()
+                .collect();
         let adv: TaskMap<Vec<MetricValue>> =
-            [(TaskKind::EdgeTexture, vec![mv("edge_err", 0.1, false)]), (TaskKind::Keypoints2d, vec![mv("key_err", 0.1, false)])].into_iter().collect();
+            [(TaskKind::EdgeTexture, vec![mv("edge_err", 0.1, false)]), (TaskKind::Keypoints2d, vec![mv("key_err", 0.1, false)])]
+                .into_iter()
+                .collect();
         let (a, skipped) = arp(&clean, &adv);
         assert_eq!(skipped, vec!["edge/edge_err".to_string()]);
         // Only keypoints count: r = (0.2 − 0.1)/0.2 = +0.5 (the "attack" helped) → ARP −50.

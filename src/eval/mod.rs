@@ -6,7 +6,7 @@
 //! the reference's `criterionBase`), a clean pass runs first.
 pub mod arp;
 
-pub use arp::{arp, relative_change, transferability, Arp, MetricChange};
+pub use arp::{Arp, MetricChange, arp, relative_change, transferability};
 
 use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
@@ -177,7 +177,9 @@ pub fn evaluate(
     observer: &mut dyn Observer,
     mut sink: Option<&mut AdversarialSink>,
 ) -> Result<Evaluation> {
-    let needs_base = attacks.iter().any(|a| a.config.apgd_profile == crate::attack::ApgdProfile::Paper && a.config.step == crate::attack::StepKind::Apgd);
+    let needs_base = attacks
+        .iter()
+        .any(|a| a.config.apgd_profile == crate::attack::ApgdProfile::Paper && a.config.step == crate::attack::StepKind::Apgd);
     let base = if needs_base { Some(clean_losses(model, tasks, data, observer)?) } else { None };
     let directions = attacks.iter().map(|a| a.config.direction.build(tasks)).collect::<Result<Vec<_>>>()?;
     let mut clean = Accumulator::new(tasks, options);
@@ -230,7 +232,10 @@ pub fn evaluate(
                 warnings.push(format!("{}: adversarial inputs failed a sanity check: {c:?}", r.label));
             }
             if c.zero_gradient_samples > 0 {
-                warnings.push(format!("{}: {} sample(s) had an all-zero input gradient; the attack cannot move them", r.label, c.zero_gradient_samples));
+                warnings.push(format!(
+                    "{}: {} sample(s) had an all-zero input gradient; the attack cannot move them",
+                    r.label, c.zero_gradient_samples
+                ));
             }
         }
         r.arp = Some(a);
@@ -258,7 +263,9 @@ mod tests {
         let data = InMemory(vec![random_batch(&specs, 2, 32, 2, Kind::Float), random_batch(&specs, 1, 32, 3, Kind::Float)]);
         let attacks: Vec<Attack> = ["total", "gbmta"]
             .iter()
-            .map(|d| Attack::new(AttackConfig { step: StepKind::Pgd, direction: d.parse().unwrap(), n_iter: 3, ..Default::default() }).unwrap())
+            .map(|d| {
+                Attack::new(AttackConfig { step: StepKind::Pgd, direction: d.parse().unwrap(), n_iter: 3, ..Default::default() }).unwrap()
+            })
             .collect();
         let mut saved = Vec::new();
         let mut sink = |i: usize, b: usize, _: &Batch, x: &Tensor| {

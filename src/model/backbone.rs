@@ -44,9 +44,7 @@ impl BlockSpec {
             BlockSpec::Basic { cin, cout, stride, dilation, downsample } => {
                 Box::new(BasicBlock::new(p, cin, cout, stride, dilation, downsample))
             }
-            BlockSpec::ConvBn { cin, cout, k, stride, groups, relu } => {
-                Box::new(ConvBn::new(p, cin, cout, k, stride, 1, groups, relu))
-            }
+            BlockSpec::ConvBn { cin, cout, k, stride, groups, relu } => Box::new(ConvBn::new(p, cin, cout, k, stride, 1, groups, relu)),
             BlockSpec::Residual { channels, t } => Box::new(InvertedResidual::new(p, channels, t)),
         }
     }

@@ -1,8 +1,8 @@
 //! The building blocks the backbones are made of: conv+BN(+ReLU), the ResNet BasicBlock with
 //! dilation, and the MobileNetV2 inverted residual. All convolutions are bias-free and every BN is
 //! `BatchNorm2d(eps 1e-5, momentum 0.1)` with γ = 1, β = 0 at init (spec §2.1–2.2).
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// The reference's batch norm.
 pub fn batch_norm(p: nn::Path, channels: i64) -> nn::BatchNorm {
@@ -49,22 +49,14 @@ impl ConvBn {
     #[allow(clippy::too_many_arguments)]
     pub fn new(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, dilation: i64, groups: i64, relu: bool) -> Self {
         let padding = dilation * (k - 1) / 2;
-        ConvBn {
-            conv: conv(&p / "conv", cin, cout, k, stride, padding, dilation, groups),
-            bn: batch_norm(&p / "bn", cout),
-            relu,
-        }
+        ConvBn { conv: conv(&p / "conv", cin, cout, k, stride, padding, dilation, groups), bn: batch_norm(&p / "bn", cout), relu }
     }
 }
 
 impl ModuleT for ConvBn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let y = xs.apply(&self.conv).apply_t(&self.bn, train);
-        if self.relu {
-            y.relu()
-        } else {
-            y
-        }
+        if self.relu { y.relu() } else { y }
     }
 }
 

@@ -7,8 +7,8 @@ use crate::data::InputSpace;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tch::nn::VarStore;
 use tch::Tensor;
+use tch::nn::VarStore;
 
 /// Version of the sidecar format.
 pub const SIDECAR_FORMAT: u32 = 1;
@@ -78,12 +78,20 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
     check_weights_path(path)?;
     let json_path = sidecar_path(path);
     let text = std::fs::read_to_string(&json_path).map_err(|e| {
-        Error::checkpoint(path, format!("cannot read its sidecar {}: {e}; a checkpoint is a .safetensors file plus a .json file of the same name", json_path.display()))
+        Error::checkpoint(
+            path,
+            format!(
+                "cannot read its sidecar {}: {e}; a checkpoint is a .safetensors file plus a .json file of the same name",
+                json_path.display()
+            ),
+        )
     })?;
-    let sidecar: Sidecar = serde_json::from_str(&text)
-        .map_err(|e| Error::checkpoint(&json_path, format!("malformed sidecar: {e}")))?;
+    let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| Error::checkpoint(&json_path, format!("malformed sidecar: {e}")))?;
     if sidecar.format != SIDECAR_FORMAT {
-        return Err(Error::checkpoint(&json_path, format!("sidecar format {} is not supported (expected {SIDECAR_FORMAT})", sidecar.format)));
+        return Err(Error::checkpoint(
+            &json_path,
+            format!("sidecar format {} is not supported (expected {SIDECAR_FORMAT})", sidecar.format),
+        ));
     }
     sidecar.model.check().map_err(|e| Error::checkpoint(&json_path, e.to_string()))?;
     Ok(sidecar)
@@ -111,13 +119,19 @@ pub fn load_weights(vs: &mut VarStore, path: &Path, hint: &str) -> Result<()> {
     let mut extra: Vec<&String> = tensors.keys().filter(|k| !variables.contains_key(*k)).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(Error::checkpoint(path, format!("holds `{name}`, which the model does not have ({} unexpected in all); {hint}", extra.len())));
+        return Err(Error::checkpoint(
+            path,
+            format!("holds `{name}`, which the model does not have ({} unexpected in all); {hint}", extra.len()),
+        ));
     }
     let _guard = tch::no_grad_guard();
     for (name, var) in variables.iter_mut() {
         let src = &tensors[name];
         if src.size() != var.size() {
-            return Err(Error::checkpoint(path, format!("`{name}` has shape {:?}, the model expects {:?}; {hint}", src.size(), var.size())));
+            return Err(Error::checkpoint(
+                path,
+                format!("`{name}` has shape {:?}, the model expects {:?}; {hint}", src.size(), var.size()),
+            ));
         }
         var.f_copy_(&src.to_kind(var.kind()).to_device(var.device()))?;
     }

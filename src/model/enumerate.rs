@@ -104,7 +104,10 @@ pub fn layout_at(n_tasks: usize, n_blocks: usize, index: usize) -> Result<Layout
     let all = enumerate_layouts(n_tasks, n_blocks)?;
     let len = all.len();
     all.into_iter().nth(index).ok_or_else(|| {
-        Error::config("--index", format!("{index} is out of range: {n_tasks} tasks over {n_blocks} blocks have {len} layouts (0..{})", len - 1))
+        Error::config(
+            "--index",
+            format!("{index} is out of range: {n_tasks} tasks over {n_blocks} blocks have {len} layouts (0..{})", len - 1),
+        )
     })
 }
 
@@ -160,7 +163,10 @@ mod tests {
 
     #[test]
     fn named_indices_and_lookup() {
-        assert_eq!(layout_at(3, 5, 2).unwrap().to_string(), "[[{0}, {2}, {1}], [{0}, {2}, {1}], [{0}, {2}, {1}], [{0}, {2}, {1}], [{0}, {2}, {1}]]");
+        assert_eq!(
+            layout_at(3, 5, 2).unwrap().to_string(),
+            "[[{0}, {2}, {1}], [{0}, {2}, {1}], [{0}, {2}, {1}], [{0}, {2}, {1}], [{0}, {2}, {1}]]"
+        );
         assert_eq!(layout_at(3, 5, 0).unwrap(), Layout::all_shared(3, 5));
         let err = layout_at(3, 5, 51).unwrap_err().to_string();
         assert!(err.contains("51 layouts"), "{err}");

@@ -2,8 +2,8 @@
 //! `conv3×3(dilated, bias) → ReLU → Dropout → conv1×1 → ReLU → Dropout → conv1×1 → C`. There is no
 //! output activation (logits / raw values) and the spatial size is kept: outputs stay at feature
 //! resolution; labels are resized for losses and predictions for metrics.
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// Width, rates and dropout of an ASPP head.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,14 +70,8 @@ impl ModuleT for AsppHead {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut out: Option<Tensor> = None;
         for b in &self.branches {
-            let y = xs
-                .apply(&b.conv1)
-                .relu()
-                .dropout(self.dropout, train)
-                .apply(&b.conv2)
-                .relu()
-                .dropout(self.dropout, train)
-                .apply(&b.conv3);
+            let y =
+                xs.apply(&b.conv1).relu().dropout(self.dropout, train).apply(&b.conv2).relu().dropout(self.dropout, train).apply(&b.conv3);
             out = Some(match out {
                 Some(acc) => acc + y,
                 None => y,

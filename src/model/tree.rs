@@ -7,8 +7,8 @@ use super::head::{AsppHead, HeadConfig};
 use super::layout::Layout;
 use crate::error::{Error, Result};
 use crate::task::{TaskMap, TaskSet, TaskSpec};
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// Everything needed to rebuild a model (saved beside its weights).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -49,7 +49,10 @@ impl ModelConfig {
         if self.layout.n_blocks() != coarse {
             return Err(Error::Layout {
                 spec: self.layout.to_string(),
-                reason: format!("has {} blocks; layouts are written over the {coarse} coarse blocks of the backbone", self.layout.n_blocks()),
+                reason: format!(
+                    "has {} blocks; layouts are written over the {coarse} coarse blocks of the backbone",
+                    self.layout.n_blocks()
+                ),
             });
         }
         if self.head.rates.is_empty() || self.head.width < 1 || !(0.0..1.0).contains(&self.head.dropout) {
@@ -218,9 +221,9 @@ impl TreeNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{layout_at, Model};
-    use crate::task::nyuv2_tasks;
     use crate::data::InputSpace;
+    use crate::model::{Model, layout_at};
+    use crate::task::nyuv2_tasks;
     use tch::{Device, Kind};
 
     fn config(backbone: BackboneKind, index: usize, head: HeadConfig) -> ModelConfig {
@@ -277,7 +280,12 @@ mod tests {
     fn output_resolutions_follow_the_backbones() {
         let tiny = HeadConfig { width: 4, rates: vec![6, 12], dropout: 0.5 };
         let _guard = tch::no_grad_guard();
-        for (backbone, size, want) in [(BackboneKind::Resnet34, 321, 41), (BackboneKind::Resnet34, 224, 29), (BackboneKind::Mobilenetv2, 321, 11), (BackboneKind::Small, 128, 16)] {
+        for (backbone, size, want) in [
+            (BackboneKind::Resnet34, 321, 41),
+            (BackboneKind::Resnet34, 224, 29),
+            (BackboneKind::Mobilenetv2, 321, 11),
+            (BackboneKind::Small, 128, 16),
+        ] {
             let m = Model::new(config(backbone, 0, tiny.clone()), InputSpace::reference(), Device::Cpu, 1).unwrap();
             let x = Tensor::zeros([1, 3, size, size], (Kind::Float, Device::Cpu));
             let out = m.forward_t(&x, false);

@@ -1,8 +1,8 @@
 //! Comparing models from their reports alone: the clean accuracy of each model with its relative
 //! cost against a baseline model (the paper's Table 13: what adversarial training costs), and the
 //! ARP of every attack on every model (Table 3: what it buys).
-use super::table::align;
 use super::RunRecord;
+use super::table::align;
 use crate::eval::arp;
 
 /// Renders both comparison tables; `records[0]` is the baseline.
@@ -47,7 +47,12 @@ pub fn render(records: &[(String, RunRecord)]) -> String {
         for (name, r) in records {
             let mut row = vec![name.clone()];
             row.extend(labels.iter().map(|l| {
-                r.evaluation.attacked.iter().find(|a| &a.label == l).and_then(|a| a.arp.as_ref()).map_or("-".into(), |a| format!("{:.2}", a.arp))
+                r.evaluation
+                    .attacked
+                    .iter()
+                    .find(|a| &a.label == l)
+                    .and_then(|a| a.arp.as_ref())
+                    .map_or("-".into(), |a| format!("{:.2}", a.arp))
             }));
             rows.push(row);
         }

@@ -15,7 +15,7 @@ fn fmt_value(v: f64) -> String {
 /// Column names of the attacks: just the direction (tasks abbreviated) when all attacks share step
 /// rule, norm and budget — then stated once in a title line — else the full labels.
 fn attack_columns(e: &Evaluation) -> (Option<String>, Vec<String>) {
-    use crate::attack::{fmt_eps, norm_id, DirectionSpec};
+    use crate::attack::{DirectionSpec, fmt_eps, norm_id};
     let configs: Vec<_> = e.attacked.iter().filter_map(|a| a.attack.as_ref()).collect();
     let first = match configs.first() {
         Some(f) if configs.len() == e.attacked.len() => *f,
@@ -60,7 +60,9 @@ pub fn render(e: &Evaluation) -> String {
     if !e.attacked.is_empty() {
         for task in e.clean.metrics.keys() {
             let mut row = vec![task.short().to_string(), "ARP %".into(), "".into()];
-            row.extend(e.attacked.iter().map(|a| a.arp.as_ref().and_then(|r| r.per_task.get(task)).map_or("-".into(), |v| format!("{v:.2}"))));
+            row.extend(
+                e.attacked.iter().map(|a| a.arp.as_ref().and_then(|r| r.per_task.get(task)).map_or("-".into(), |v| format!("{v:.2}"))),
+            );
             rows.push(row);
         }
         let mut row = vec!["all".to_string(), "ARP %".into(), "".into()];

@@ -21,13 +21,8 @@ pub enum TaskKind {
 
 impl TaskKind {
     /// All tasks in Taskonomy order (ids 0..4).
-    pub const ALL: [TaskKind; 5] = [
-        TaskKind::SegmentSemantic,
-        TaskKind::Normal,
-        TaskKind::DepthZbuffer,
-        TaskKind::Keypoints2d,
-        TaskKind::EdgeTexture,
-    ];
+    pub const ALL: [TaskKind; 5] =
+        [TaskKind::SegmentSemantic, TaskKind::Normal, TaskKind::DepthZbuffer, TaskKind::Keypoints2d, TaskKind::EdgeTexture];
 
     /// The full name used in file layouts and reports (`segment_semantic`, ...).
     pub fn name(self) -> &'static str {
@@ -69,7 +64,7 @@ impl FromStr for TaskKind {
                 return Err(format!(
                     "unknown task `{s}`; known tasks: segment_semantic (segm), normal (norm), \
                      depth_zbuffer (dept), keypoints2d (keyp), edge_texture (edge)"
-                ))
+                ));
             }
         };
         Ok(kind)

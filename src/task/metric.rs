@@ -65,12 +65,9 @@ impl TaskMetric {
     pub fn new(task: &Task, profile: MetricProfile, convention: Convention) -> Self {
         let single = profile == MetricProfile::Taskonomy;
         match task.kind() {
-            TaskKind::SegmentSemantic => TaskMetric::Segment(SegMetric::new(
-                task.channels() as usize,
-                convention,
-                single,
-                task.class_weights.clone(),
-            )),
+            TaskKind::SegmentSemantic => {
+                TaskMetric::Segment(SegMetric::new(task.channels() as usize, convention, single, task.class_weights.clone()))
+            }
             TaskKind::Normal => TaskMetric::Normal(NormalMetric::new(convention, single)),
             TaskKind::DepthZbuffer => {
                 let report = if single { RegressionReport::L1("abs_err") } else { RegressionReport::DepthFull };
@@ -112,9 +109,5 @@ impl TaskMetric {
 /// Nearest upsampling of `[B,C,h,w]` predictions to `H×W` (identity when sizes agree).
 pub fn upsample_to(pred: &Tensor, h: i64, w: i64) -> Tensor {
     let (_, _, ph, pw) = pred.size4().expect("predictions are 4-D");
-    if (ph, pw) == (h, w) {
-        pred.shallow_clone()
-    } else {
-        pred.upsample_nearest2d([h, w], None, None)
-    }
+    if (ph, pw) == (h, w) { pred.shallow_clone() } else { pred.upsample_nearest2d([h, w], None, None) }
 }

@@ -14,7 +14,7 @@ pub use kind::TaskKind;
 pub use loss::LossParts;
 pub use map::{TaskMap, TaskSet};
 pub use metric::{Convention, MetricProfile, MetricValue, TaskMetric};
-pub use spec::{nyuv2_tasks, parse_tasks, taskonomy_tasks, TaskSpec};
+pub use spec::{TaskSpec, nyuv2_tasks, parse_tasks, taskonomy_tasks};
 
 use crate::data::Target;
 use tch::Tensor;

@@ -1,6 +1,6 @@
 //! Surface normals: loss `1 − cos(n̂, ĝ)` over valid pixels and the angle metrics (mean, median,
 //! % within 11.25°/22.5°/30°) or Taskonomy's mean cosine similarity (spec §3.1–3.2).
-use super::loss::{per_sample_sum, LossParts};
+use super::loss::{LossParts, per_sample_sum};
 use super::metric::{Convention, MetricValue};
 use crate::data::Target;
 use tch::{Kind, Tensor};
@@ -112,11 +112,7 @@ fn histogram_median(hist: &[i64], width: f64) -> f64 {
         }
         unreachable!("rank < total")
     };
-    if total % 2 == 1 {
-        at_rank(total / 2)
-    } else {
-        (at_rank(total / 2 - 1) + at_rank(total / 2)) / 2.0
-    }
+    if total % 2 == 1 { at_rank(total / 2) } else { (at_rank(total / 2 - 1) + at_rank(total / 2)) / 2.0 }
 }
 
 #[cfg(test)]

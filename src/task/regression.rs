@@ -1,6 +1,6 @@
 //! Per-pixel regression tasks (depth, keypoints, edges): masked L1 loss (spec §3.1), the depth
 //! metrics abs/rel error and δ < 1.25^k, and the single L1 errors Taskonomy reports (spec §3.2).
-use super::loss::{per_sample_sum, LossParts};
+use super::loss::{LossParts, per_sample_sum};
 use super::metric::{Convention, MetricValue};
 use crate::data::Target;
 use tch::{Kind, Tensor};

@@ -1,7 +1,7 @@
 //! Semantic segmentation: cross-entropy with an ignore mask and optional class weights
 //! (Taskonomy's `semseg_prior_factor`), and the confusion-matrix metrics mIoU / pixel accuracy
 //! (spec §3.1–3.2).
-use super::loss::{per_sample_sum, LossParts};
+use super::loss::{LossParts, per_sample_sum};
 use super::metric::{Convention, MetricValue};
 use crate::data::Target;
 use tch::{Kind, Tensor};

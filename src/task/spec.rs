@@ -15,9 +15,9 @@ impl TaskSpec {
     /// segmentation needs a class count.
     pub fn new(kind: TaskKind, seg_classes: Option<i64>) -> Result<Self> {
         let channels = match kind {
-            TaskKind::SegmentSemantic => seg_classes.ok_or_else(|| {
-                Error::config("--tasks", "segmentation needs a class count, e.g. `segm:40`")
-            })?,
+            TaskKind::SegmentSemantic => {
+                seg_classes.ok_or_else(|| Error::config("--tasks", "segmentation needs a class count, e.g. `segm:40`"))?
+            }
             TaskKind::Normal => 3,
             _ => 1,
         };

@@ -20,8 +20,8 @@ pub use schedule::Schedule;
 use crate::attack::{Attack, AttackConfig};
 use crate::data::{BatchSource, SampleSource};
 use crate::error::{Error, Result};
-use crate::eval::{evaluate, EvalOptions};
-use crate::model::{checkpoint, Model};
+use crate::eval::{EvalOptions, evaluate};
+use crate::model::{Model, checkpoint};
 use crate::observe::{Event, Observer};
 use crate::task::{MetricValue, Task, TaskMap};
 use std::io::Write;
@@ -214,11 +214,16 @@ pub fn train(
     if let Some(ck) = latest_checkpoint(out)? {
         let state_path = ck.join("state.json");
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-        let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("malformed training state: {e}")))?;
+        let state: TrainState =
+            serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("malformed training state: {e}")))?;
         if state.config != *config && !restart {
             return Err(Error::config(
                 "--out",
-                format!("{} holds a run with another configuration (see {}); use another --out, or --restart to discard it", out.display(), state_path.display()),
+                format!(
+                    "{} holds a run with another configuration (see {}); use another --out, or --restart to discard it",
+                    out.display(),
+                    state_path.display()
+                ),
             ));
         }
         if state.config == *config {
@@ -309,11 +314,12 @@ pub fn train(
             last_loss = Some(mean);
         }
         if let Some(val) = validation
-            && ((config.val_every > 0 && done % config.val_every == 0) || is_last) {
-                let e = evaluate(model, tasks, val, &[], eval_options, &mut crate::observe::Silent, None)?;
-                line.val = Some(e.clean.metrics.clone());
-                validation_result = Some(e.clean.metrics);
-            }
+            && ((config.val_every > 0 && done % config.val_every == 0) || is_last)
+        {
+            let e = evaluate(model, tasks, val, &[], eval_options, &mut crate::observe::Silent, None)?;
+            line.val = Some(e.clean.metrics.clone());
+            validation_result = Some(e.clean.metrics);
+        }
         if line.loss.is_some() || line.val.is_some() {
             let text = serde_json::to_string(&line).expect("serialisable");
             writeln!(log, "{text}").map_err(|e| Error::io(&log_path, e))?;
@@ -324,9 +330,9 @@ pub fn train(
             saved_at = done;
         }
         done_steps = done;
-        let message = last_loss.as_ref().map_or(String::new(), |l: &TaskMap<f64>| {
-            l.iter().map(|(k, v)| format!("{} {v:.3}", k.short())).collect::<Vec<_>>().join(" ")
-        });
+        let message = last_loss
+            .as_ref()
+            .map_or(String::new(), |l: &TaskMap<f64>| l.iter().map(|(k, v)| format!("{} {v:.3}", k.short())).collect::<Vec<_>>().join(" "));
         observer.event(Event::Progress { done: done as u64, message });
     }
     let interrupted = done_steps < config.steps;

@@ -3,8 +3,8 @@
 //! gradient, as in `torch.optim`.
 use crate::error::{Error, Result};
 use std::path::Path;
-use tch::nn::VarStore;
 use tch::Tensor;
+use tch::nn::VarStore;
 
 /// Which optimiser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -122,7 +122,9 @@ impl Optimizer {
         let _guard = tch::no_grad_guard();
         for (i, (name, _)) in self.params.iter().enumerate() {
             let copy = |key: String, dst: &mut Tensor| -> Result<()> {
-                let src = saved.get(&key).ok_or_else(|| Error::checkpoint(path, format!("lacks `{key}`; was it written for another model or optimiser?")))?;
+                let src = saved
+                    .get(&key)
+                    .ok_or_else(|| Error::checkpoint(path, format!("lacks `{key}`; was it written for another model or optimiser?")))?;
                 if src.size() != dst.size() {
                     return Err(Error::checkpoint(path, format!("`{key}` has shape {:?}, expected {:?}", src.size(), dst.size())));
                 }

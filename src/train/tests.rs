@@ -13,7 +13,12 @@ fn samples(n: i64, size: i64, seed: u64) -> InMemorySamples {
     let b = random_batch(&specs, n, size, seed, Kind::Float);
     let to_dense = |t: &Tensor| {
         let s = t.size();
-        crate::data::Dense { channels: s[0] as usize, height: s[1] as usize, width: s[2] as usize, data: Vec::<f32>::try_from(t.flatten(0, -1)).unwrap() }
+        crate::data::Dense {
+            channels: s[0] as usize,
+            height: s[1] as usize,
+            width: s[2] as usize,
+            data: Vec::<f32>::try_from(t.flatten(0, -1)).unwrap(),
+        }
     };
     let raw = (0..n)
         .map(|i| RawSample {
@@ -24,7 +29,12 @@ fn samples(n: i64, size: i64, seed: u64) -> InMemorySamples {
                 .map(|s| {
                     let t = b.targets.get(s.kind).unwrap();
                     let valid = to_dense(&t.valid.get(i));
-                    let valid = crate::data::Dense { channels: 1, height: valid.height, width: valid.width, data: valid.data.iter().map(|&v| v as u8).collect() };
+                    let valid = crate::data::Dense {
+                        channels: 1,
+                        height: valid.height,
+                        width: valid.width,
+                        data: valid.data.iter().map(|&v| v as u8).collect(),
+                    };
                     (s.kind, crate::data::RawTarget { value: to_dense(&t.value.get(i)), valid })
                 })
                 .collect(),

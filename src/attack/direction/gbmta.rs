@@ -8,7 +8,7 @@
 //!
 //! Objective per sample (Alg. 3): Σ_t (L_{t,b} − l_{t,b}) / l_{t,b}, with l the clean losses.
 //! The paper profile's batch objective is the reference's Σ_t (mean_b L_{t,b} − base_t)/base_t.
-use super::{scalar, sum_all, Combine, Direction, DirectionContext};
+use super::{Combine, Direction, DirectionContext, scalar, sum_all};
 use crate::task::{LossParts, TaskKind, TaskMap, TaskSet};
 use tch::{Kind, Tensor};
 

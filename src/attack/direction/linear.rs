@@ -5,7 +5,7 @@
 //!
 //! With the `pooled` reduction each L_t is the batch-pooled `mean` loss (the reference); with
 //! `per-sample` (default) it is Σ_b L_{t,b}. Objective per sample: Σ_t w_t L_{t,b}.
-use super::{scalar, sum_all, Combine, Direction, DirectionContext, Reduction};
+use super::{Combine, Direction, DirectionContext, Reduction, scalar, sum_all};
 use crate::task::{LossParts, TaskKind, TaskMap, TaskSet};
 use tch::{Kind, Tensor};
 

@@ -253,13 +253,7 @@ pub fn evaluate(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut Dire
     };
     let _guard = tch::no_grad_guard();
     let parts = parts.map(|_, p| p.detach());
-    Evaluation {
-        grad,
-        components,
-        objective: dir.objective(&losses, ctx),
-        batch_objective: dir.batch_objective(&parts, ctx),
-        losses,
-    }
+    Evaluation { grad, components, objective: dir.objective(&losses, ctx), batch_objective: dir.batch_objective(&parts, ctx), losses }
 }
 
 /// Σ of `[B]` tensors (zeros of the first's shape when empty is impossible: directions have terms).

@@ -1,7 +1,7 @@
 //! SignTotal: Σ_t sign(∇_x L_t) — every task gets one vote per input coordinate, whatever its
 //! gradient's magnitude (the paper's "SignTotal"). Needs T input gradients; they share one forward
 //! and take one backward each. Objective per sample: Σ_t L_{t,b}.
-use super::{scalar, sum_all, Combine, Direction, DirectionContext};
+use super::{Combine, Direction, DirectionContext, scalar, sum_all};
 use crate::task::{LossParts, TaskKind, TaskMap, TaskSet};
 use tch::{Kind, Tensor};
 

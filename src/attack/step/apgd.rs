@@ -14,7 +14,7 @@
 //!
 //! Both fuse the objective evaluation into the gradient pass at the same point, so N steps cost
 //! N+1 forwards (the reference: 2N+1, spec §8 item 4).
-use super::{mask, select, RunContext, StepRule};
+use super::{RunContext, StepRule, mask, select};
 use crate::attack::direction::Need;
 use tch::{Kind, Tensor};
 
@@ -186,7 +186,6 @@ fn to_vec(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(tch::Device::Cpu)).expect("1-D objective")
 }
 
-
 impl Apgd {
     fn run_autoattack(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
@@ -257,8 +256,11 @@ impl Apgd {
         let e1 = cx.eval(&x1, if self.n_iter > 1 { Need::Gradient } else { Need::Objective }, false);
         let (f0, f1) = (batch_f(&e0.batch_objective), batch_f(&e1.batch_objective));
         // First index on ties: x⁰ stays best unless x¹ is strictly better.
-        let (mut x_best, mut g_best, mut f_best) =
-            if f1 > f0 { (x1.shallow_clone(), e1.grad.as_ref().map(Tensor::shallow_clone), f1) } else { (x.shallow_clone(), Some(g0.shallow_clone()), f0) };
+        let (mut x_best, mut g_best, mut f_best) = if f1 > f0 {
+            (x1.shallow_clone(), e1.grad.as_ref().map(Tensor::shallow_clone), f1)
+        } else {
+            (x.shallow_clone(), Some(g0.shallow_clone()), f0)
+        };
         let mut schedule = PaperSchedule::new(self.n_iter, eta0, f0, f1);
         let (mut x_prev, mut x_cur, mut g) = (x.shallow_clone(), x1, e1.grad);
         for k in 1..self.n_iter {

@@ -7,7 +7,7 @@ mod fgsm;
 mod mifgsm;
 mod pgd;
 
-pub use apgd::{autoattack_checkpoints, paper_checkpoints, Apgd, ApgdProfile};
+pub use apgd::{Apgd, ApgdProfile, autoattack_checkpoints, paper_checkpoints};
 pub use auto_sage::AutoSage;
 pub use early_stop::{EarlyStop, EarlyStopper};
 pub use fgsm::Fgsm;
@@ -15,7 +15,7 @@ pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
 
 use super::budget::Budget;
-use super::direction::{evaluate, Direction, DirectionContext, Evaluation, Need};
+use super::direction::{Direction, DirectionContext, Evaluation, Need, evaluate};
 use super::oracle::Oracle;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
@@ -53,7 +53,14 @@ pub struct RunContext<'a> {
 
 impl<'a> RunContext<'a> {
     /// A context for one batch.
-    pub fn new(oracle: &'a Oracle<'a>, direction: &'a dyn Direction, budget: &'a Budget, x: &'a Tensor, dctx: DirectionContext, seed: u64) -> Self {
+    pub fn new(
+        oracle: &'a Oracle<'a>,
+        direction: &'a dyn Direction,
+        budget: &'a Budget,
+        x: &'a Tensor,
+        dctx: DirectionContext,
+        seed: u64,
+    ) -> Self {
         RunContext { oracle, direction, budget, x, dctx, seed, trace: Trace::default(), seen_gradient: false }
     }
 

@@ -8,7 +8,7 @@
 //! and `OUT/preview.png` (a contact sheet of the first test scene).
 //! Scene `i` is rendered from seed `derive_seed(seed, [i])`; the first `n − n_test` scenes are
 //! the train split.
-use super::{contact_sheet, render_scene, RenderedScene, CLASS_NAMES};
+use super::{CLASS_NAMES, RenderedScene, contact_sheet, render_scene};
 use crate::data::raw::Dense;
 use crate::data::taskonomy::{self, TaskonomyRecord};
 use crate::error::{Error, Result};
@@ -111,7 +111,10 @@ pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observe
         return Err(Error::config("data synth", "need --n ≥ 2, --size ≥ 16 and a test fraction in [0, 1)"));
     }
     if out.join(MANIFEST).exists() || out.join(taskonomy::DIR).join(taskonomy::INDEX_FILE).exists() {
-        return Err(Error::config("--out", format!("{} already holds a dataset; choose another directory or delete it first", out.display())));
+        return Err(Error::config(
+            "--out",
+            format!("{} already holds a dataset; choose another directory or delete it first", out.display()),
+        ));
     }
     let n_test = ((opts.n as f64 * opts.test_fraction).round() as usize).clamp(1, opts.n - 1);
     let n_train = opts.n - n_test;

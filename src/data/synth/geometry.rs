@@ -65,12 +65,7 @@ impl Shape {
     /// Faces: cuboid 2·axis + (1 if +side); sphere 0; cylinder 0 side, 1 top cap, 2 bottom cap.
     pub fn intersect(&self, ray: &Ray, t_min: f32, t_max: f32) -> Option<(f32, u8)> {
         match *self {
-            Shape::Cuboid {
-                centre,
-                half,
-                cos,
-                sin,
-            } => {
+            Shape::Cuboid { centre, half, cos, sin } => {
                 let o = yaw_to_local(ray.o - centre, cos, sin);
                 let d = yaw_to_local(ray.d, cos, sin);
                 // Slab test; the entry face is the slab whose near plane is crossed last.
@@ -85,11 +80,7 @@ impl Shape {
                     }
                     let inv = 1.0 / di;
                     let (t0, t1) = ((-hi - oi) * inv, (hi - oi) * inv);
-                    let (enter, exit, enter_face) = if di > 0.0 {
-                        (t0, t1, 2 * axis as u8)
-                    } else {
-                        (t1, t0, 2 * axis as u8 + 1)
-                    };
+                    let (enter, exit, enter_face) = if di > 0.0 { (t0, t1, 2 * axis as u8) } else { (t1, t0, 2 * axis as u8 + 1) };
                     if enter > t_near {
                         t_near = enter;
                         face = enter_face;
@@ -110,13 +101,7 @@ impl Shape {
                 let t = (-b - disc.sqrt()) / a;
                 (t >= t_min && t <= t_max).then_some((t, 0))
             }
-            Shape::Cylinder {
-                cx,
-                cz,
-                y0,
-                y1,
-                radius,
-            } => {
+            Shape::Cylinder { cx, cz, y0, y1, radius } => {
                 let (ox, oz) = (ray.o.x - cx, ray.o.z - cz);
                 let (dx, dz) = (ray.d.x, ray.d.z);
                 let mut best: Option<(f32, u8)> = None;
@@ -156,12 +141,7 @@ impl Shape {
     /// on `face` (as returned by [`Shape::intersect`]).
     pub fn surface(&self, p: V3, face: u8) -> (V3, (f32, f32)) {
         match *self {
-            Shape::Cuboid {
-                centre,
-                half,
-                cos,
-                sin,
-            } => {
+            Shape::Cuboid { centre, half, cos, sin } => {
                 let axis = (face / 2) as usize;
                 let s = if face & 1 == 0 { -1.0 } else { 1.0 };
                 let normal = yaw_to_world(V3::along(axis, s), cos, sin);
@@ -177,14 +157,9 @@ impl Shape {
             Shape::Sphere { centre, radius } => {
                 let l = p - centre;
                 let normal = l * (1.0 / radius);
-                (
-                    (normal),
-                    ((f32::atan2(l.z, l.x) + PI) * radius, l.y + radius),
-                )
+                ((normal), ((f32::atan2(l.z, l.x) + PI) * radius, l.y + radius))
             }
-            Shape::Cylinder {
-                cx, cz, y0, radius, ..
-            } => {
+            Shape::Cylinder { cx, cz, y0, radius, .. } => {
                 let (lx, lz) = (p.x - cx, p.z - cz);
                 match face {
                     0 => {
@@ -211,80 +186,23 @@ mod tests {
     fn room_exit_known_answers() {
         let dims = V3::new(4.0, 3.0, 5.0);
         let o = V3::new(1.0, 1.5, 2.0);
-        assert_eq!(
-            room_exit(
-                dims,
-                &Ray {
-                    o,
-                    d: V3::new(0.0, 0.0, 1.0)
-                }
-            ),
-            (3.0, 5)
-        );
-        assert_eq!(
-            room_exit(
-                dims,
-                &Ray {
-                    o,
-                    d: V3::new(-2.0, 0.0, 0.0)
-                }
-            ),
-            (0.5, 0)
-        );
-        assert_eq!(
-            room_exit(
-                dims,
-                &Ray {
-                    o,
-                    d: V3::new(0.0, -1.0, 0.1)
-                }
-            ),
-            (1.5, 2)
-        );
+        assert_eq!(room_exit(dims, &Ray { o, d: V3::new(0.0, 0.0, 1.0) }), (3.0, 5));
+        assert_eq!(room_exit(dims, &Ray { o, d: V3::new(-2.0, 0.0, 0.0) }), (0.5, 0));
+        assert_eq!(room_exit(dims, &Ray { o, d: V3::new(0.0, -1.0, 0.1) }), (1.5, 2));
         assert_eq!(room_normal(2), V3::new(0.0, 1.0, 0.0));
         assert_eq!(room_normal(5), V3::new(0.0, 0.0, -1.0));
     }
 
     #[test]
     fn sphere_known_answer() {
-        let s = Shape::Sphere {
-            centre: V3::new(0.0, 0.0, 5.0),
-            radius: 1.0,
-        };
+        let s = Shape::Sphere { centre: V3::new(0.0, 0.0, 5.0), radius: 1.0 };
         // Unnormalised direction: t scales inversely with |d|.
-        let (t, f) = s
-            .intersect(
-                &Ray {
-                    o: V3::default(),
-                    d: V3::new(0.0, 0.0, 2.0),
-                },
-                0.0,
-                100.0,
-            )
-            .unwrap();
+        let (t, f) = s.intersect(&Ray { o: V3::default(), d: V3::new(0.0, 0.0, 2.0) }, 0.0, 100.0).unwrap();
         assert!(close(t, 2.0) && f == 0);
         let (n, _) = s.surface(V3::new(0.0, 0.0, 4.0), 0);
         assert_eq!(n, V3::new(0.0, 0.0, -1.0));
-        assert!(s
-            .intersect(
-                &Ray {
-                    o: V3::default(),
-                    d: V3::new(0.0, 1.0, 2.0)
-                },
-                0.0,
-                100.0
-            )
-            .is_none());
-        assert!(s
-            .intersect(
-                &Ray {
-                    o: V3::default(),
-                    d: V3::new(0.0, 0.0, 1.0)
-                },
-                0.0,
-                3.9
-            )
-            .is_none());
+        assert!(s.intersect(&Ray { o: V3::default(), d: V3::new(0.0, 1.0, 2.0) }, 0.0, 100.0).is_none());
+        assert!(s.intersect(&Ray { o: V3::default(), d: V3::new(0.0, 0.0, 1.0) }, 0.0, 3.9).is_none());
     }
 
     #[test]
@@ -292,92 +210,29 @@ mod tests {
         // Unit cube yawed by 45°: its nearest vertical edge is at (0, ·, 5 − √½); just right of
         // it the visible face is the plane x − (z − 5) = √½.
         let h = std::f32::consts::FRAC_1_SQRT_2;
-        let s = Shape::Cuboid {
-            centre: V3::new(0.0, 0.0, 5.0),
-            half: V3::new(0.5, 0.5, 0.5),
-            cos: h,
-            sin: h,
-        };
-        let (t, face) = s
-            .intersect(
-                &Ray {
-                    o: V3::default(),
-                    d: V3::new(0.01, 0.0, 1.0),
-                },
-                0.0,
-                100.0,
-            )
-            .unwrap();
+        let s = Shape::Cuboid { centre: V3::new(0.0, 0.0, 5.0), half: V3::new(0.5, 0.5, 0.5), cos: h, sin: h };
+        let (t, face) = s.intersect(&Ray { o: V3::default(), d: V3::new(0.01, 0.0, 1.0) }, 0.0, 100.0).unwrap();
         assert!((t - (5.0 - h) / 0.99).abs() < 1e-4, "{t}");
-        let p = Ray {
-            o: V3::default(),
-            d: V3::new(0.01, 0.0, 1.0),
-        }
-        .at(t);
+        let p = Ray { o: V3::default(), d: V3::new(0.01, 0.0, 1.0) }.at(t);
         let (n, _) = s.surface(p, face);
         // Slightly right of the edge, the visible face faces (+x, -z)/sqrt 2.
         assert!(close(n.x, h) && close(n.z, -h) && close(n.y, 0.0), "{n:?}");
         // Top face seen from above.
-        let (t, face) = s
-            .intersect(
-                &Ray {
-                    o: V3::new(0.0, 3.0, 5.0),
-                    d: V3::new(0.0, -1.0, 0.0),
-                },
-                0.0,
-                100.0,
-            )
-            .unwrap();
+        let (t, face) = s.intersect(&Ray { o: V3::new(0.0, 3.0, 5.0), d: V3::new(0.0, -1.0, 0.0) }, 0.0, 100.0).unwrap();
         assert!(close(t, 2.5) && face == 3);
-        assert_eq!(
-            s.surface(V3::new(0.0, 0.5, 5.0), 3).0,
-            V3::new(0.0, 1.0, 0.0)
-        );
+        assert_eq!(s.surface(V3::new(0.0, 0.5, 5.0), 3).0, V3::new(0.0, 1.0, 0.0));
     }
 
     #[test]
     fn cylinder_side_and_cap() {
-        let s = Shape::Cylinder {
-            cx: 0.0,
-            cz: 5.0,
-            y0: 0.0,
-            y1: 1.0,
-            radius: 0.5,
-        };
-        let (t, face) = s
-            .intersect(
-                &Ray {
-                    o: V3::new(0.0, 0.5, 0.0),
-                    d: V3::new(0.0, 0.0, 1.0),
-                },
-                0.0,
-                100.0,
-            )
-            .unwrap();
+        let s = Shape::Cylinder { cx: 0.0, cz: 5.0, y0: 0.0, y1: 1.0, radius: 0.5 };
+        let (t, face) = s.intersect(&Ray { o: V3::new(0.0, 0.5, 0.0), d: V3::new(0.0, 0.0, 1.0) }, 0.0, 100.0).unwrap();
         assert!(close(t, 4.5) && face == 0);
         let (n, _) = s.surface(V3::new(0.0, 0.5, 4.5), 0);
         assert!(close(n.z, -1.0));
-        let (t, face) = s
-            .intersect(
-                &Ray {
-                    o: V3::new(0.2, 3.0, 5.0),
-                    d: V3::new(0.0, -1.0, 0.0),
-                },
-                0.0,
-                100.0,
-            )
-            .unwrap();
+        let (t, face) = s.intersect(&Ray { o: V3::new(0.2, 3.0, 5.0), d: V3::new(0.0, -1.0, 0.0) }, 0.0, 100.0).unwrap();
         assert!(close(t, 2.0) && face == 1);
         // Passing above the cylinder misses it.
-        assert!(s
-            .intersect(
-                &Ray {
-                    o: V3::new(0.0, 1.2, 0.0),
-                    d: V3::new(0.0, 0.0, 1.0)
-                },
-                0.0,
-                100.0
-            )
-            .is_none());
+        assert!(s.intersect(&Ray { o: V3::new(0.0, 1.2, 0.0), d: V3::new(0.0, 0.0, 1.0) }, 0.0, 100.0).is_none());
     }
 }

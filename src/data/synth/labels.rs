@@ -16,9 +16,7 @@ pub(super) fn edge_map(size: usize, frame: &Frame) -> Vec<f32> {
     let cos_limit = EDGE_NORMAL_ANGLE_DEG.to_radians().cos();
     let differs = |a: usize, b: usize| {
         let (na, nb) = (frame.normal[a], frame.normal[b]);
-        frame.class[a] != frame.class[b]
-            || frame.surf[a] != frame.surf[b]
-            || na[0] * nb[0] + na[1] * nb[1] + na[2] * nb[2] < cos_limit
+        frame.class[a] != frame.class[b] || frame.surf[a] != frame.surf[b] || na[0] * nb[0] + na[1] * nb[1] + na[2] * nb[2] < cos_limit
     };
     let mut edges = vec![0.0f32; size * size];
     for y in 0..size {
@@ -84,22 +82,13 @@ pub(super) fn salient_points(scene: &Scene) -> Vec<(V3, Option<usize>)> {
             continue;
         }
         match solid.shape {
-            Shape::Cuboid {
-                centre,
-                half,
-                cos,
-                sin,
-            } => {
+            Shape::Cuboid { centre, half, cos, sin } => {
                 // A box can hide its own back corners, so no owner exemption.
                 for sx in [-1.0f32, 1.0] {
                     for sy in [-1.0f32, 1.0] {
                         for sz in [-1.0f32, 1.0] {
                             let (lx, lz) = (sx * half.x, sz * half.z);
-                            let p = V3::new(
-                                centre.x + cos * lx + sin * lz,
-                                centre.y + sy * half.y,
-                                centre.z - sin * lx + cos * lz,
-                            );
+                            let p = V3::new(centre.x + cos * lx + sin * lz, centre.y + sy * half.y, centre.z - sin * lx + cos * lz);
                             pts.push((p, None));
                         }
                     }
@@ -111,13 +100,7 @@ pub(super) fn salient_points(scene: &Scene) -> Vec<(V3, Option<usize>)> {
                     pts.push((scene.eye + scene.basis.to_world(pc), Some(i)));
                 }
             }
-            Shape::Cylinder {
-                cx,
-                cz,
-                y0,
-                y1,
-                radius,
-            } => {
+            Shape::Cylinder { cx, cz, y0, y1, radius } => {
                 // Where the two silhouette generators (vertical tangent lines seen from the
                 // eye) meet the cap rims: the outline's four corners.
                 let (ex, ez) = (scene.eye.x - cx, scene.eye.z - cz);
@@ -143,16 +126,9 @@ pub(super) fn salient_points(scene: &Scene) -> Vec<(V3, Option<usize>)> {
 /// Whether nothing (except the exempt `owner`) lies between the eye and `p`. Exact ray test
 /// rather than a depth-buffer lookup, which is ill-posed for points on silhouettes.
 fn visible(scene: &Scene, p: V3, owner: Option<usize>) -> bool {
-    let ray = Ray {
-        o: scene.eye,
-        d: p - scene.eye,
-    };
+    let ray = Ray { o: scene.eye, d: p - scene.eye };
     // Hits closer than 0.2 % of the distance before the point count as occluders.
-    !scene
-        .solids
-        .iter()
-        .enumerate()
-        .any(|(i, s)| Some(i) != owner && s.shape.intersect(&ray, 1e-5, 1.0 - 2e-3).is_some())
+    !scene.solids.iter().enumerate().any(|(i, s)| Some(i) != owner && s.shape.intersect(&ray, 1e-5, 1.0 - 2e-3).is_some())
 }
 
 /// Keypoint heat map: for each visible salient point inside the image, a Gaussian blob
@@ -162,11 +138,8 @@ pub(super) fn keypoint_map(scene: &Scene, cam: &Camera, size: usize) -> Vec<f32>
     let mut heat = vec![0.0f32; size * size];
     let radius = (3.0 * KEYPOINT_SIGMA).ceil() as i64;
     let inv_two_var = 1.0 / (2.0 * KEYPOINT_SIGMA * KEYPOINT_SIGMA);
-    let kernel: Vec<f32> = (-radius..=radius)
-        .flat_map(|dy| {
-            (-radius..=radius).map(move |dx| (-((dx * dx + dy * dy) as f32) * inv_two_var).exp())
-        })
-        .collect();
+    let kernel: Vec<f32> =
+        (-radius..=radius).flat_map(|dy| (-radius..=radius).map(move |dx| (-((dx * dx + dy * dy) as f32) * inv_two_var).exp())).collect();
     let width = (2 * radius + 1) as usize;
     for (p, owner) in salient_points(scene) {
         let pc = scene.basis.to_cam(p - scene.eye);
@@ -203,11 +176,7 @@ mod tests {
 
     #[test]
     fn sphere_extremes_are_tangent_points() {
-        for c in [
-            V3::new(0.0, 0.0, 5.0),
-            V3::new(1.5, -0.7, 4.0),
-            V3::new(-2.0, 1.0, 3.0),
-        ] {
+        for c in [V3::new(0.0, 0.0, 5.0), V3::new(1.5, -0.7, 4.0), V3::new(-2.0, 1.0, 3.0)] {
             let r = 0.8;
             let pts = sphere_extremes(c, r);
             assert_eq!(pts.len(), 4);

@@ -58,9 +58,7 @@ use rayon::prelude::*;
 pub use sheet::{class_colour, contact_sheet};
 
 /// Class names, indexed by class id.
-pub const CLASS_NAMES: &[&str] = &[
-    "floor", "wall", "ceiling", "box", "sphere", "cylinder", "painting", "rug", "door", "table",
-];
+pub const CLASS_NAMES: &[&str] = &["floor", "wall", "ceiling", "box", "sphere", "cylinder", "painting", "rug", "door", "table"];
 pub const CLASS_FLOOR: u8 = 0;
 pub const CLASS_WALL: u8 = 1;
 pub const CLASS_CEILING: u8 = 2;
@@ -94,11 +92,7 @@ impl Camera {
     /// Camera-frame direction, scaled to z = 1, of the ray through the centre of pixel
     /// (column `u`, row `v`).
     pub fn ray_dir(&self, u: usize, v: usize) -> [f32; 3] {
-        [
-            (u as f32 + 0.5 - self.cx) / self.fx,
-            (v as f32 + 0.5 - self.cy) / self.fy,
-            1.0,
-        ]
+        [(u as f32 + 0.5 - self.cx) / self.fx, (v as f32 + 0.5 - self.cy) / self.fy, 1.0]
     }
 
     /// Camera-frame 3-D point seen at pixel (`u`, `v`) with z-depth `depth`.
@@ -110,12 +104,7 @@ impl Camera {
     /// Continuous image coordinates of a camera-frame point (pixel (u, v) covers
     /// [u, u+1)×[v, v+1)); `None` for points not in front of the camera.
     pub fn project(&self, p: [f32; 3]) -> Option<[f32; 2]> {
-        (p[2] > 1e-6).then(|| {
-            [
-                self.fx * p[0] / p[2] + self.cx,
-                self.fy * p[1] / p[2] + self.cy,
-            ]
-        })
+        (p[2] > 1e-6).then(|| [self.fx * p[0] / p[2] + self.cx, self.fy * p[1] / p[2] + self.cy])
     }
 }
 
@@ -167,8 +156,5 @@ pub fn render_scene(seed: u64, size: usize) -> RenderedScene {
 /// Render `count` scenes with seeds `first_seed..first_seed+count` in parallel (rayon), in
 /// seed order. Each scene is rendered sequentially, so results equal [`render_scene`]'s.
 pub fn render_many(first_seed: u64, count: usize, size: usize) -> Vec<RenderedScene> {
-    (0..count)
-        .into_par_iter()
-        .map(|i| render_scene(first_seed.wrapping_add(i as u64), size))
-        .collect()
+    (0..count).into_par_iter().map(|i| render_scene(first_seed.wrapping_add(i as u64), size)).collect()
 }

@@ -4,10 +4,10 @@
 //! One ray per pixel through the pixel centre (no anti-aliasing), so every label is exactly
 //! aligned with the RGB value of the same pixel.
 
-use super::geometry::{room_exit, room_normal, Ray};
-use super::scene::{face_uv, Scene, FACE_CEILING, FACE_FLOOR};
+use super::geometry::{Ray, room_exit, room_normal};
+use super::scene::{FACE_CEILING, FACE_FLOOR, Scene, face_uv};
 use super::vec3::V3;
-use super::{Camera, CLASS_CEILING, CLASS_FLOOR, CLASS_WALL};
+use super::{CLASS_CEILING, CLASS_FLOOR, CLASS_WALL, Camera};
 
 /// Smallest accepted hit distance (the camera is never closer than ~0.8 m to anything).
 const T_MIN: f32 = 1e-4;
@@ -60,13 +60,7 @@ fn trace(scene: &Scene, ray: &Ray) -> Hit {
         let solid = &scene.solids[i];
         let (normal, (u, v)) = solid.shape.surface(p, face);
         let (albedo, region) = solid.material.albedo(u, v);
-        return Hit {
-            t,
-            normal,
-            class: solid.class,
-            albedo,
-            surf: surface_id(1 + i, face, region),
-        };
+        return Hit { t, normal, class: solid.class, albedo, surf: surface_id(1 + i, face, region) };
     }
     let (u, v) = face_uv(room_face, p);
     let normal = room_normal(room_face);
@@ -77,13 +71,7 @@ fn trace(scene: &Scene, ray: &Ray) -> Hit {
         if let Some((s, r)) = decal.local(u, v) {
             let (albedo, region) = decal.albedo(s, r);
             let surf = surface_id(1 + scene.solids.len() + j, room_face, region);
-            return Hit {
-                t,
-                normal,
-                class: decal.class,
-                albedo,
-                surf,
-            };
+            return Hit { t, normal, class: decal.class, albedo, surf };
         }
     }
     let (class, material) = match room_face {
@@ -92,13 +80,7 @@ fn trace(scene: &Scene, ray: &Ray) -> Hit {
         _ => (CLASS_WALL, &scene.wall),
     };
     let (albedo, region) = material.albedo(u, v);
-    Hit {
-        t,
-        normal,
-        class,
-        albedo,
-        surf: surface_id(0, room_face, region),
-    }
+    Hit { t, normal, class, albedo, surf: surface_id(0, room_face, region) }
 }
 
 /// Linear Lambertian radiance at `p` with normal `n` facing the viewer.
@@ -110,14 +92,8 @@ fn shade(scene: &Scene, p: V3, n: V3, albedo: [f32; 3]) -> [f32; 3] {
     if cos > 0.0 {
         // Lift the origin off the surface so the shadow ray does not hit its own surface.
         let o = p + n * 1e-3;
-        let shadow = Ray {
-            o,
-            d: scene.light - o,
-        };
-        let blocked = scene
-            .solids
-            .iter()
-            .any(|s| s.shape.intersect(&shadow, T_MIN, 1.0).is_some());
+        let shadow = Ray { o, d: scene.light - o };
+        let blocked = scene.solids.iter().any(|s| s.shape.intersect(&shadow, T_MIN, 1.0).is_some());
         if !blocked {
             irradiance += scene.light_power * cos / (1.0 + dist2 / (FALLOFF * FALLOFF));
         }
@@ -127,16 +103,10 @@ fn shade(scene: &Scene, p: V3, n: V3, albedo: [f32; 3]) -> [f32; 3] {
 
 /// Auto-exposure and gamma: linear radiance → 8-bit RGB.
 fn expose(radiance: &[[f32; 3]]) -> Vec<[u8; 3]> {
-    let luminance: f64 = radiance
-        .iter()
-        .map(|c| (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) as f64)
-        .sum::<f64>()
-        / radiance.len() as f64;
+    let luminance: f64 =
+        radiance.iter().map(|c| (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) as f64).sum::<f64>() / radiance.len() as f64;
     let gain = (TARGET_LUMINANCE / luminance.max(1e-6) as f32).clamp(GAIN_RANGE.0, GAIN_RANGE.1);
-    radiance
-        .iter()
-        .map(|c| c.map(|x| ((x * gain).clamp(0.0, 1.0).powf(GAMMA) * 255.0 + 0.5) as u8))
-        .collect()
+    radiance.iter().map(|c| c.map(|x| ((x * gain).clamp(0.0, 1.0).powf(GAMMA) * 255.0 + 0.5) as u8)).collect()
 }
 
 /// Render the RGB image and raw labels of `scene` as seen through `cam` at `size`×`size`.
@@ -154,20 +124,13 @@ pub(super) fn render(scene: &Scene, cam: &Camera, size: usize) -> Frame {
         for u in 0..size {
             // Camera-frame direction with z = 1, so the hit parameter is the z-depth.
             let dc = V3::from(cam.ray_dir(u, v));
-            let ray = Ray {
-                o: scene.eye,
-                d: scene.basis.to_world(dc),
-            };
+            let ray = Ray { o: scene.eye, d: scene.basis.to_world(dc) };
             let hit = trace(scene, &ray);
             let mut nc = scene.basis.to_cam(hit.normal).normalized();
             if nc.dot(dc) > 0.0 {
                 nc = -nc;
             }
-            let nw = if hit.normal.dot(ray.d) > 0.0 {
-                -hit.normal
-            } else {
-                hit.normal
-            };
+            let nw = if hit.normal.dot(ray.d) > 0.0 { -hit.normal } else { hit.normal };
             radiance.push(shade(scene, ray.at(hit.t), nw, hit.albedo));
             frame.class.push(hit.class);
             frame.depth.push(hit.t);

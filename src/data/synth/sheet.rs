@@ -21,10 +21,7 @@ pub fn class_colour(class: u8) -> [u8; 3] {
         [70, 240, 240],  // door
         [240, 50, 230],  // table
     ];
-    PALETTE
-        .get(class as usize)
-        .copied()
-        .unwrap_or([160, 120, 160])
+    PALETTE.get(class as usize).copied().unwrap_or([160, 120, 160])
 }
 
 /// The RGB image and the five labels side by side with a 2-px white gap: RGB | class
@@ -34,12 +31,7 @@ pub fn class_colour(class: u8) -> [u8; 3] {
 pub fn contact_sheet(scene: &RenderedScene) -> RgbImage {
     let (w, h) = (scene.width, scene.height);
     let mut img = RgbImage::from_pixel((6 * w + 5 * GAP) as u32, h as u32, Rgb([255, 255, 255]));
-    let (near, far) = scene
-        .depth
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &d| {
-            (lo.min(d), hi.max(d))
-        });
+    let (near, far) = scene.depth.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &d| (lo.min(d), hi.max(d)));
     let span = (far - near).max(1e-6);
     let grey = |x: f32| {
         let g = (x.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;

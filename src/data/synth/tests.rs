@@ -20,11 +20,7 @@ fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
 }
 
 fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
 
 fn assert_identical(a: &RenderedScene, b: &RenderedScene) {
@@ -66,9 +62,7 @@ fn same_seed_is_same_scene_at_any_size() {
     for v in 0..32 {
         for u in 0..32 {
             let (i, j) = (v * 32 + u, (3 * v + 1) * 96 + 3 * u + 1);
-            same += (small.class[i] == large.class[j]
-                && (small.depth[i] - large.depth[j]).abs() < 1e-3 * small.depth[i])
-                as usize;
+            same += (small.class[i] == large.class[j] && (small.depth[i] - large.depth[j]).abs() < 1e-3 * small.depth[i]) as usize;
         }
     }
     assert!(same >= 32 * 32 * 99 / 100, "{same}");
@@ -76,12 +70,7 @@ fn same_seed_is_same_scene_at_any_size() {
 
 #[test]
 fn camera_projection_round_trip() {
-    let cam = Camera {
-        fx: 100.0,
-        fy: 100.0,
-        cx: 64.0,
-        cy: 64.0,
-    };
+    let cam = Camera { fx: 100.0, fy: 100.0, cx: 64.0, cy: 64.0 };
     assert_eq!(cam.ray_dir(64, 64), [0.005, 0.005, 1.0]);
     let p = cam.backproject(10, 100, 3.0);
     let [u, v] = cam.project(p).unwrap();
@@ -123,14 +112,8 @@ fn depth_and_normals_agree_on_planar_regions() {
         }
     }
     println!("planar pixels within 2°: {good} of {total}");
-    assert!(
-        total > 8 * size * size / 2,
-        "too few planar pixels: {total}"
-    );
-    assert!(
-        good as f64 >= 0.99 * total as f64,
-        "{good} of {total} within 2°"
-    );
+    assert!(total > 8 * size * size / 2, "too few planar pixels: {total}");
+    assert!(good as f64 >= 0.99 * total as f64, "{good} of {total} within 2°");
 }
 
 #[test]
@@ -158,10 +141,7 @@ fn every_segmentation_boundary_has_an_edge_nearby() {
                         qx >= 0 && qy >= 0 && qx < n && qy < n && s.edges[at(qx, qy)] > 0.5
                     })
                 });
-                assert!(
-                    near_edge,
-                    "seed {seed}: boundary pixel ({x}, {y}) has no edge within 1 px"
-                );
+                assert!(near_edge, "seed {seed}: boundary pixel ({x}, {y}) has no edge within 1 px");
             }
         }
         assert!(boundary > 0, "seed {seed} has no class boundary");
@@ -173,14 +153,7 @@ fn labels_are_valid() {
     for seed in 0..10 {
         let s = render_scene(seed, 96);
         let n = s.width * s.height;
-        for v in [
-            s.rgb.len(),
-            s.class.len(),
-            s.depth.len(),
-            s.normal.len(),
-            s.keypoints.len(),
-            s.edges.len(),
-        ] {
+        for v in [s.rgb.len(), s.class.len(), s.depth.len(), s.normal.len(), s.keypoints.len(), s.edges.len()] {
             assert_eq!(v, n);
         }
         for v in 0..s.height {
@@ -190,10 +163,7 @@ fn labels_are_valid() {
                 assert!(d.is_finite() && d > 0.0, "depth {d}");
                 assert!((s.class[i] as usize) < CLASS_NAMES.len());
                 let nrm = s.normal[i];
-                assert!(
-                    (dot(nrm, nrm).sqrt() - 1.0).abs() < 1e-4,
-                    "normal not unit: {nrm:?}"
-                );
+                assert!((dot(nrm, nrm).sqrt() - 1.0).abs() < 1e-4, "normal not unit: {nrm:?}");
                 assert!(dot(nrm, s.camera.ray_dir(u, v)) < 0.0, "normal faces away");
                 assert!((0.0..=1.0).contains(&s.keypoints[i]));
                 assert!(s.edges[i] == 0.0 || s.edges[i] == 1.0);
@@ -210,46 +180,22 @@ fn image_statistics_are_not_degenerate() {
     let (mut classes_seen, mut with_peak) = (0usize, 0usize);
     for s in &scenes {
         let mean = s.rgb.iter().flatten().map(|&c| c as f64).sum::<f64>() / (3.0 * n);
-        assert!(
-            (40.0..=215.0).contains(&mean),
-            "seed {}: mean {mean}",
-            s.seed
-        );
+        assert!((40.0..=215.0).contains(&mean), "seed {}: mean {mean}", s.seed);
         for ch in 0..3 {
             let m = s.rgb.iter().map(|p| p[ch] as f64).sum::<f64>() / n;
-            let var = s
-                .rgb
-                .iter()
-                .map(|p| (p[ch] as f64 - m).powi(2))
-                .sum::<f64>()
-                / n;
-            assert!(
-                var.sqrt() > 15.0,
-                "seed {}: channel {ch} std {}",
-                s.seed,
-                var.sqrt()
-            );
+            let var = s.rgb.iter().map(|p| (p[ch] as f64 - m).powi(2)).sum::<f64>() / n;
+            assert!(var.sqrt() > 15.0, "seed {}: channel {ch} std {}", s.seed, var.sqrt());
         }
         let mut present = [false; 256];
         s.class.iter().for_each(|&c| present[c as usize] = true);
         classes_seen += present.iter().filter(|&&p| p).count();
         with_peak += s.keypoints.iter().any(|&k| k > 0.9) as usize;
         let edge_fraction = s.edges.iter().filter(|&&e| e > 0.5).count() as f64 / n;
-        assert!(
-            (0.02..=0.40).contains(&edge_fraction),
-            "seed {}: edge fraction {edge_fraction}",
-            s.seed
-        );
+        assert!((0.02..=0.40).contains(&edge_fraction), "seed {}: edge fraction {edge_fraction}", s.seed);
     }
     let mean_classes = classes_seen as f64 / scenes.len() as f64;
-    assert!(
-        mean_classes >= 4.0,
-        "only {mean_classes} classes per image on average"
-    );
-    assert!(
-        with_peak >= 16,
-        "only {with_peak} of 20 scenes have a keypoint peak"
-    );
+    assert!(mean_classes >= 4.0, "only {mean_classes} classes per image on average");
+    assert!(with_peak >= 16, "only {with_peak} of 20 scenes have a keypoint peak");
 }
 
 #[test]
@@ -270,9 +216,8 @@ fn keypoint_peaks_are_exact_and_lie_on_edges() {
                     continue;
                 }
                 let neighbours = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (x + dx, y + dy)));
-                let is_max = neighbours
-                    .filter(|&(qx, qy)| qx >= 0 && qy >= 0 && qx < n && qy < n)
-                    .all(|(qx, qy)| s.keypoints[at(qx, qy)] <= k);
+                let is_max =
+                    neighbours.filter(|&(qx, qy)| qx >= 0 && qy >= 0 && qx < n && qy < n).all(|(qx, qy)| s.keypoints[at(qx, qy)] <= k);
                 if !is_max {
                     continue;
                 }
@@ -286,20 +231,14 @@ fn keypoint_peaks_are_exact_and_lie_on_edges() {
                 });
                 on_edge += near_edge as usize;
                 if !near_edge {
-                    println!(
-                        "seed {seed}: peak at ({x}, {y}) without edge, class {}",
-                        s.class[at(x, y)]
-                    );
+                    println!("seed {seed}: peak at ({x}, {y}) without edge, class {}", s.class[at(x, y)]);
                 }
             }
         }
     }
     println!("keypoint peaks next to an edge: {on_edge} of {peaks}");
     assert!(peaks >= 50, "only {peaks} keypoints in 10 scenes");
-    assert!(
-        on_edge as f64 >= 0.97 * peaks as f64,
-        "{on_edge} of {peaks} peaks next to an edge"
-    );
+    assert!(on_edge as f64 >= 0.97 * peaks as f64, "{on_edge} of {peaks} peaks next to an edge");
 }
 
 #[test]
@@ -323,8 +262,5 @@ fn contact_sheet_layout() {
     // First panel is the RGB image; gaps are white.
     assert_eq!(sheet.get_pixel(5, 7).0, s.rgb[7 * 40 + 5]);
     assert_eq!(sheet.get_pixel(40, 0).0, [255, 255, 255]);
-    assert_eq!(
-        sheet.get_pixel(42 + 5, 7).0,
-        class_colour(s.class[7 * 40 + 5])
-    );
+    assert_eq!(sheet.get_pixel(42 + 5, 7).0, class_colour(s.class[7 * 40 + 5]));
 }

@@ -37,20 +37,12 @@ impl Material {
     /// Albedo and region id at surface coordinates `(u, v)`.
     pub fn albedo(&self, u: f32, v: f32) -> ([f32; 3], u8) {
         let pick = |k: i64| {
-            if k.rem_euclid(2) == 0 {
-                (self.base, 0)
-            } else {
-                (self.alt, 1)
-            }
+            if k.rem_euclid(2) == 0 { (self.base, 0) } else { (self.alt, 1) }
         };
         match self.pattern {
             Pattern::Solid => (self.base, 0),
-            Pattern::Checker { scale } => {
-                pick((u / scale).floor() as i64 + (v / scale).floor() as i64)
-            }
-            Pattern::Stripes { scale, cos, sin } => {
-                pick(((u * cos + v * sin) / scale).floor() as i64)
-            }
+            Pattern::Checker { scale } => pick((u / scale).floor() as i64 + (v / scale).floor() as i64),
+            Pattern::Stripes { scale, cos, sin } => pick(((u * cos + v * sin) / scale).floor() as i64),
             Pattern::Noise { scale, seed } => {
                 let n = fbm(u / scale, v / scale, seed);
                 (mix(self.base, self.alt, n), 0)
@@ -61,11 +53,7 @@ impl Material {
 
 /// Linear blend `a + (b - a)·t`.
 pub(super) fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
-    [
-        a[0] + (b[0] - a[0]) * t,
-        a[1] + (b[1] - a[1]) * t,
-        a[2] + (b[2] - a[2]) * t,
-    ]
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
 
 /// HSV (all in [0, 1]) to RGB.
@@ -88,9 +76,7 @@ pub(super) fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
 
 /// Integer lattice hash → [0, 1). A fixed avalanche mix, so textures are identical everywhere.
 fn lattice(i: i32, j: i32, seed: u32) -> f32 {
-    let mut h = (i as u32).wrapping_mul(0x8da6_b343)
-        ^ (j as u32).wrapping_mul(0xd816_3841)
-        ^ seed.wrapping_mul(0xcb1a_b31f);
+    let mut h = (i as u32).wrapping_mul(0x8da6_b343) ^ (j as u32).wrapping_mul(0xd816_3841) ^ seed.wrapping_mul(0xcb1a_b31f);
     h ^= h >> 15;
     h = h.wrapping_mul(0x2c1b_3c6d);
     h ^= h >> 12;
@@ -116,8 +102,7 @@ fn value_noise(x: f32, y: f32, seed: u32) -> f32 {
 
 /// Two octaves of value noise, in [0, 1].
 pub(super) fn fbm(x: f32, y: f32, seed: u32) -> f32 {
-    0.65 * value_noise(x, y, seed)
-        + 0.35 * value_noise(2.03 * x + 17.3, 2.03 * y - 5.1, seed ^ 0x9e37)
+    0.65 * value_noise(x, y, seed) + 0.35 * value_noise(2.03 * x + 17.3, 2.03 * y - 5.1, seed ^ 0x9e37)
 }
 
 #[cfg(test)]
@@ -126,11 +111,7 @@ mod tests {
 
     #[test]
     fn checker_alternates_between_neighbouring_cells() {
-        let m = Material {
-            base: [1.0; 3],
-            alt: [0.0; 3],
-            pattern: Pattern::Checker { scale: 0.5 },
-        };
+        let m = Material { base: [1.0; 3], alt: [0.0; 3], pattern: Pattern::Checker { scale: 0.5 } };
         assert_eq!(m.albedo(0.25, 0.25), ([1.0; 3], 0));
         assert_eq!(m.albedo(0.75, 0.25), ([0.0; 3], 1));
         assert_eq!(m.albedo(-0.25, 0.25), ([0.0; 3], 1));

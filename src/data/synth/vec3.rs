@@ -20,11 +20,7 @@ impl V3 {
     }
 
     pub fn cross(self, o: V3) -> V3 {
-        V3::new(
-            self.y * o.z - self.z * o.y,
-            self.z * o.x - self.x * o.z,
-            self.x * o.y - self.y * o.x,
-        )
+        V3::new(self.y * o.z - self.z * o.y, self.z * o.x - self.x * o.z, self.x * o.y - self.y * o.x)
     }
 
     pub fn length(self) -> f32 {
@@ -99,20 +95,12 @@ impl Basis {
     /// World is y-up. `yaw` turns about world up (yaw 0 looks along +z, yaw π/2 along +x),
     /// `pitch` > 0 looks up, `roll` turns the image about the optical axis.
     pub fn from_angles(yaw: f32, pitch: f32, roll: f32) -> Basis {
-        let fwd = V3::new(
-            yaw.sin() * pitch.cos(),
-            pitch.sin(),
-            yaw.cos() * pitch.cos(),
-        );
+        let fwd = V3::new(yaw.sin() * pitch.cos(), pitch.sin(), yaw.cos() * pitch.cos());
         // fwd × up is "right" for a y-down image frame; fwd × right is then "down".
         let r0 = fwd.cross(V3::new(0.0, 1.0, 0.0)).normalized();
         let d0 = fwd.cross(r0);
         let (s, c) = roll.sin_cos();
-        Basis {
-            right: r0 * c + d0 * s,
-            down: d0 * c - r0 * s,
-            fwd,
-        }
+        Basis { right: r0 * c + d0 * s, down: d0 * c - r0 * s, fwd }
     }
 
     /// Camera-frame vector → world-frame vector.
