@@ -120,3 +120,23 @@ fn bad_input_gets_a_clear_error_and_exit_code_2() {
     // Usage errors are clap's (exit 2 as well).
     fails(d, &["attack", "--attack", "cw"], 2, &["cw"]);
 }
+
+#[test]
+fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let args = ["demo", "--out", "demo", "--n", "24", "--size", "32", "--steps", "6", "--limit", "8", "--eps", "4"];
+    let out = ok(d, &args);
+    for needle in ["single:segm", "sign-total", "gbmta", "ARP", "transfer"] {
+        assert!(out.contains(needle), "demo output lacks `{needle}`:\n{out}");
+    }
+    let record: RunRecord = serde_json::from_str(&std::fs::read_to_string(d.join("demo/attack/report.json")).unwrap()).unwrap();
+    assert_eq!(record.evaluation.attacked.len(), 8, "5 Single-x + Total + SignTotal + GB-MTA");
+    assert!(record.evaluation.attacked.iter().all(|r| r.checks.as_ref().unwrap().passed()));
+    // A second run reuses the data and the trained model and prints the same table.
+    assert_eq!(ok(d, &args), out);
+    // Other data options in the same directory are refused.
+    let mut other = args.to_vec();
+    other[4] = "30";
+    fails(d, &other, 2, &["other options"]);
+}
