@@ -83,6 +83,10 @@ fn the_pipeline_runs_from_the_command_line() {
     let table = ok(d, &["eval", "--model", model, "--data", "data", "--out", "ev"]);
     assert!(table.contains("mIoU") && table.contains("abs_err"), "{table}");
 
+    // The same command may rerun into its directory; another run may not replace its report.
+    fails(d, &["attack", "--model", model, "--data", "data", "--direction", "total", "--eps", "4", "--n-iter", "2", "--out", "att"], 2, &["already holds the report of another run", "--force"]);
+    ok(d, &["attack", "--model", model, "--data", "data", "--direction", "gbmta", "--direction", "single:depth", "--eps", "4", "--n-iter", "3", "--out", "att"]);
+
     // Tables rebuilt from the JSON reports alone.
     let one = ok(d, &["report", "att/report.json"]);
     assert!(one.contains("ARP") && one.contains("gbmta"), "{one}");

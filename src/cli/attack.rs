@@ -47,6 +47,9 @@ pub struct Scope {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Replace a report of another run found in --out.
+    #[arg(long)]
+    force: bool,
 }
 
 impl Scope {
@@ -63,6 +66,7 @@ impl Scope {
             convention: self.convention,
             out,
             save_all,
+            force: self.force,
         }
     }
 }
@@ -125,11 +129,34 @@ pub struct Job<'a> {
     pub convention: Convention,
     pub out: &'a Path,
     pub save_all: bool,
+    /// Replace a report of another run in `out`.
+    pub force: bool,
+}
+
+/// Refuses to overwrite the report of a different run (other model, data or attacks) in `out`.
+fn check_out_dir(job: &Job) -> anyhow::Result<()> {
+    let path = job.out.join("report.json");
+    if job.force || !path.exists() {
+        return Ok(());
+    }
+    let labels: Vec<String> = job.attacks.iter().map(|a| a.config.label()).collect();
+    let same = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<RunRecord>(&t).ok()).is_some_and(|r| {
+        r.model == job.model_path.display().to_string()
+            && r.data == format!("{}:{}", job.data.data.display(), job.split)
+            && r.evaluation.attacked.iter().map(|a| a.label.clone()).collect::<Vec<_>>() == labels
+    });
+    anyhow::ensure!(
+        same,
+        "{} already holds the report of another run; use another --out, or --force to replace it",
+        job.out.display()
+    );
+    Ok(())
 }
 
 /// Runs the clean evaluation and every attack of `job`; writes report.json, report.csv,
 /// adversarial batches and previews into `job.out`.
 pub fn run_job(job: Job, progress: &mut Progress) -> anyhow::Result<RunRecord> {
+    check_out_dir(&job)?;
     let model = job.model;
     let dataset = job.data.open(job.split, Mode::Test)?;
     let specs = model.config().tasks.clone();

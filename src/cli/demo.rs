@@ -128,6 +128,8 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         convention: Convention::Standard,
         out: &attack_dir,
         save_all: false,
+        // The demo owns its directory: a run with other attack settings replaces the old report.
+        force: true,
     };
     let record = run_job(job, &mut progress)?;
     print_record(&record, Format::Table)?;

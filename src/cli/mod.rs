@@ -40,7 +40,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inspect models: `model info` prints a layout's tree and parameter counts.
+    /// Models: `model info` prints a layout's tree and parameter counts, `model init` writes a fresh checkpoint.
     #[command(subcommand)]
     Model(model::ModelCommand),
     /// Datasets: `data synth` renders the built-in multi-task scene dataset.
