@@ -144,3 +144,52 @@ fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
     other[4] = "30";
     fails(d, &other, 2, &["other options"]);
 }
+
+/// A tiny NYUv2-format dataset (AdaShare layout) written with the library's writer.
+fn write_nyuv2(root: &std::path::Path) {
+    use mtrobust::data::nyuv2::{write_index, write_record, Nyuv2Record};
+    use mtrobust::data::Dense;
+    let (h, w) = (24, 30);
+    let mut files = Vec::new();
+    for i in 0..3u8 {
+        let mut bgr = Dense::filled(3, h, w, 0u8);
+        let mut seg = Dense::filled(1, h, w, 0u8);
+        let mut normal = Dense::filled(3, h, w, 128u8);
+        let mut depth = Dense::filled(1, h, w, 0f32);
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    *bgr.at_mut(c, y, x) = ((x * 7 + y * 3 + c * 50 + i as usize * 20) % 256) as u8;
+                }
+                *seg.at_mut(0, y, x) = if y == 0 { 255 } else { ((x / 8 + i as usize) % 40) as u8 };
+                *normal.at_mut(2, y, x) = (100 + x) as u8;
+                *depth.at_mut(0, y, x) = if x == 0 { 0.0 } else { 1.0 + 0.1 * y as f32 };
+            }
+        }
+        files.push(write_record(&root.join("NYUv2"), &format!("s{i}"), &Nyuv2Record { bgr, seg, normal, depth }).unwrap());
+    }
+    write_index(root, &[("train", files.clone()), ("test", files)]).unwrap();
+}
+
+#[test]
+fn real_dataset_formats_run_through_eval_and_attack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // NYUv2: 40 classes, raw 8-bit normals, the full metric set; --resize shrinks the 321 default.
+    write_nyuv2(&d.join("nyu"));
+    ok(d, &["model", "init", "--tasks", "nyuv2", "--out", "nyu.safetensors"]);
+    let table = ok(d, &["attack", "--model", "nyu.safetensors", "--data", "nyu", "--resize", "32", "--direction", "gbmta", "--eps", "2", "--n-iter", "2", "--out", "nyu-att"]);
+    for needle in ["mIoU", "Angle Median", "sigma_1.25^3", "gbmta"] {
+        assert!(table.contains(needle), "{needle}:\n{table}");
+    }
+    fails(d, &["eval", "--model", "nyu.safetensors", "--data", "nyu", "--split", "val"], 2, &["val"]);
+    // Plain Taskonomy (no synth.json): the reference's one metric per task by default.
+    ok(d, &["data", "synth", "--out", "tk", "--n", "6", "--size", "32"]);
+    std::fs::remove_file(d.join("tk/synth.json")).unwrap();
+    ok(d, &["model", "init", "--tasks", "segm:10,normal,depth,keyp,edge", "--out", "tk.safetensors"]);
+    let table = ok(d, &["eval", "--model", "tk.safetensors", "--data", "tk", "--resize", "32", "--crop", "32"]);
+    for needle in ["err", "cosine_similarity", "abs_err", "key_err", "edge_err"] {
+        assert!(table.contains(needle), "{needle}:\n{table}");
+    }
+    assert!(!table.contains("mIoU"), "{table}");
+}
