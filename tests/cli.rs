@@ -84,8 +84,32 @@ fn the_pipeline_runs_from_the_command_line() {
     assert!(table.contains("mIoU") && table.contains("abs_err"), "{table}");
 
     // The same command may rerun into its directory; another run may not replace its report.
-    fails(d, &["attack", "--model", model, "--data", "data", "--direction", "total", "--eps", "4", "--n-iter", "2", "--out", "att"], 2, &["already holds the report of another run", "--force"]);
-    ok(d, &["attack", "--model", model, "--data", "data", "--direction", "gbmta", "--direction", "single:depth", "--eps", "4", "--n-iter", "3", "--out", "att"]);
+    fails(
+        d,
+        &["attack", "--model", model, "--data", "data", "--direction", "total", "--eps", "4", "--n-iter", "2", "--out", "att"],
+        2,
+        &["already holds the report of another run", "--force"],
+    );
+    ok(
+        d,
+        &[
+            "attack",
+            "--model",
+            model,
+            "--data",
+            "data",
+            "--direction",
+            "gbmta",
+            "--direction",
+            "single:depth",
+            "--eps",
+            "4",
+            "--n-iter",
+            "3",
+            "--out",
+            "att",
+        ],
+    );
 
     // Tables rebuilt from the JSON reports alone.
     let one = ok(d, &["report", "att/report.json"]);
@@ -147,8 +171,8 @@ fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
 
 /// A tiny NYUv2-format dataset (AdaShare layout) written with the library's writer.
 fn write_nyuv2(root: &std::path::Path) {
-    use mtrobust::data::nyuv2::{write_index, write_record, Nyuv2Record};
     use mtrobust::data::Dense;
+    use mtrobust::data::nyuv2::{Nyuv2Record, write_index, write_record};
     let (h, w) = (24, 30);
     let mut files = Vec::new();
     for i in 0..3u8 {
@@ -178,7 +202,26 @@ fn real_dataset_formats_run_through_eval_and_attack() {
     // NYUv2: 40 classes, raw 8-bit normals, the full metric set; --resize shrinks the 321 default.
     write_nyuv2(&d.join("nyu"));
     ok(d, &["model", "init", "--tasks", "nyuv2", "--out", "nyu.safetensors"]);
-    let table = ok(d, &["attack", "--model", "nyu.safetensors", "--data", "nyu", "--resize", "32", "--direction", "gbmta", "--eps", "2", "--n-iter", "2", "--out", "nyu-att"]);
+    let table = ok(
+        d,
+        &[
+            "attack",
+            "--model",
+            "nyu.safetensors",
+            "--data",
+            "nyu",
+            "--resize",
+            "32",
+            "--direction",
+            "gbmta",
+            "--eps",
+            "2",
+            "--n-iter",
+            "2",
+            "--out",
+            "nyu-att",
+        ],
+    );
     for needle in ["mIoU", "Angle Median", "sigma_1.25^3", "gbmta"] {
         assert!(table.contains(needle), "{needle}:\n{table}");
     }

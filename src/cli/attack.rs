@@ -145,11 +145,7 @@ fn check_out_dir(job: &Job) -> anyhow::Result<()> {
             && r.data == format!("{}:{}", job.data.data.display(), job.split)
             && r.evaluation.attacked.iter().map(|a| a.label.clone()).collect::<Vec<_>>() == labels
     });
-    anyhow::ensure!(
-        same,
-        "{} already holds the report of another run; use another --out, or --force to replace it",
-        job.out.display()
-    );
+    anyhow::ensure!(same, "{} already holds the report of another run; use another --out, or --force to replace it", job.out.display());
     Ok(())
 }
 

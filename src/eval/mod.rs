@@ -87,8 +87,7 @@ impl Accumulator {
             let y = outputs.get(task.kind()).expect("full forward returns every task");
             let target = targets.get(task.kind()).expect("checked by the oracle / evaluate");
             self.metrics[i].update(y, target);
-            let (_, _, h, w) = y.size4().expect("4-D outputs");
-            let parts: LossParts = task.loss(y, &target.resized(h, w));
+            let parts: LossParts = task.loss_at_output(y, target);
             let sum = f64::try_from(parts.sum.sum(Kind::Double)).unwrap_or(f64::NAN);
             let weight = f64::try_from(parts.weight.sum(Kind::Double)).unwrap_or(0.0);
             self.loss_sum[i] += sum;

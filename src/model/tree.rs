@@ -358,13 +358,7 @@ mod tests {
         let batch = random_batch(&specs, 2, 24, 12, Kind::Double);
         let loss = |x: &Tensor| {
             let out = m.forward_t(x, false);
-            let mut total = Tensor::zeros([], (Kind::Double, Device::Cpu));
-            for t in &tasks {
-                let y = out.get(t.kind()).unwrap();
-                let (_, _, h, w) = y.size4().unwrap();
-                total += t.loss(y, &batch.targets.get(t.kind()).unwrap().resized(h, w)).pooled();
-            }
-            total
+            crate::task::losses(&tasks, &out, &batch.targets).values().map(|p| p.pooled()).sum::<Tensor>()
         };
         let x = batch.x.detach().set_requires_grad(true);
         let grad = Tensor::run_backward(&[loss(&x)], &[&x], false, false).pop().unwrap();

@@ -53,10 +53,32 @@ impl Task {
         }
     }
 
+    /// The loss parts of `output` against a label-resolution `target`, resized to the output first
+    /// (nearest, spec §2.3).
+    pub fn loss_at_output(&self, output: &Tensor, target: &Target) -> LossParts {
+        let (_, _, h, w) = output.size4().expect("task outputs are 4-D");
+        self.loss(output, &target.resized(h, w))
+    }
+
     /// A fresh metric accumulator.
     pub fn metric(&self, profile: MetricProfile, convention: Convention) -> TaskMetric {
         TaskMetric::new(self, profile, convention)
     }
+}
+
+/// The loss parts of every task of a forward pass, against label-resolution targets.
+///
+/// # Panics
+/// When `outputs` or `targets` lacks one of `tasks` (callers check their data up front).
+pub fn losses(tasks: &[Task], outputs: &TaskMap<Tensor>, targets: &TaskMap<Target>) -> TaskMap<LossParts> {
+    tasks
+        .iter()
+        .map(|t| {
+            let y = outputs.get(t.kind()).expect("the forward pass returns every task");
+            let target = targets.get(t.kind()).expect("the batch has every task's labels");
+            (t.kind(), t.loss_at_output(y, target))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -262,15 +262,7 @@ pub fn train(
         let losses = {
             let _rng = crate::rng::torch_rng(crate::rng::derive_seed(config.seed, &[4, step as u64]));
             let task_losses = |x: &tch::Tensor| -> TaskMap<tch::Tensor> {
-                let out = model.forward_t(x, true);
-                tasks
-                    .iter()
-                    .map(|t| {
-                        let y = out.get(t.kind()).expect("every task");
-                        let (_, _, h, w) = y.size4().expect("4-D");
-                        (t.kind(), t.loss(y, &batch.targets.get(t.kind()).expect("loader yields every task").resized(h, w)).pooled())
-                    })
-                    .collect()
+                crate::task::losses(tasks, &model.forward_t(x, true), &batch.targets).map(|_, p| p.pooled())
             };
             let weighted = |l: &TaskMap<tch::Tensor>| -> tch::Tensor {
                 l.values().zip(&config.task_weights).map(|(v, w)| v * *w).reduce(|a, b| a + b).expect("≥ 1 task")

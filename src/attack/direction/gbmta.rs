@@ -71,16 +71,13 @@ impl Direction for Gbmta {
     }
 
     fn batch_objective(&self, losses: &TaskMap<LossParts>, ctx: &DirectionContext) -> Tensor {
-        let first = losses.values().next().expect("used task");
-        let mut f = scalar(0.0, &first.sum);
-        for &(_, kind) in &self.tasks {
+        sum_all(self.tasks.iter().map(|&(_, kind)| {
             let mean = losses.get(kind).expect("used task").per_sample().mean(Kind::Double);
             let base = match ctx.base.as_ref().and_then(|b| b.get(kind)) {
                 Some(&b) => scalar(b, &mean),
                 None => ctx.clean.as_ref().and_then(|c| c.get(kind)).expect("clean losses").mean(Kind::Double),
             };
-            f += (&mean - &base) / base.clamp_min(TINY);
-        }
-        f
+            (&mean - &base) / base.clamp_min(TINY)
+        }))
     }
 }

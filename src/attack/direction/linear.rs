@@ -5,7 +5,7 @@
 //!
 //! With the `pooled` reduction each L_t is the batch-pooled `mean` loss (the reference); with
 //! `per-sample` (default) it is Σ_b L_{t,b}. Objective per sample: Σ_t w_t L_{t,b}.
-use super::{Combine, Direction, DirectionContext, Reduction, scalar, sum_all};
+use super::{Combine, Direction, DirectionContext, Reduction, sum_all};
 use crate::task::{LossParts, TaskKind, TaskMap, TaskSet};
 use tch::{Kind, Tensor};
 
@@ -55,11 +55,6 @@ impl Direction for Linear {
     }
 
     fn batch_objective(&self, losses: &TaskMap<LossParts>, _ctx: &DirectionContext) -> Tensor {
-        let first = losses.values().next().expect("used task");
-        let mut f = scalar(0.0, &first.sum);
-        for &(_, kind, w) in &self.terms {
-            f += losses.get(kind).expect("used task").pooled().to_kind(Kind::Double) * w;
-        }
-        f
+        sum_all(self.terms.iter().map(|&(_, kind, w)| losses.get(kind).expect("used task").pooled().to_kind(Kind::Double) * w))
     }
 }

@@ -1,7 +1,7 @@
 //! SignTotal: Σ_t sign(∇_x L_t) — every task gets one vote per input coordinate, whatever its
 //! gradient's magnitude (the paper's "SignTotal"). Needs T input gradients; they share one forward
 //! and take one backward each. Objective per sample: Σ_t L_{t,b}.
-use super::{Combine, Direction, DirectionContext, scalar, sum_all};
+use super::{Combine, Direction, DirectionContext, sum_all};
 use crate::task::{LossParts, TaskKind, TaskMap, TaskSet};
 use tch::{Kind, Tensor};
 
@@ -47,11 +47,6 @@ impl Direction for SignTotal {
 
     /// The reference: Σ_t mean_b L_{t,b}.
     fn batch_objective(&self, losses: &TaskMap<LossParts>, _ctx: &DirectionContext) -> Tensor {
-        let first = losses.values().next().expect("used task");
-        let mut f = scalar(0.0, &first.sum);
-        for &(_, kind) in &self.tasks {
-            f += losses.get(kind).expect("used task").per_sample().mean(Kind::Double);
-        }
-        f
+        sum_all(self.tasks.iter().map(|&(_, kind)| losses.get(kind).expect("used task").per_sample().mean(Kind::Double)))
     }
 }
