@@ -2,7 +2,7 @@
 //! Total, SignTotal, GB-MTA, weighted) × a **budget** (L∞ or L2 ball of ε grey levels, clipped to
 //! the valid pixel range). Every rule is written once and works with every direction.
 //!
-//! Conventions (spec §4.1): the model runs in eval mode (batch-norm statistics never move during
+//! Conventions (docs/REFERENCE.md §4.1): the model runs in eval mode (batch-norm statistics never move during
 //! an attack); only input gradients are computed; the adversarial batch is checked after every
 //! run (largest perturbation, pixels outside the valid range, NaNs, samples with a zero gradient).
 //! Runs are seeded: the same seed gives the same adversarial examples, bit for bit on CPU.

@@ -15,7 +15,7 @@ pub struct Target {
 }
 
 impl Target {
-    /// The target resampled to `h × w` with PyTorch `nearest` (spec §2.3: losses downsample the
+    /// The target resampled to `h × w` with PyTorch `nearest` (docs/REFERENCE.md §2.3: losses downsample the
     /// labels to the output resolution; `src = min(floor(dst·in/out), in−1)`).
     pub fn resized(&self, h: i64, w: i64) -> Target {
         let (_, _, th, tw) = self.value.size4().expect("targets are 4-D");

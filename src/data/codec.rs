@@ -1,4 +1,4 @@
-//! File codecs shared by the dataset readers and writers (spec §1.2, §1.3): 8- and 16-bit
+//! File codecs shared by the dataset readers and writers (docs/REFERENCE.md §1.2, §1.3): 8- and 16-bit
 //! PNG/JPEG through the `image` crate, `.npy` arrays through `npyz`, and the JSON split index
 //! (`{"split": [[path, ...], ...]}`) both datasets use. Every failure is an [`Error::Data`]
 //! (or [`Error::Io`] when writing) that names the file, says what is wrong and how to fix it;

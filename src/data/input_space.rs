@@ -1,5 +1,5 @@
 //! The model's input space: how 8-bit pixels become network inputs. The reference uses B,G,R
-//! channels with the per-channel mean subtracted on the 0..255 scale (spec §1.2 step 3), and the
+//! channels with the per-channel mean subtracted on the 0..255 scale (docs/REFERENCE.md §1.2 step 3), and the
 //! attack budget ε is measured in the same grey levels. This is the only place the mean lives.
 use tch::{Device, Kind, Tensor};
 
@@ -19,7 +19,7 @@ pub struct InputSpace {
     pub scale: f64,
 }
 
-/// The reference's B,G,R means (spec §1.2).
+/// The reference's B,G,R means (docs/REFERENCE.md §1.2).
 pub const REFERENCE_BGR_MEAN: [f64; 3] = [104.00698793, 116.66876762, 122.67891434];
 
 impl Default for InputSpace {

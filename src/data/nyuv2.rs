@@ -1,5 +1,5 @@
 //! NYUv2 reader (and a small writer) for AdaShare's preprocessed layout, as the reference loader
-//! `NYU_v2` reads it (spec §1.2; masks per §1.4; flip quirk §7 item 24).
+//! `NYU_v2` reads it (docs/REFERENCE.md §1.2; masks per §1.4; flip quirk §7 item 24).
 //!
 //! On disk: `<root>/NYUv2/nyu_v2_3task.json` maps split names to `[img, seg, normal, depth]`
 //! paths relative to `<root>/NYUv2`. The image is any 8-bit colour PNG/JPEG (read as B,G,R like
@@ -10,7 +10,7 @@
 //! OpenCV nearest, then the B,G,R mean is subtracted (0..255 scale). Train mode: random scale,
 //! flip, centred zero-pad and random crop ([`Augmentation`]).
 //!
-//! Validity (`RawTarget::valid`, what the reference metrics use, spec §1.4), decided at label
+//! Validity (`RawTarget::valid`, what the reference metrics use, docs/REFERENCE.md §1.4), decided at label
 //! resolution before padding: seg `label < 40` (255 is ignore; any other value ≥ 40 is an
 //! error); normal: no channel equals 255; depth: `value > 3e-5` (0, negatives and NaN are
 //! missing). Invalid pixels hold 0; padded pixels are invalid.
@@ -38,7 +38,7 @@ use crate::task::TaskKind;
 pub const DIR: &str = "NYUv2";
 /// The split index file inside [`DIR`].
 pub const INDEX_FILE: &str = "nyu_v2_3task.json";
-/// NYUv2 tasks in dataset order (spec §1.1).
+/// NYUv2 tasks in dataset order (docs/REFERENCE.md §1.1).
 pub const TASKS: [TaskKind; 3] = [TaskKind::SegmentSemantic, TaskKind::Normal, TaskKind::DepthZbuffer];
 /// Number of segmentation classes.
 pub const CLASSES: usize = 40;
@@ -46,7 +46,7 @@ pub const CLASSES: usize = 40;
 pub const IGNORE: u8 = 255;
 /// Depth values at or below this are missing (the reference's `gt > 3e-5`).
 pub const MIN_DEPTH: f32 = 3e-5;
-/// Crop the attack drivers pass (spec §1.2).
+/// Crop the attack drivers pass (docs/REFERENCE.md §1.2).
 pub const DEFAULT_CROP: (usize, usize) = (321, 321);
 /// Tensor channel (B,G,R order) holding the normal's x-component: the file's red channel.
 pub const NORMAL_X_CHANNEL: usize = 2;

@@ -45,7 +45,7 @@ pub struct RawTarget {
 pub struct RawSample {
     /// A stable identifier (the image path the split file gives).
     pub name: String,
-    /// 3×H×W, channels B,G,R, mean-subtracted, 0..255 scale (spec §1.2 step 3).
+    /// 3×H×W, channels B,G,R, mean-subtracted, 0..255 scale (docs/REFERENCE.md §1.2 step 3).
     pub input: Dense<f32>,
     /// One target per task the dataset provides, in the dataset's task order.
     pub targets: Vec<(TaskKind, RawTarget)>,

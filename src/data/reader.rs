@@ -1,6 +1,6 @@
-//! The interface every dataset reader implements (spec §1): a split of samples, each read and
+//! The interface every dataset reader implements (docs/REFERENCE.md §1): a split of samples, each read and
 //! preprocessed into a framework-free [`RawSample`] with one [`RawTarget`](crate::data::raw::RawTarget)
-//! per task, in the dataset's task order (spec §1.1).
+//! per task, in the dataset's task order (docs/REFERENCE.md §1.1).
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::raw::RawSample;
@@ -27,7 +27,7 @@ pub trait Reader: Send + Sync {
         self.len() == 0
     }
 
-    /// The tasks each sample carries targets for, in dataset order (spec §1.1).
+    /// The tasks each sample carries targets for, in dataset order (docs/REFERENCE.md §1.1).
     fn tasks(&self) -> &[TaskKind];
 
     /// Number of segmentation classes (40 for NYUv2; the prior's length for Taskonomy).

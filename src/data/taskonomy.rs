@@ -1,5 +1,5 @@
 //! Tiny-Taskonomy reader and writer in the layout the reference loader `Taskonomy` reads
-//! (spec §1.3; masks per §1.4; unlabelled pixels §7 item 23; the 512→256 nearest step §7 item 25).
+//! (docs/REFERENCE.md §1.3; masks per §1.4; unlabelled pixels §7 item 23; the 512→256 nearest step §7 item 25).
 //!
 //! On disk: `<root>/Taskonomy/taskonomy.json` maps split names to
 //! `[rgb, seg, normal, depth, keypoints2d, edge]` paths, relative to `<root>/Taskonomy/train`
@@ -50,9 +50,9 @@ pub const KEYPOINT_TOP: f32 = 0.005;
 pub const EDGE_TOP: f32 = 0.08;
 /// Raw seg id ignored in every mode (the reference losses' `ignore_index`).
 pub const SEG_IGNORE: u8 = 255;
-/// Default nearest-resize size (spec §1.3).
+/// Default nearest-resize size (docs/REFERENCE.md §1.3).
 pub const DEFAULT_RESIZE: usize = 256;
-/// Default crop size (spec §1.3).
+/// Default crop size (docs/REFERENCE.md §1.3).
 pub const DEFAULT_CROP: usize = 224;
 /// Sub-folders [`write_record`] puts the six files in, in record order.
 pub const FOLDERS: [&str; 6] = ["rgb", "segment_semantic", "normal", "depth_zbuffer", "keypoints2d", "edge_texture"];
@@ -63,7 +63,7 @@ pub enum Unlabelled {
     /// An invalid pixel, excluded from loss and metric.
     #[default]
     Ignore,
-    /// Class 0, as the reference does (`max(raw, 1) − 1`, spec §7 item 23).
+    /// Class 0, as the reference does (`max(raw, 1) − 1`, docs/REFERENCE.md §7 item 23).
     Class0,
 }
 
@@ -88,7 +88,7 @@ pub struct TaskonomyOptions {
     pub resize: usize,
     /// Side of the output (224).
     pub crop: usize,
-    /// Tasks to read, in the order the targets are returned (default: all five, spec §1.1).
+    /// Tasks to read, in the order the targets are returned (default: all five, docs/REFERENCE.md §1.1).
     pub tasks: Vec<TaskKind>,
     /// What raw seg id 0 becomes (default: ignored).
     pub unlabelled: Unlabelled,
@@ -370,7 +370,7 @@ impl Reader for TaskonomyReader {
         })?;
         let (bgr, targets) = self.load(record)?;
         let (r, c) = (self.opts.resize, self.opts.crop);
-        // Everything first goes to resize² with nearest, the image included (spec §7 item 25).
+        // Everything first goes to resize² with nearest, the image included (docs/REFERENCE.md §7 item 25).
         let bgr = transform::resize_nearest(&bgr, r, r);
         let targets = targets.into_iter().map(|(k, t)| (k, transform::resize_target(&t, r, r)));
         let (mut input, targets): (Dense<f32>, Vec<_>) = match self.opts.mode {

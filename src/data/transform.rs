@@ -1,4 +1,4 @@
-//! Preprocessing shared by the dataset readers (spec §1.2 steps 2–3 and train mode, §1.3):
+//! Preprocessing shared by the dataset readers (docs/REFERENCE.md §1.2 steps 2–3 and train mode, §1.3):
 //! OpenCV-exact resizes, horizontal flip, centred zero-pad plus crop, the B,G,R mean
 //! subtraction, and the train-time augmentation draw.
 //!
@@ -13,7 +13,7 @@
 //!   path, which goes through IPP in the pip wheels, agrees to within 2 ulp on 0..255 data;
 //!   up to 2·10⁻⁴ for degenerate one-pixel-wide sources).
 //!
-//! Train-time augmentation (spec §1.2, train mode): scale `s = U[0,1) + 0.5`, new size
+//! Train-time augmentation (docs/REFERENCE.md §1.2, train mode): scale `s = U[0,1) + 0.5`, new size
 //! `(floor(h·s), floor(w·s))`; flip with probability 0.5; centred zero-pad to at least the crop
 //! size; uniformly random crop offset. Padded label pixels become invalid (value 0).
 use rand::Rng;
@@ -21,7 +21,7 @@ use rand::Rng;
 use crate::data::raw::{Dense, RawTarget};
 
 /// The per-channel mean subtracted from every input, in B,G,R order, rounded to `f32` as the
-/// reference's `np.float32` array is (spec §1.2 step 3; inputs stay on the 0..255 scale).
+/// reference's `np.float32` array is (docs/REFERENCE.md §1.2 step 3; inputs stay on the 0..255 scale).
 pub const BGR_MEAN: [f32; 3] = [
     super::input_space::REFERENCE_BGR_MEAN[0] as f32,
     super::input_space::REFERENCE_BGR_MEAN[1] as f32,
@@ -232,7 +232,7 @@ pub fn resize_target(target: &RawTarget, height: usize, width: usize) -> RawTarg
     RawTarget { value: resize_nearest(&target.value, height, width), valid: resize_nearest(&target.valid, height, width) }
 }
 
-/// One draw of the train-time augmentation: random scale, flip and crop offset (spec §1.2).
+/// One draw of the train-time augmentation: random scale, flip and crop offset (docs/REFERENCE.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Augmentation {
     /// Size (height, width) after random scaling, before padding.

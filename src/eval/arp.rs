@@ -1,4 +1,4 @@
-//! Relative performance (spec §3.4) and transferability (spec §3.5).
+//! Relative performance (docs/REFERENCE.md §3.4) and transferability (docs/REFERENCE.md §3.5).
 //!
 //! Per metric, `r = (m − m')/m` when lower is better and `(m' − m)/m` when higher is better, with
 //! m the clean and m' the attacked value, so r < 0 means the attack hurt. A task's relative change is the mean of its metrics' r; the

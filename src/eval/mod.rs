@@ -1,7 +1,7 @@
 //! Evaluation: one pass over the data computing, per batch, the clean metrics once and, for every
 //! attack, the metrics on its adversarial batch, the per-task losses and the attack's own
 //! objective clean → adversarial; then ARP (Eq. 10) against the clean run of the same model.
-//! Batches are visited in order (the reference shuffles its test set without a seed, spec §7
+//! Batches are visited in order (the reference shuffles its test set without a seed, docs/REFERENCE.md §7
 //! item 14). When an attack needs the dataset-level clean losses (paper APGD profile with GB-MTA,
 //! the reference's `criterionBase`), a clean pass runs first.
 pub mod arp;

@@ -1,5 +1,5 @@
 //! Backbones as ordered lists of fine blocks (TreeMTL's branching points), grouped into five
-//! coarse blocks, the unit layouts are written in (spec §2.1–2.2):
+//! coarse blocks, the unit layouts are written in (docs/REFERENCE.md §2.1–2.2):
 //! - `resnet34`: Deeplab-ResNet34, 17 fine blocks, dilations 2/4, output stride 8, 512 channels;
 //! - `mobilenetv2`: MobileNetV2 with plain ReLU, 32 fine blocks, output stride 32, 1280 channels;
 //! - `small`: the same five coarse stages as the Deeplab-ResNet (stem, then four stages of one
@@ -93,7 +93,7 @@ impl BackboneKind {
         }
     }
 
-    /// How many fine blocks each of the five coarse blocks spans (spec §2.1–2.2 mappings).
+    /// How many fine blocks each of the five coarse blocks spans (docs/REFERENCE.md §2.1–2.2 mappings).
     pub fn coarse_counts(self) -> &'static [usize] {
         match self {
             BackboneKind::Small => &[1, 1, 1, 1, 1],
@@ -119,7 +119,7 @@ impl BackboneKind {
     }
 }
 
-/// Deeplab-ResNet34 (spec §2.1).
+/// Deeplab-ResNet34 (docs/REFERENCE.md §2.1).
 fn resnet34_blocks() -> Vec<BlockSpec> {
     let basic = |cin, cout, stride, dilation, downsample| BlockSpec::Basic { cin, cout, stride, dilation, downsample };
     let mut b = vec![BlockSpec::Stem { cin: 3, cout: 64, k: 7, ceil_mode: true }];
@@ -134,7 +134,7 @@ fn resnet34_blocks() -> Vec<BlockSpec> {
     b
 }
 
-/// MobileNetV2 as TreeMTL's min-cut detector splits it (spec §2.2): a non-residual bottleneck is
+/// MobileNetV2 as TreeMTL's min-cut detector splits it (docs/REFERENCE.md §2.2): a non-residual bottleneck is
 /// three blocks (expand / depthwise / project), a residual bottleneck one.
 fn mobilenet_v2_blocks() -> Vec<BlockSpec> {
     let cb = |cin, cout, k, stride, groups, relu| BlockSpec::ConvBn { cin, cout, k, stride, groups, relu };

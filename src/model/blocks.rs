@@ -1,6 +1,6 @@
 //! The building blocks the backbones are made of: conv+BN(+ReLU), the ResNet BasicBlock with
 //! dilation, and the MobileNetV2 inverted residual. All convolutions are bias-free and every BN is
-//! `BatchNorm2d(eps 1e-5, momentum 0.1)` with γ = 1, β = 0 at init (spec §2.1–2.2).
+//! `BatchNorm2d(eps 1e-5, momentum 0.1)` with γ = 1, β = 0 at init (docs/REFERENCE.md §2.1–2.2).
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -121,7 +121,7 @@ impl ModuleT for BasicBlock {
 }
 
 /// MobileNetV2 inverted residual whose input and output shapes agree: expand 1×1 → depthwise
-/// 3×3 → project 1×1, plus the identity (one fine block in TreeMTL's split, spec §2.2).
+/// 3×3 → project 1×1, plus the identity (one fine block in TreeMTL's split, docs/REFERENCE.md §2.2).
 #[derive(Debug)]
 pub struct InvertedResidual {
     expand: ConvBn,

@@ -1,4 +1,4 @@
-//! All layouts of T tasks over B blocks in TreeMTL's exact order (spec §2.4), so that a
+//! All layouts of T tasks over B blocks in TreeMTL's exact order (docs/REFERENCE.md §2.4), so that a
 //! **model index** means what it means in the paper (index 0 = all-shared; NYUv2 index 2 and
 //! Taskonomy index 4 = independent). The reference compares each candidate with every layout
 //! found so far (≈ 20 s for 5 tasks); a hash set of canonical forms makes it milliseconds.

@@ -1,4 +1,4 @@
-//! ASPP task heads (spec §2.3): the sum of four branches with dilation rates 6/12/18/24, each
+//! ASPP task heads (docs/REFERENCE.md §2.3): the sum of four branches with dilation rates 6/12/18/24, each
 //! `conv3×3(dilated, bias) → ReLU → Dropout → conv1×1 → ReLU → Dropout → conv1×1 → C`. There is no
 //! output activation (logits / raw values) and the spatial size is kept: outputs stay at feature
 //! resolution; labels are resized for losses and predictions for metrics.
@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn paper_head_counts_match_the_reference() {
         let cfg = HeadConfig::paper();
-        // spec §2.3: 23,076,864 + 4100·C for 512 input channels; NYUv2's three heads: 69,410,992.
+        // docs/REFERENCE.md §2.3: 23,076,864 + 4100·C for 512 input channels; NYUv2's three heads: 69,410,992.
         assert_eq!(cfg.param_count(512, 1), 23_076_864 + 4_100);
         let nyu: i64 = [40, 3, 1].iter().map(|&c| cfg.param_count(512, c)).sum();
         assert_eq!(nyu, 69_410_992);

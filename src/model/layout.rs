@@ -1,4 +1,4 @@
-//! TreeMTL layouts (spec §2.4): for every backbone block, an ordered list of disjoint task sets
+//! TreeMTL layouts (docs/REFERENCE.md §2.4): for every backbone block, an ordered list of disjoint task sets
 //! whose union is all tasks; the tasks in one set share one copy of that block. Each block may
 //! only split the sets of the block before it, so a layout describes a tree that branches
 //! towards the heads.

@@ -1,4 +1,4 @@
-//! The branched multi-task network (spec §2.5): one copy of a backbone block per (level, task set)
+//! The branched multi-task network (docs/REFERENCE.md §2.5): one copy of a backbone block per (level, task set)
 //! of the fine layout, whose parent is the first block of the previous level that contains its
 //! set, plus one head per task. `forward` computes every shared block once; `forward_tasks` runs
 //! only the root-to-leaf paths of the requested tasks.
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn resnet34_parameter_counts_match_the_spec() {
-        // spec §2.5 (backbone only): index 9 → 63,622,528; IND (2) → 63,854,016; AS (0) → 21,284,672;
+        // docs/REFERENCE.md §2.5 (backbone only): index 9 → 63,622,528; IND (2) → 63,854,016; AS (0) → 21,284,672;
         // 49 → 34,399,040; 10 and 5 → 62,506,112.
         for (index, want) in [(9, 63_622_528), (2, 63_854_016), (0, 21_284_672), (49, 34_399_040), (10, 62_506_112), (5, 62_506_112)] {
             let vs = nn::VarStore::new(Device::Cpu);

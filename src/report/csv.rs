@@ -1,4 +1,4 @@
-//! CSV with one row per condition. The first columns follow the reference's CSV (spec §6:
+//! CSV with one row per condition. The first columns follow the reference's CSV (docs/REFERENCE.md §6:
 //! `version, epsilon, avg. acc., <t4> acc.…, <t4> loss…`, relative values as fractions, negative =
 //! degradation) so existing analysis scripts keep working; then the raw metric values, ARP in
 //! percent, and the attack and pass counts.

@@ -1,6 +1,6 @@
 //! Reports: what a run writes (`RunRecord`, JSON with a schema version) and the renderers that read
 //! it — a text table for the terminal, a CSV with one row per condition (the reference's columns,
-//! spec §6, plus ours), and the comparison of several models from their reports.
+//! docs/REFERENCE.md §6, plus ours), and the comparison of several models from their reports.
 pub mod compare;
 pub mod csv;
 pub mod table;

@@ -1,5 +1,5 @@
 //! The five dense prediction tasks mtrobust knows, with the names the reference code and the
-//! Taskonomy/NYUv2 file layouts use (spec §1.1).
+//! Taskonomy/NYUv2 file layouts use (docs/REFERENCE.md §1.1).
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,4 +1,4 @@
-//! One loss computation, two reductions (spec §3.1): every task loss is a sum of per-pixel
+//! One loss computation, two reductions (docs/REFERENCE.md §3.1): every task loss is a sum of per-pixel
 //! terms over valid pixels divided by a per-pixel weight sum, so both the pooled batch mean
 //! ("Base", used by Single/Total attacks and training) and the per-sample losses ("MTL", used by
 //! GB-MTA and SignTotal) come from the same two `[B]` vectors.
@@ -18,7 +18,7 @@ const EMPTY: f64 = 1e-12;
 
 impl LossParts {
     /// `[B]` per-sample losses `sum_b / weight_b`; exactly 0 (not NaN) for a sample without a
-    /// valid pixel, whose numerator is 0 as well (the reference divides 0 by 0, spec §7 item 22).
+    /// valid pixel, whose numerator is 0 as well (the reference divides 0 by 0, docs/REFERENCE.md §7 item 22).
     pub fn per_sample(&self) -> Tensor {
         &self.sum / self.weight.clamp_min(EMPTY)
     }

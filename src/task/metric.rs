@@ -1,10 +1,10 @@
 //! Dataset-level metric accumulators, one per task, and the conventions they follow.
 //!
 //! Predictions come at the network's output resolution and are upsampled to the label size with
-//! PyTorch `nearest` before scoring (spec §2.3). Two conventions:
+//! PyTorch `nearest` before scoring (docs/REFERENCE.md §2.3). Two conventions:
 //! - `standard` (default): pixel-weighted dataset means, mIoU over every class that occurs in
 //!   ground truth or prediction, non-positive depth never "within" a δ threshold;
-//! - `reference`: the reference code's numbers (spec §7 items 19–21) — batch-size-weighted means of
+//! - `reference`: the reference code's numbers (docs/REFERENCE.md §7 items 19–21) — batch-size-weighted means of
 //!   per-batch values, mIoU over classes with a true positive only, negative depth counted as within,
 //!   every value rounded to 4 decimals — so results can be compared with the paper.
 use super::normal::NormalMetric;

@@ -1,5 +1,5 @@
 //! Tasks: what each head predicts, its loss (with `mean` and per-sample reductions) and its
-//! metrics (spec §3). A [`Task`] is a [`TaskSpec`] plus the dataset facts its loss needs
+//! metrics (docs/REFERENCE.md §3). A [`Task`] is a [`TaskSpec`] plus the dataset facts its loss needs
 //! (segmentation class weights).
 mod kind;
 pub mod loss;
@@ -54,7 +54,7 @@ impl Task {
     }
 
     /// The loss parts of `output` against a label-resolution `target`, resized to the output first
-    /// (nearest, spec §2.3).
+    /// (nearest, docs/REFERENCE.md §2.3).
     pub fn loss_at_output(&self, output: &Tensor, target: &Target) -> LossParts {
         let (_, _, h, w) = output.size4().expect("task outputs are 4-D");
         self.loss(output, &target.resized(h, w))

@@ -1,5 +1,5 @@
 //! Surface normals: loss `1 − cos(n̂, ĝ)` over valid pixels and the angle metrics (mean, median,
-//! % within 11.25°/22.5°/30°) or Taskonomy's mean cosine similarity (spec §3.1–3.2).
+//! % within 11.25°/22.5°/30°) or Taskonomy's mean cosine similarity (docs/REFERENCE.md §3.1–3.2).
 use super::loss::{LossParts, per_sample_sum};
 use super::metric::{Convention, MetricValue};
 use crate::data::Target;

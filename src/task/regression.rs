@@ -1,5 +1,5 @@
-//! Per-pixel regression tasks (depth, keypoints, edges): masked L1 loss (spec §3.1), the depth
-//! metrics abs/rel error and δ < 1.25^k, and the single L1 errors Taskonomy reports (spec §3.2).
+//! Per-pixel regression tasks (depth, keypoints, edges): masked L1 loss (docs/REFERENCE.md §3.1), the depth
+//! metrics abs/rel error and δ < 1.25^k, and the single L1 errors Taskonomy reports (docs/REFERENCE.md §3.2).
 use super::loss::{LossParts, per_sample_sum};
 use super::metric::{Convention, MetricValue};
 use crate::data::Target;
@@ -68,7 +68,7 @@ impl RegressionMetric {
             let counted = match self.convention {
                 // Standard: a non-positive prediction is never within a ratio threshold.
                 Convention::Standard => ratio.shallow_clone().masked_fill(&z.le(0.0), f64::INFINITY),
-                // Reference: a negative ratio counts as within (spec §7 item 21).
+                // Reference: a negative ratio counts as within (docs/REFERENCE.md §7 item 21).
                 Convention::Reference => ratio,
             };
             for (k, slot) in self.within.iter_mut().enumerate() {

@@ -1,6 +1,6 @@
 //! Semantic segmentation: cross-entropy with an ignore mask and optional class weights
 //! (Taskonomy's `semseg_prior_factor`), and the confusion-matrix metrics mIoU / pixel accuracy
-//! (spec §3.1–3.2).
+//! (docs/REFERENCE.md §3.1–3.2).
 use super::loss::{LossParts, per_sample_sum};
 use super::metric::{Convention, MetricValue};
 use crate::data::Target;
@@ -112,7 +112,7 @@ impl SegMetric {
             let keep = match self.convention {
                 // Standard: every class that occurs in ground truth or prediction counts, with IoU 0 if missed.
                 Convention::Standard => union > 0.0,
-                // Reference: classes without a true positive are dropped (spec §7 item 20).
+                // Reference: classes without a true positive are dropped (docs/REFERENCE.md §7 item 20).
                 Convention::Reference => tp > 0.0,
             };
             if keep {

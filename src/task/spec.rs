@@ -25,7 +25,7 @@ impl TaskSpec {
     }
 }
 
-/// The NYUv2 task list of the reference (spec §1.1): segmentation (40), normals, depth.
+/// The NYUv2 task list of the reference (docs/REFERENCE.md §1.1): segmentation (40), normals, depth.
 pub fn nyuv2_tasks() -> Vec<TaskSpec> {
     vec![
         TaskSpec { kind: TaskKind::SegmentSemantic, channels: 40 },
@@ -34,7 +34,7 @@ pub fn nyuv2_tasks() -> Vec<TaskSpec> {
     ]
 }
 
-/// The Taskonomy task list of the reference (spec §1.1) with `seg_classes` classes (17 there).
+/// The Taskonomy task list of the reference (docs/REFERENCE.md §1.1) with `seg_classes` classes (17 there).
 pub fn taskonomy_tasks(seg_classes: i64) -> Vec<TaskSpec> {
     vec![
         TaskSpec { kind: TaskKind::SegmentSemantic, channels: seg_classes },

@@ -3,8 +3,8 @@
 //!
 //! One backward instead of the reference's T: with batch norm in eval mode samples are
 //! independent, so ∇_{x_b} of the single scalar Σ_b Σ_t L_{t,b} / stopgrad(L_{t,b}) is exactly
-//! Σ_t ∇_{x_b} L_{t,b} / L_{t,b} (spec §8 item 2). A sample without valid pixels for a task
-//! (L = 0) contributes nothing for that task instead of NaN (spec §7 item 22).
+//! Σ_t ∇_{x_b} L_{t,b} / L_{t,b} (docs/REFERENCE.md §8 item 2). A sample without valid pixels for a task
+//! (L = 0) contributes nothing for that task instead of NaN (docs/REFERENCE.md §7 item 22).
 //!
 //! Objective per sample (Alg. 3): Σ_t (L_{t,b} − l_{t,b}) / l_{t,b}, with l the clean losses.
 //! The paper profile's batch objective is the reference's Σ_t (mean_b L_{t,b} − base_t)/base_t.

@@ -1,4 +1,4 @@
-//! Directions: how the task losses become one input gradient (spec §4.1). A direction is data —
+//! Directions: how the task losses become one input gradient (docs/REFERENCE.md §4.1). A direction is data —
 //! one differentiable scalar *term* per task it uses, a rule to combine the terms' gradients, and
 //! the per-sample objective that APGD tracks — so each file states its formula and nothing else;
 //! [`evaluate`] does the autograd for all of them:
@@ -50,7 +50,7 @@ pub struct DirectionContext {
     /// `[B]` per-sample clean losses per task (GB-MTA's l_i of Alg. 3 line 3).
     pub clean: Option<TaskMap<Tensor>>,
     /// Dataset-level clean `mean` losses per task: the reference's `criterionBase` for the
-    /// paper-profile APGD objective of GB-MTA (spec §7 item 9). Batch clean means when absent.
+    /// paper-profile APGD objective of GB-MTA (docs/REFERENCE.md §7 item 9). Batch clean means when absent.
     pub base: Option<TaskMap<f64>>,
 }
 

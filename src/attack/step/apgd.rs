@@ -6,14 +6,14 @@
 //!   (with the momentum reset), checkpoint intervals ⌊0.22N⌋ shrinking by ⌊0.03N⌋ down to ⌊0.06N⌋,
 //!   condition 1 "≤ 75 % of the steps since the last check increased f", condition 2 "step not
 //!   reduced at the last check and no improvement of the best f since", momentum 0.75, restarts.
-//! - `paper`: exactly what the authors' code runs (spec §4.4): no random start, step ε/N, their
+//! - `paper`: exactly what the authors' code runs (docs/REFERENCE.md §4.4): no random start, step ε/N, their
 //!   checkpoint list (float arithmetic included: N = 10 → [0,3,5,6,8,9,10]), a batch-level
 //!   objective shared by all samples, condition 2 on the current (not best) objective, ties move
 //!   the best point, GB-MTA's objective relative to the dataset-level clean loss when given, and
 //!   restart-from-best on halving only with `revised` (their "AAR").
 //!
 //! Both fuse the objective evaluation into the gradient pass at the same point, so N steps cost
-//! N+1 forwards (the reference: 2N+1, spec §8 item 4).
+//! N+1 forwards (the reference: 2N+1, docs/REFERENCE.md §8 item 4).
 use super::{RunContext, StepRule, mask, select};
 use crate::attack::direction::Need;
 use tch::{Kind, Tensor};
@@ -130,7 +130,7 @@ impl AutoAttackSchedule {
     }
 }
 
-/// The reference's step-size control over a batch-level objective (spec §4.4).
+/// The reference's step-size control over a batch-level objective (docs/REFERENCE.md §4.4).
 #[derive(Debug, Clone)]
 pub struct PaperSchedule {
     checkpoints: Vec<usize>,
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn paper_checkpoints_match_the_reference() {
-        // spec §4.4, including the float artefact at N = 10 (7 is never a checkpoint).
+        // docs/REFERENCE.md §4.4, including the float artefact at N = 10 (7 is never a checkpoint).
         assert_eq!(paper_checkpoints(10), vec![0, 3, 5, 6, 8, 9, 10]);
         assert_eq!(paper_checkpoints(20), vec![0, 5, 9, 12, 15, 16, 18, 19, 20]);
         assert_eq!(paper_checkpoints(100), vec![0, 22, 41, 58, 70, 80, 87, 93, 99]);
@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn paper_condition_two_compares_current_objectives() {
         // With η unchanged since checkpoint 3, f[3] == f[5] triggers condition 2 at k = 5 even though
-        // the best objective improved in between (the reference's quirk, spec §7 item 6):
+        // the best objective improved in between (the reference's quirk, docs/REFERENCE.md §7 item 6):
         // f = 0,1,2,3,4,3 → at k = 5: increases 3→4 yes, 4→3 no → 1 < 1.5 (cond1 too). Make cond1
         // false by checking k = 6 instead: checkpoints 5 → 6 with f5 = f6 and η5 = η6.
         let f = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 8.0, 9.0];

@@ -11,7 +11,7 @@
 //! ```
 //! with ff = 50 (fitting factor), lr = 10, γ = 0, ε_s = ε/N, N = 10, α = 1 at start.
 //!
-//! Differences from the reference (spec §7 items 1–3): the look-ahead gradient is the direction's
+//! Differences from the reference (docs/REFERENCE.md §7 items 1–3): the look-ahead gradient is the direction's
 //! gradient over **all** tasks at x1 (the reference adds T copies of the last task's gradient
 //! through a stale loop variable); sech² is computed as 1 − tanh², which cannot overflow (the
 //! reference's exp(2u) form gives inf/inf = NaN for u ≳ 44); and the T component gradients share

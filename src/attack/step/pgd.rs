@@ -1,6 +1,6 @@
 //! PGD / I-FGSM ("PGD" in the paper): `x_{k+1} = clip(P_ε(x_k + α·sign(g(x_k))))` for N steps,
 //! returning the last iterate. Defaults follow the paper: N = 10, α = ε/N, no random start (the
-//! reference has none, spec §7 item 10); `--random-start` starts uniformly inside the ball.
+//! reference has none, docs/REFERENCE.md §7 item 10); `--random-start` starts uniformly inside the ball.
 //! Passes per step: 1 forward + the direction's backwards.
 //!
 //! With early stopping (FAT) a sample stops moving τ steps after it first becomes adversarial, and

@@ -1,5 +1,5 @@
-//! Writes rendered scenes as a Tiny-Taskonomy dataset (the reference's on-disk format, spec
-//! §1.3), so the same reader and the same code path serve the built-in data and the real thing.
+//! Writes rendered scenes as a Tiny-Taskonomy dataset (the reference's on-disk format,
+//! docs/REFERENCE.md §1.3), so the same reader and the same code path serve the built-in data and the real thing.
 //!
 //! Layout: `OUT/Taskonomy/taskonomy.json` (splits `train`, `test`, `test_small`),
 //! `OUT/Taskonomy/semseg_prior_factor.npy` (median-frequency class weights of the train split,
