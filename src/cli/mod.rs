@@ -9,6 +9,7 @@ mod demo;
 mod model;
 mod progress;
 mod report;
+mod study;
 mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -56,6 +57,12 @@ enum Command {
     Demo(Box<demo::DemoArgs>),
     /// Tables from report.json files alone; several reports are compared against the first.
     Report(report::ReportArgs),
+    /// Studies: many models × attacks × directions × ε × seeds into a SQLite results store, resumable and shardable.
+    #[command(subcommand)]
+    Study(study::StudyCommand),
+    /// Results stores: merge shards, export cells as CSV/JSON, list what is done.
+    #[command(subcommand)]
+    Results(study::ResultsCommand),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -82,5 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => attack::run_eval(*args, &cli.global),
         Command::Demo(args) => demo::run(*args, &cli.global),
         Command::Report(args) => report::run(args, &cli.global),
+        Command::Study(cmd) => study::run(cmd, &cli.global),
+        Command::Results(cmd) => study::run_results(cmd, &cli.global),
     }
 }

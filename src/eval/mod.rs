@@ -172,6 +172,13 @@ pub struct CleanRun {
     losses: Vec<TaskMap<Tensor>>,
 }
 
+impl CleanRun {
+    /// The `[B]` per-sample clean losses per task of batch `b` (on the CPU).
+    pub fn batch_losses(&self, b: usize) -> &TaskMap<Tensor> {
+        &self.losses[b]
+    }
+}
+
 impl std::fmt::Debug for CleanRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CleanRun").field("report", &self.report).field("batches", &self.losses.len()).finish()
