@@ -63,10 +63,9 @@ impl DirLock {
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file, path }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::data(
-                dir,
-                "another mtrobust run is writing into this directory; wait for it to finish or choose another output",
-            )),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(Error::data(dir, "another mtrobust run is writing into this directory; wait for it to finish or choose another output"))
+            }
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
     }

@@ -158,13 +158,7 @@ fn run_study(a: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions { device, shard: a.shard, per_sample: a.per_sample };
     let s = mtrobust::study::run(&plan, &mut store, options, &mut progress)?;
     let bookkeeping = s.store_seconds + planning;
-    println!(
-        "{} cells: {} computed now, {} stored before → {}",
-        s.cells,
-        s.computed,
-        s.already_done,
-        a.db.display()
-    );
+    println!("{} cells: {} computed now, {} stored before → {}", s.cells, s.computed, s.already_done, a.db.display());
     if s.computed > 0 {
         println!(
             "time: attacks {:.1} s ({:.0} img·it/s), clean passes {:.1} s, loading {:.1} s, bookkeeping {:.2} s ({:.1} % of attack time)",
@@ -177,7 +171,11 @@ fn run_study(a: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if !s.failed_checks.is_empty() {
-        eprintln!("error: {} cell(s) produced adversarial inputs that failed a sanity check (stored, flagged): {}", s.failed_checks.len(), s.failed_checks.join("; "));
+        eprintln!(
+            "error: {} cell(s) produced adversarial inputs that failed a sanity check (stored, flagged): {}",
+            s.failed_checks.len(),
+            s.failed_checks.join("; ")
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -250,7 +248,13 @@ fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         let plan = mtrobust::study::plan(&StudyFile::read(study)?)?;
         let done = store.cell_ids()?;
         let missing: Vec<_> = plan.cells.iter().filter(|c| !done.contains(&c.id)).collect();
-        println!("study {}: {} of {} cells done, {} missing", study.display(), plan.cells.len() - missing.len(), plan.cells.len(), missing.len());
+        println!(
+            "study {}: {} of {} cells done, {} missing",
+            study.display(),
+            plan.cells.len() - missing.len(),
+            plan.cells.len(),
+            missing.len()
+        );
         for c in missing.iter().take(20) {
             println!("  missing: {} {}", plan.models[c.model].row.name, c.config.label());
         }

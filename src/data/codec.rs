@@ -361,6 +361,7 @@ pub(crate) fn check_stem(stem: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufWriter;
 
     #[test]
     fn fortran_order_is_transposed_to_c_order() {

@@ -60,7 +60,11 @@ impl OutputDir {
     /// A sink for [`crate::eval::evaluate`] writing the first clean batch (every batch with
     /// `save_all`), each attack's adversarial batches into a folder named after its label, and a
     /// preview (clean | adversarial | perturbation) of the first sample per attack.
-    pub fn sink<'a>(&'a self, model: &'a Model, attacks: &[crate::attack::Attack]) -> impl FnMut(usize, usize, &Batch, &Tensor) -> Result<()> + 'a {
+    pub fn sink<'a>(
+        &'a self,
+        model: &'a Model,
+        attacks: &[crate::attack::Attack],
+    ) -> impl FnMut(usize, usize, &Batch, &Tensor) -> Result<()> + 'a {
         let labels: Vec<String> = attacks.iter().map(|x| slug(&x.config.label())).collect();
         let eps: Vec<f64> = attacks.iter().map(|x| x.config.eps).collect();
         move |i: usize, b: usize, batch: &Batch, x_adv: &Tensor| {
@@ -94,7 +98,9 @@ impl OutputDir {
 
 /// Deletes what a run wrote into `dir`: report, CSV, clean batches and the folders of its attacks.
 fn remove_run(dir: &Path, old: Option<&RunRecord>) -> Result<()> {
-    let rm = |p: &Path| std::fs::remove_file(p).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(Error::io(p, e)) });
+    let rm = |p: &Path| {
+        std::fs::remove_file(p).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(Error::io(p, e)) })
+    };
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().to_string();

@@ -59,8 +59,10 @@ pub fn to_csv(cells: &[CellRow]) -> String {
             }
         }
     }
-    let mut header: Vec<String> =
-        ["model", "rule", "direction", "norm", "eps", "seed", "samples", "ARP", "transfer", "checks_passed"].iter().map(|s| s.to_string()).collect();
+    let mut header: Vec<String> = ["model", "rule", "direction", "norm", "eps", "seed", "samples", "ARP", "transfer", "checks_passed"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     header.extend(tasks.iter().map(|t| format!("ARP {}", t.short())));
     header.extend(metrics.iter().map(|(t, n)| format!("{}/{n}", t.short())));
     header.extend(["forward", "backward", "seconds", "device", "cell"].map(String::from));
@@ -80,9 +82,9 @@ pub fn to_csv(cells: &[CellRow]) -> String {
             (c.checks_passed as u8).to_string(),
         ];
         row.extend(tasks.iter().map(|t| num(per_task.and_then(|p| p.get(*t).copied()))));
-        row.extend(metrics.iter().map(|(t, n)| {
-            num(c.report.metrics.get(*t).and_then(|ms| ms.iter().find(|m| m.name == *n)).map(|m| m.value))
-        }));
+        row.extend(
+            metrics.iter().map(|(t, n)| num(c.report.metrics.get(*t).and_then(|ms| ms.iter().find(|m| m.name == *n)).map(|m| m.value))),
+        );
         let counts = c.report.counts.unwrap_or_default();
         row.extend([counts.forward.to_string(), counts.backward.to_string(), format!("{:.3}", c.seconds), quote(&c.device), c.id.clone()]);
         out += &(row.join(",") + "\n");

@@ -181,7 +181,12 @@ impl StudyFile {
         }
         for (i, a) in study.attacks.iter().enumerate() {
             let at = |field: &str| format!("[[attack]] #{} ({}) `{field}`", i + 1, a.rule.id());
-            for (field, empty) in [("directions", a.directions.is_empty()), ("eps", a.eps.is_empty()), ("norms", a.norms.is_empty()), ("seeds", a.seeds.is_empty())] {
+            for (field, empty) in [
+                ("directions", a.directions.is_empty()),
+                ("eps", a.eps.is_empty()),
+                ("norms", a.norms.is_empty()),
+                ("seeds", a.seeds.is_empty()),
+            ] {
                 if empty {
                     return Err(Error::config(at(field), "is an empty list"));
                 }

@@ -198,7 +198,13 @@ fn iterations(c: &AttackConfig) -> f64 {
 
 fn fmt_duration(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
-    if s >= 3600 { format!("{}h{:02}m", s / 3600, (s % 3600) / 60) } else if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{s}s") }
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 /// Runs the pending cells of `plan` (this shard's, not yet in `store`).
@@ -246,10 +252,10 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
         let mut clean = clean_run(&model, &opened.tasks, &data, plan.options, &mut Quiet(observer))?;
         summary.clean_seconds += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        // Later runs measure against the baseline stored first, so every cell of a model shares it.
-        match store.clean(&planned.row.id, &plan.dataset.id, &plan.options)? {
-            Some(stored) => clean.report = stored,
-            None => store.put_clean(&planned.row.id, &plan.dataset.id, &plan.options, &clean.report, t.elapsed().as_secs_f64())?,
+        // Every run measures against the baseline stored first, so all cells of a model share it.
+        store.put_clean(&planned.row.id, &plan.dataset.id, &plan.options, &clean.report, t.elapsed().as_secs_f64())?;
+        if let Some(stored) = store.clean(&planned.row.id, &plan.dataset.id, &plan.options)? {
+            clean.report = stored;
         }
         summary.store_seconds += t.elapsed().as_secs_f64();
         for cell in cells {
@@ -262,8 +268,16 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
                 }
                 Ok(())
             };
-            let (mut reports, _) =
-                attack_runs(&model, &opened.tasks, &data, &clean, std::slice::from_ref(&attack), plan.options, &mut Quiet(observer), Some(&mut record))?;
+            let (mut reports, _) = attack_runs(
+                &model,
+                &opened.tasks,
+                &data,
+                &clean,
+                std::slice::from_ref(&attack),
+                plan.options,
+                &mut Quiet(observer),
+                Some(&mut record),
+            )?;
             let report = reports.remove(0);
             let seconds = t.elapsed().as_secs_f64();
             summary.attack_seconds += seconds;
@@ -330,12 +344,10 @@ fn per_sample_rows(
     let out = model.forward_t(x_adv, false);
     for task in tasks {
         let (Some(y), Some(target)) = (out.get(task.kind()), batch.targets.get(task.kind())) else { continue };
-        let adv = Vec::<f64>::try_from(task.loss_at_output(y, target).per_sample().to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
-        let clean = clean
-            .batch_losses(b)
-            .get(task.kind())
-            .and_then(|t| Vec::<f64>::try_from(t.to_kind(Kind::Double)).ok())
+        let adv = Vec::<f64>::try_from(task.loss_at_output(y, target).per_sample().to_kind(Kind::Double).to_device(Device::Cpu))
             .unwrap_or_default();
+        let clean =
+            clean.batch_losses(b).get(task.kind()).and_then(|t| Vec::<f64>::try_from(t.to_kind(Kind::Double)).ok()).unwrap_or_default();
         for (j, name) in batch.names.iter().enumerate() {
             rows.push(SampleRow {
                 sample: b * batch_size + j,

@@ -144,9 +144,9 @@ impl Store {
         let e = sql(path);
         let conn = Connection::open(path).map_err(&e)?;
         conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(&e)?;
-        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|err| {
-            Error::data(path, format!("is not an mtrobust results store (a SQLite file): {err}"))
-        })?;
+        let _: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|err| Error::data(path, format!("is not an mtrobust results store (a SQLite file): {err}")))?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(&e)?;
         let has_meta: bool = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0))
@@ -324,7 +324,13 @@ impl Store {
             for (task, metrics) in a.metrics.iter() {
                 tx.execute(
                     "INSERT INTO cell_tasks VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![c.id, task.name(), a.per_task.get(task).copied(), c.clean.losses.get(task).copied(), r.losses.get(task).copied()],
+                    params![
+                        c.id,
+                        task.name(),
+                        a.per_task.get(task).copied(),
+                        c.clean.losses.get(task).copied(),
+                        r.losses.get(task).copied()
+                    ],
                 )
                 .map_err(&e)?;
                 for m in metrics {
@@ -424,7 +430,10 @@ impl Store {
     /// SQLite errors.
     pub fn samples(&self, cell_id: &str) -> Result<Vec<SampleRow>> {
         let e = sql(&self.path);
-        let mut st = self.conn.prepare("SELECT sample, name, task, loss_clean, loss_adv FROM samples WHERE cell_id=?1 ORDER BY sample, task").map_err(&e)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT sample, name, task, loss_clean, loss_adv FROM samples WHERE cell_id=?1 ORDER BY sample, task")
+            .map_err(&e)?;
         let rows = st
             .query_map(params![cell_id], |r| {
                 Ok(SampleRow {
