@@ -127,7 +127,9 @@ impl NormalMetric {
                 MetricValue::new("Angle Median", histogram_median(&self.histogram, BIN_DEG), false),
             )
         };
-        let pct = |k: usize| 100.0 * self.within[k] / n;
+        // The reference's `np.mean(angles <= t) * 100`: the fraction first (the last bit can decide a
+        // 4-decimal tie).
+        let pct = |k: usize| if reference { self.within[k] / n * 100.0 } else { 100.0 * self.within[k] / n };
         vec![
             mean,
             median,

@@ -264,3 +264,18 @@ fn reference_taskonomy_cosine_is_a_float32_mean() {
     assert!(v[0].float32);
     assert_eq!(named(&m.finish(Convention::Reference), "cosine_similarity"), 0.8);
 }
+
+#[test]
+fn reference_angle_fractions_divide_before_scaling() {
+    // 23 of 640 pixels at 0°, the rest at 90°. The reference's np.mean(angles <= 11.25) * 100 is
+    // float64(23/640) = 0.0359374999… (a hair below the decimal) × 100 = 3.5937499999999996 → 3.5937;
+    // 100·23/640 is exactly 3.59375, a tie that rounds to even, 3.5938.
+    let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
+    let pixels: Vec<[f32; 3]> = (0..640).map(|i| if i < 23 { [0.0, 0.0, 1.0] } else { [1.0, 0.0, 0.0] }).collect();
+    let (pred, gt) = normal_case(&pixels);
+    for (convention, want) in [(Convention::Reference, 3.5937), (Convention::Standard, 3.5938)] {
+        let mut m = task.metric(MetricProfile::Full, convention);
+        m.update(&pred, &gt);
+        assert_eq!(named(&m.finish(Convention::Reference), "Angle 11.25"), want, "{convention:?}");
+    }
+}
