@@ -52,7 +52,7 @@ pub fn reference_angle(cos: f32) -> f32 {
 impl NormalMetric {
     /// An empty accumulator; `single` selects Taskonomy's `cosine_similarity`.
     pub fn new(convention: Convention, single: bool) -> Self {
-        let histogram = single || convention == Convention::Reference;
+        let histogram = !single && convention == Convention::Standard;
         NormalMetric {
             convention,
             single,
@@ -60,7 +60,7 @@ impl NormalMetric {
             sum_angle: 0.0,
             sum_cos: 0.0,
             within: [0.0; 3],
-            histogram: if histogram { Vec::new() } else { vec![0; BINS as usize] },
+            histogram: if histogram { vec![0; BINS as usize] } else { Vec::new() },
             pixels: Vec::new(),
         }
     }
