@@ -6,7 +6,7 @@
 //! the reference's `criterionBase`), a clean pass runs first.
 pub mod arp;
 
-pub use arp::{Arp, MetricChange, arp, relative_change, transferability};
+pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
 
 use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
@@ -142,11 +142,19 @@ fn merge_checks(acc: Option<Checks>, c: &Checks) -> Checks {
     }
 }
 
-/// Per-task dataset-level clean `mean` losses (pooled over all pixels of all batches).
+/// Per-task dataset-level clean `mean` losses: pooled over all pixels of all batches under
+/// `standard`; under `reference` the mean over batches of the per-batch pooled means, which is the
+/// reference's `criterionBase` (docs/REFERENCE.md §3.3, §4.4) and so depends on the batch size.
 ///
 /// # Errors
 /// Data errors.
-pub fn clean_losses(model: &Model, tasks: &[Task], data: &dyn BatchSource, observer: &mut dyn Observer) -> Result<TaskMap<f64>> {
+pub fn clean_losses(
+    model: &Model,
+    tasks: &[Task],
+    data: &dyn BatchSource,
+    convention: Convention,
+    observer: &mut dyn Observer,
+) -> Result<TaskMap<f64>> {
     let mut acc = Accumulator::new(tasks, EvalOptions::default());
     observer.event(Event::Start { what: "clean losses".into(), total: data.num_batches() as u64 });
     for b in 0..data.num_batches() {
@@ -157,7 +165,11 @@ pub fn clean_losses(model: &Model, tasks: &[Task], data: &dyn BatchSource, obser
         observer.event(Event::Progress { done: b as u64 + 1, message: String::new() });
     }
     observer.event(Event::Finish);
-    Ok(tasks.iter().enumerate().map(|(i, t)| (t.kind(), acc.loss_sum[i] / acc.loss_weight[i])).collect())
+    let loss = |i: usize| match convention {
+        Convention::Standard => acc.loss_sum[i] / acc.loss_weight[i],
+        Convention::Reference => acc.batch_losses[i].iter().sum::<f64>() / acc.batch_losses[i].len() as f64,
+    };
+    Ok(tasks.iter().enumerate().map(|(i, t)| (t.kind(), loss(i))).collect())
 }
 
 /// Callback receiving (attack index, batch index, clean batch, adversarial inputs).
@@ -235,7 +247,7 @@ pub fn attack_runs(
     let needs_base = attacks
         .iter()
         .any(|a| a.config.apgd_profile == crate::attack::ApgdProfile::Paper && a.config.step == crate::attack::StepKind::Apgd);
-    let base = if needs_base { Some(clean_losses(model, tasks, data, observer)?) } else { None };
+    let base = if needs_base { Some(clean_losses(model, tasks, data, options.convention, observer)?) } else { None };
     let directions = attacks.iter().map(|a| a.config.direction.build(tasks)).collect::<Result<Vec<_>>>()?;
     let mut attacked: Vec<Accumulator> = attacks.iter().map(|_| Accumulator::new(tasks, options)).collect();
     let total = data.num_batches();
@@ -273,7 +285,7 @@ pub fn attack_runs(
     let mut reports = Vec::new();
     for (acc, attack) in attacked.iter().zip(attacks) {
         let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
-        let (a, skipped) = arp::arp(&clean.report.metrics, &r.metrics);
+        let (a, skipped) = arp::arp_with(&clean.report.metrics, &r.metrics, options.convention);
         if !skipped.is_empty() {
             warnings.push(format!("{}: left out of ARP because the clean value is 0 or not finite: {}", r.label, skipped.join(", ")));
         }
@@ -360,5 +372,36 @@ mod tests {
             let mean = arp.per_task.values().sum::<f64>() / arp.per_task.len() as f64;
             assert!((arp.arp - mean).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn clean_losses_pool_pixels_or_average_batch_means() {
+        // Depth labels far above any prediction make |z − y| = y − z, so raising a label by 10 raises
+        // the loss by 10 whatever the model. Batch A: one input, labels 1000, loss L over W pixels.
+        // Batch B: the same input twice, labels 1010, loss L + 10 over 2W pixels. Pooled:
+        // (L·W + (L + 10)·2W)/3W = L + 20/3; the reference's mean of batch means: (L + L + 10)/2 = L + 5.
+        let specs = vec![crate::task::TaskSpec { kind: crate::task::TaskKind::DepthZbuffer, channels: 1 }];
+        let model = small_model(&specs, 0, 4);
+        let tasks = tasks_of(&specs);
+        let x = random_batch(&specs, 1, 32, 5, Kind::Float).x;
+        let depth = |n: i64, label: f64| {
+            let valid = Tensor::ones([n, 1, 32, 32], (Kind::Float, tch::Device::Cpu));
+            [(crate::task::TaskKind::DepthZbuffer, Target { value: &valid * label, valid })].into_iter().collect()
+        };
+        let data = |with_b: bool| {
+            let mut batches = vec![Batch { x: x.shallow_clone(), targets: depth(1, 1000.0), names: vec!["a".into()] }];
+            if with_b {
+                batches.push(Batch { x: Tensor::cat(&[&x, &x], 0), targets: depth(2, 1010.0), names: vec!["b".into(), "c".into()] });
+            }
+            InMemory(batches)
+        };
+        let kind = crate::task::TaskKind::DepthZbuffer;
+        let loss = |with_b: bool, c: Convention| *clean_losses(&model, &tasks, &data(with_b), c, &mut Silent).unwrap().get(kind).unwrap();
+        let l = loss(false, Convention::Standard);
+        assert!(l > 990.0, "predictions stay far below the labels: {l}");
+        let pooled = loss(true, Convention::Standard);
+        let batch_mean = loss(true, Convention::Reference);
+        assert!((pooled - (l + 20.0 / 3.0)).abs() < 1e-3, "{pooled} vs {l}");
+        assert!((batch_mean - (l + 5.0)).abs() < 1e-3, "{batch_mean} vs {l}");
     }
 }
