@@ -6,6 +6,8 @@ mod attack_args;
 mod data;
 mod data_args;
 mod demo;
+mod export;
+mod import;
 mod model;
 mod progress;
 mod report;
@@ -56,6 +58,12 @@ enum Command {
     Demo(Box<demo::DemoArgs>),
     /// Tables from report.json files alone; several reports are compared against the first.
     Report(report::ReportArgs),
+    /// Bring your own model: `import treemtl` converts a TreeMTL checkpoint into an mtrobust checkpoint.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// `export treemtl` writes a checkpoint with TreeMTL key names (a torch.save `.pt` state dict).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -82,5 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => attack::run_eval(*args, &cli.global),
         Command::Demo(args) => demo::run(*args, &cli.global),
         Command::Report(args) => report::run(args, &cli.global),
+        Command::Import(cmd) => import::run(cmd, &cli.global),
+        Command::Export(cmd) => export::run(cmd, &cli.global),
     }
 }

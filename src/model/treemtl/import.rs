@@ -32,10 +32,7 @@ pub fn import(path: &Path, config: ModelConfig, scheme: Option<Scheme>, device: 
     let found = Scheme::detect(tensors.iter().map(|(k, _)| k.as_str())).map_err(|e| Error::checkpoint(path, e))?;
     let scheme = match (found, scheme) {
         (Some(f), Some(s)) if f != s => {
-            return Err(Error::checkpoint(
-                path,
-                format!("has {} keys but --scheme {} was asked for", f.class_name(), serde_json::to_value(s).expect("serialises")),
-            ));
+            return Err(Error::checkpoint(path, format!("has {} keys but --scheme {} was asked for", f.class_name(), s.name())));
         }
         (Some(f), _) => f,
         (None, _) => {

@@ -29,6 +29,14 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// The flag value (`deeplab`, `seq`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Deeplab => "deeplab",
+            Scheme::Seq => "seq",
+        }
+    }
+
     /// The reference class whose keys the scheme reproduces.
     pub fn class_name(self) -> &'static str {
         match self {
