@@ -80,7 +80,7 @@ fn assert_matches_pytorch(model: &Model, io: &Path) {
         let name = spec.kind.name();
         let y = out.get(spec.kind).unwrap();
         assert_close(y, &io[&format!("out.{name}")], &format!("output {name}"));
-        loss = loss + (y * &io[&format!("w.{name}")]).sum(Kind::Float);
+        loss += (y * &io[&format!("w.{name}")]).sum(Kind::Float);
     }
     assert_close(&loss, &io["loss"], "loss");
     let grad = Tensor::run_backward(&[loss], &[&x], false, false).pop().unwrap();
@@ -104,14 +104,16 @@ fn mtseqmodel_checkpoints_match_pytorch() {
 }
 
 #[test]
-fn the_same_tensors_load_from_safetensors_and_bare_state_dicts() {
+fn the_same_tensors_load_from_safetensors_and_bare_data_parallel_state_dicts() {
     let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let tensors = read_state_dict(&dir.join("deeplab.model")).unwrap();
     let st = tmp.path().join("w.safetensors");
     Tensor::write_safetensors(&tensors, &st).unwrap();
+    // A bare state dict, saved from under nn.DataParallel (every key prefixed with `module.`).
     let pt = tmp.path().join("w.pt");
-    write_state_dict(&pt, &tensors).unwrap();
+    let prefixed: Vec<(String, Tensor)> = tensors.iter().map(|(k, t)| (format!("module.{k}"), t.shallow_clone())).collect();
+    write_state_dict(&pt, &prefixed).unwrap();
     for path in [st, pt] {
         let (model, _) = import(&path, deeplab_config(), None, Device::Cpu).unwrap();
         assert_matches_pytorch(&model, &dir.join("deeplab_io.pt"));
