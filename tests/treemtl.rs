@@ -215,7 +215,7 @@ fn files_that_are_not_state_dicts_are_explained() {
 }
 
 #[test]
-fn import_attack_and_export_from_the_command_line() {
+fn import_attack_study_and_export_from_the_command_line() {
     let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -229,6 +229,16 @@ fn import_attack_and_export_from_the_command_line() {
     let report =
         ok(d, &["attack", "--model", "m.safetensors", "--data", "data", "--eps", "4", "--n-iter", "2", "--format", "json", "--out", "att"]);
     assert!(report.contains("\"attacked\""), "{report}");
+    // Both schemes' imports in a study.
+    let seq = fixtures().join("seq.model");
+    let seq_args = ["import", "treemtl", "--checkpoint", seq.to_str().unwrap(), "--backbone", "small", "--tasks", "normal,depth"];
+    ok(d, &[&seq_args[..], &["--head-width", "4", "--out", "s.safetensors"]].concat());
+    let study = "[data]\npath = \"data\"\nsplit = \"test\"\nlimit = 2\nbatch_size = 2\n\n\
+                 [[model]]\npath = \"m.safetensors\"\nname = \"deeplab\"\n\n[[model]]\npath = \"s.safetensors\"\nname = \"seq\"\n\n\
+                 [[attack]]\nrule = \"pgd\"\ndirections = [\"gbmta\"]\neps = [4]\nn_iter = 2\n";
+    std::fs::write(d.join("study.toml"), study).unwrap();
+    let out = ok(d, &["study", "run", "study.toml", "--db", "results.sqlite"]);
+    assert!(out.contains("2 cells: 2 computed now"), "{out}");
     ok(d, &["export", "treemtl", "--model", "m.safetensors", "--out", "m.pt"]);
     let back =
         ["import", "treemtl", "--checkpoint", "m.pt", "--backbone", "small", "--tasks", "segm:10,normal,depth", "--layout", DEEPLAB_LAYOUT];

@@ -11,6 +11,7 @@ mod import;
 mod model;
 mod progress;
 mod report;
+mod study;
 mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +59,12 @@ enum Command {
     Demo(Box<demo::DemoArgs>),
     /// Tables from report.json files alone; several reports are compared against the first.
     Report(report::ReportArgs),
+    /// Studies: many models × attacks × directions × ε × seeds into a SQLite results store, resumable and shardable.
+    #[command(subcommand)]
+    Study(study::StudyCommand),
+    /// Results stores: merge shards, export cells as CSV/JSON, list what is done.
+    #[command(subcommand)]
+    Results(study::ResultsCommand),
     /// Bring your own model: `import treemtl` converts a TreeMTL checkpoint into an mtrobust checkpoint.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -90,6 +97,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => attack::run_eval(*args, &cli.global),
         Command::Demo(args) => demo::run(*args, &cli.global),
         Command::Report(args) => report::run(args, &cli.global),
+        Command::Study(cmd) => study::run(cmd, &cli.global),
+        Command::Results(cmd) => study::run_results(cmd, &cli.global),
         Command::Import(cmd) => import::run(cmd, &cli.global),
         Command::Export(cmd) => export::run(cmd, &cli.global),
     }

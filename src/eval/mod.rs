@@ -163,37 +163,89 @@ pub fn clean_losses(model: &Model, tasks: &[Task], data: &dyn BatchSource, obser
 /// Callback receiving (attack index, batch index, clean batch, adversarial inputs).
 pub type AdversarialSink<'a> = dyn FnMut(usize, usize, &Batch, &Tensor) -> Result<()> + 'a;
 
-/// Evaluates `model` on `data` clean and under each attack.
+/// The clean pass of one model over one data source: its report, and per batch the `[B]`
+/// per-sample clean losses per task that every attack's objective is measured against. Computed
+/// once and reused by any number of attacks (a study attacks the same model many times).
+pub struct CleanRun {
+    pub report: ConditionReport,
+    /// Per batch, the clean per-sample losses (on the CPU).
+    losses: Vec<TaskMap<Tensor>>,
+}
+
+impl CleanRun {
+    /// The `[B]` per-sample clean losses per task of batch `b` (on the CPU).
+    pub fn batch_losses(&self, b: usize) -> &TaskMap<Tensor> {
+        &self.losses[b]
+    }
+}
+
+impl std::fmt::Debug for CleanRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CleanRun").field("report", &self.report).field("batches", &self.losses.len()).finish()
+    }
+}
+
+/// Clean metrics and losses of `model` on `data`.
 ///
 /// # Errors
-/// Data errors, tasks that do not match the model, or an attack that cannot run.
-pub fn evaluate(
+/// Data errors.
+pub fn clean_run(
     model: &Model,
     tasks: &[Task],
     data: &dyn BatchSource,
+    options: EvalOptions,
+    observer: &mut dyn Observer,
+) -> Result<CleanRun> {
+    let mut clean = Accumulator::new(tasks, options);
+    let mut losses = Vec::with_capacity(data.num_batches());
+    observer.event(Event::Start { what: "clean".into(), total: data.num_batches() as u64 });
+    for b in 0..data.num_batches() {
+        let batch = data.batch(b, model.device())?;
+        let _guard = tch::no_grad_guard();
+        let out = model.forward_t(&batch.x.to_kind(model.kind()), false);
+        let per_sample = clean.update(tasks, &out, &batch.targets);
+        losses.push(per_sample.map(|_, t| t.to_device(tch::Device::Cpu)));
+        clean.samples += batch.len();
+        observer.event(Event::Progress { done: b as u64 + 1, message: format!("{} samples", clean.samples) });
+    }
+    observer.event(Event::Finish);
+    Ok(CleanRun { report: clean.report(tasks, options, "clean".into(), None), losses })
+}
+
+/// The attacked runs of `attacks` against a clean run of the same model on the same data, with
+/// ARP against it, and the warnings they raised.
+///
+/// # Errors
+/// Data errors, tasks that do not match the model, an attack that cannot run, or a clean run
+/// made on other data.
+#[allow(clippy::too_many_arguments)]
+pub fn attack_runs(
+    model: &Model,
+    tasks: &[Task],
+    data: &dyn BatchSource,
+    clean: &CleanRun,
     attacks: &[Attack],
     options: EvalOptions,
     observer: &mut dyn Observer,
     mut sink: Option<&mut AdversarialSink>,
-) -> Result<Evaluation> {
+) -> Result<(Vec<ConditionReport>, Vec<String>)> {
+    if clean.losses.len() != data.num_batches() || clean.report.samples != data.num_samples() {
+        return Err(crate::error::Error::config("evaluation", "the clean run was made on other data than the attacks"));
+    }
     let needs_base = attacks
         .iter()
         .any(|a| a.config.apgd_profile == crate::attack::ApgdProfile::Paper && a.config.step == crate::attack::StepKind::Apgd);
     let base = if needs_base { Some(clean_losses(model, tasks, data, observer)?) } else { None };
     let directions = attacks.iter().map(|a| a.config.direction.build(tasks)).collect::<Result<Vec<_>>>()?;
-    let mut clean = Accumulator::new(tasks, options);
     let mut attacked: Vec<Accumulator> = attacks.iter().map(|_| Accumulator::new(tasks, options)).collect();
     let total = data.num_batches();
-    observer.event(Event::Start { what: "evaluate".into(), total: total as u64 });
+    observer.event(Event::Start { what: "attack".into(), total: total as u64 });
+    let mut samples = 0;
     for b in 0..total {
         let batch = data.batch(b, model.device())?;
         let n = batch.len();
-        let clean_losses = {
-            let _guard = tch::no_grad_guard();
-            let out = model.forward_t(&batch.x.to_kind(model.kind()), false);
-            clean.update(tasks, &out, &batch.targets)
-        };
-        clean.samples += n;
+        samples += n;
+        let clean_losses = clean.losses[b].map(|_, t| t.to_device(model.device()));
         for (i, attack) in attacks.iter().enumerate() {
             let outcome = attack.run(model, tasks, &batch, b as u64, base.as_ref())?;
             if let Some(sink) = sink.as_deref_mut() {
@@ -214,15 +266,14 @@ pub fn evaluate(
             acc.checks = Some(merge_checks(acc.checks.take(), &outcome.checks));
             acc.samples += n;
         }
-        observer.event(Event::Progress { done: b as u64 + 1, message: format!("{} samples", clean.samples) });
+        observer.event(Event::Progress { done: b as u64 + 1, message: format!("{samples} samples") });
     }
     observer.event(Event::Finish);
-    let clean_report = clean.report(tasks, options, "clean".into(), None);
     let mut warnings = Vec::new();
     let mut reports = Vec::new();
     for (acc, attack) in attacked.iter().zip(attacks) {
         let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
-        let (a, skipped) = arp::arp(&clean_report.metrics, &r.metrics);
+        let (a, skipped) = arp::arp(&clean.report.metrics, &r.metrics);
         if !skipped.is_empty() {
             warnings.push(format!("{}: left out of ARP because the clean value is 0 or not finite: {}", r.label, skipped.join(", ")));
         }
@@ -243,7 +294,30 @@ pub fn evaluate(
     for w in &warnings {
         observer.event(Event::Warning(w.clone()));
     }
-    Ok(Evaluation { options, clean: clean_report, attacked: reports, warnings })
+    Ok((reports, warnings))
+}
+
+/// How much decoded data an evaluation keeps in memory between its passes.
+pub const CACHE_BYTES: usize = 4 << 30;
+
+/// Evaluates `model` on `data` clean and under each attack: [`clean_run`] then [`attack_runs`].
+///
+/// # Errors
+/// Data errors, tasks that do not match the model, or an attack that cannot run.
+pub fn evaluate(
+    model: &Model,
+    tasks: &[Task],
+    data: &dyn BatchSource,
+    attacks: &[Attack],
+    options: EvalOptions,
+    observer: &mut dyn Observer,
+    sink: Option<&mut AdversarialSink>,
+) -> Result<Evaluation> {
+    // Both passes read the same batches: decode them once.
+    let data = crate::data::Cached::new(data, CACHE_BYTES);
+    let clean = clean_run(model, tasks, &data, options, observer)?;
+    let (attacked, warnings) = attack_runs(model, tasks, &data, &clean, attacks, options, observer, sink)?;
+    Ok(Evaluation { options, clean: clean.report, attacked, warnings })
 }
 
 #[cfg(test)]
