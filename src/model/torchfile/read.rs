@@ -33,18 +33,21 @@ impl Archive {
     /// A file that is not a `torch.save` zip archive (the legacy format and TorchScript modules are
     /// recognised and explained), a malformed pickle, big-endian data.
     pub fn open(path: &Path) -> Result<Archive> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        if bytes.starts_with(LEGACY_MAGIC) {
+        let mut head = Vec::with_capacity(LEGACY_MAGIC.len());
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        (&file).take(LEGACY_MAGIC.len() as u64).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
+        if head.starts_with(LEGACY_MAGIC) {
             return Err(Error::checkpoint(
                 path,
                 "is in the legacy (PyTorch < 1.6) torch.save format; load and re-save it with a recent PyTorch: \
                  `torch.save(torch.load(F), F2)`",
             ));
         }
-        if !bytes.starts_with(ZIP_MAGIC) {
+        if !head.starts_with(ZIP_MAGIC) {
             return Err(Error::checkpoint(path, "is neither a torch.save archive (.pt/.pth/.model) nor a safetensors file"));
         }
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+        // Read from the file, not a copy in memory: full-size checkpoints are hundreds of MB.
+        let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
             .map_err(|e| Error::checkpoint(path, format!("is not a readable zip archive: {e}")))?;
         let names: Vec<String> = zip.file_names().map(str::to_string).collect();
         let Some(pkl) = names.iter().find(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1).cloned() else {
