@@ -1,6 +1,6 @@
 //! TreeMTL checkpoints (docs/REFERENCE.md §2.6): the reference's `.model` files hold a state dict
 //! under `state_dict` whose keys follow one of two module structures — `Deeplab_ASPP_Layout`
-//! (NYUv2 ResNet34, [`deeplab`]) or `MTSeqModel` (every other backbone and dataset, [`seq`]). Both
+//! (NYUv2 ResNet34, `deeplab.rs`) or `MTSeqModel` (every other backbone and dataset, `seq.rs`). Both
 //! number the backbone's block copies `backbone.mtl_blocks.{i}` in the order our tree creates its
 //! nodes (§2.5), and both name the heads `heads.{task}.fc{1..4}.conv{1,2,3}` as we do, so the
 //! mapping is explicit, name by name, per block. [`import`] loads such a file strictly;
