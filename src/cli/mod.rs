@@ -6,6 +6,8 @@ mod attack_args;
 mod data;
 mod data_args;
 mod demo;
+mod export;
+mod import;
 mod model;
 mod progress;
 mod report;
@@ -63,6 +65,12 @@ enum Command {
     /// Results stores: merge shards, export cells as CSV/JSON, list what is done.
     #[command(subcommand)]
     Results(study::ResultsCommand),
+    /// Bring your own model: `import treemtl` converts a TreeMTL checkpoint into an mtrobust checkpoint.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// `export treemtl` writes a checkpoint with TreeMTL key names (a torch.save `.pt` state dict).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -91,5 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args, &cli.global),
         Command::Study(cmd) => study::run(cmd, &cli.global),
         Command::Results(cmd) => study::run_results(cmd, &cli.global),
+        Command::Import(cmd) => import::run(cmd, &cli.global),
+        Command::Export(cmd) => export::run(cmd, &cli.global),
     }
 }
