@@ -5,7 +5,8 @@ use mtrobust::attack::step::EarlyStop;
 use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
 use mtrobust::data::synth::export::{SynthOptions, write_dataset};
 use mtrobust::data::{InputSpace, Loader, Mode, Sizes, open};
-use mtrobust::eval::{EvalOptions, Evaluation, evaluate};
+use mtrobust::eval::{EvalOptions, Evaluation};
+use mtrobust::job::{DataSpec, Job};
 use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::observe::Silent;
 use mtrobust::task::{Task, TaskKind, taskonomy_tasks};
@@ -53,9 +54,9 @@ fn trained(s: &Setup, out: &Path, adversarial: Option<AdversarialTraining>) -> M
 }
 
 fn attack_all(s: &Setup, model: &Model, configs: Vec<AttackConfig>) -> Evaluation {
-    let test = Loader::new(open(&s.root, "test", Mode::Test, Sizes::default()).unwrap(), s.kinds.clone(), 16, Some(32)).unwrap();
     let attacks: Vec<Attack> = configs.into_iter().map(|c| Attack::new(c).unwrap()).collect();
-    evaluate(model, &s.tasks, &test, &attacks, EvalOptions::default(), &mut Silent, None).unwrap()
+    let job = Job::new(model, "trained in this test", DataSpec { limit: Some(32), ..DataSpec::new(&s.root) }, attacks);
+    mtrobust::job::run(&job, &mut Silent, None).unwrap().evaluation
 }
 
 fn config(step: StepKind, direction: DirectionSpec, eps: f64) -> AttackConfig {
