@@ -11,7 +11,8 @@ fn setup(d: &Path) {
     ok(d, &["model", "init", "--tasks", "segm:10,normal,depth,keyp,edge", "--out", "m.safetensors"]);
 }
 
-const ATTACK: [&str; 12] = ["attack", "--model", "m.safetensors", "--data", "data", "--limit", "2", "--n-iter", "2", "--out", "o", "--format"];
+const ATTACK: [&str; 12] =
+    ["attack", "--model", "m.safetensors", "--data", "data", "--limit", "2", "--n-iter", "2", "--out", "o", "--format"];
 
 fn attack(d: &Path, extra: &[&str]) -> String {
     let mut args = ATTACK.to_vec();
@@ -58,8 +59,12 @@ fn reruns_with_other_numbers_are_refused_and_force_replaces_cleanly() {
 }
 
 fn dirs(p: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(p).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
