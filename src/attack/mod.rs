@@ -23,7 +23,8 @@ use crate::task::{Task, TaskMap};
 use tch::{Kind, Tensor};
 
 /// Which step rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum StepKind {
     /// One step of size ε.

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::task::nyuv2_tasks;
 
 /// Which of the reference's module structures a checkpoint's keys follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// `Deeplab_ASPP_Layout`: `backbone.mtl_blocks.{i}.residual_block.{block.conv1,…,ds.0,…}`.
