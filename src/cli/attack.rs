@@ -216,14 +216,14 @@ pub fn run_job(job: Job, progress: &mut Progress) -> anyhow::Result<RunRecord> {
 pub fn print_record(record: &RunRecord, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Table => {
-            print!("{}", table::render(&record.evaluation));
+            out!("{}", table::render(&record.evaluation));
             if !record.evaluation.attacked.is_empty() {
-                println!();
-                print!("{}", table::render_arp(&record.evaluation));
+                outln!();
+                out!("{}", table::render_arp(&record.evaluation));
             }
         }
-        Format::Json => println!("{}", serde_json::to_string_pretty(record)?),
-        Format::Csv => print!("{}", csv::render(&record.evaluation)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(record)?),
+        Format::Csv => out!("{}", csv::render(&record.evaluation)),
     }
     Ok(())
 }
