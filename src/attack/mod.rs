@@ -159,12 +159,13 @@ impl AttackConfig {
                 return Err(Error::config("sage_decay", format!("{} must be in [0, 1)", self.sage_decay)));
             }
         }
+        // A negative threshold is allowed: every sample then counts as adversarial from the start.
         if let Some(es) = &self.early_stop
-            && !(es.threshold.is_finite() && es.threshold >= 0.0)
+            && !es.threshold.is_finite()
         {
             return Err(Error::config(
                 "--fat-threshold",
-                format!("{} must be a finite relative loss increase ≥ 0 (default 0.5)", es.threshold),
+                format!("{} must be a finite relative loss increase (default 0.5)", es.threshold),
             ));
         }
         Ok(())

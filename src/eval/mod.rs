@@ -308,4 +308,24 @@ mod tests {
             assert!((arp.arp - mean).abs() < 1e-12);
         }
     }
+
+    #[test]
+    fn non_finite_outputs_are_an_error_naming_the_task() {
+        let specs = three_tasks();
+        let mut model = small_model(&specs, 9, 1);
+        let tasks = tasks_of(&specs);
+        let data = InMemory(vec![random_batch(&specs, 2, 32, 2, Kind::Float)]);
+        // Poison one head only: the error names its task, not the first task.
+        let mut names: Vec<String> = model.vs.variables().into_keys().filter(|n| n.starts_with("heads.depth_zbuffer.")).collect();
+        names.sort();
+        tch::no_grad(|| {
+            // `variables()` shares storage with the model's variables.
+            let _ = model.vs.variables().get_mut(&names[0]).unwrap().fill_(f64::NAN);
+        });
+        model.vs.freeze();
+        let err = evaluate(&model, &tasks, &data, &[], EvalOptions::default(), &mut Silent, None).unwrap_err().to_string();
+        assert!(err.starts_with("depth_zbuffer: ") && err.contains("NaN or infinite on the clean inputs"), "{err}");
+        let err = clean_losses(&model, &tasks, &data, &mut Silent).unwrap_err().to_string();
+        assert!(err.starts_with("depth_zbuffer: "), "{err}");
+    }
 }
