@@ -242,7 +242,7 @@ fn messages_name_the_real_problem() {
 fn sigterm_checkpoints_like_ctrl_c() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mtrobust"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mtrobust"))
         .args(["--quiet", "--device", "cpu", "train", "--data", &data(), "--steps", "100000", "--batch-size", "2", "--log-every", "1"])
         .args(["--val-split", "none", "--checkpoint-every", "100000", "--out", "run"])
         .current_dir(d)

@@ -18,7 +18,7 @@ pub enum DataCommand {
 
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// Output directory (must not already hold a dataset).
+    /// Output directory (new or empty: files already there are never replaced).
     #[arg(long)]
     out: PathBuf,
     /// Number of scenes (train + test).

@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch. Errors are printed once to stderr as `error: …` with their
-//! causes; exit codes: 0 success, 1 finished but a sanity check failed, 2 usage/data/checkpoint/torch errors.
+//! causes; exit codes: 0 success, 1 finished but a sanity check failed, 2 usage/data/checkpoint/torch errors
+//! (and a stdout that cannot be written, e.g. a full disk; a closed pipe, as in `| head`, is not an error).
 #[macro_use]
 mod output;
 mod arch;

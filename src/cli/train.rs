@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
   mtrobust train --data data/synth --index 9 --steps 1500 --out runs/fat --adversarial --attack pgd --direction gbmta --eps 8 --fat-tau 3
   mtrobust train --data /data/nyuv2 --backbone resnet34 --tasks nyuv2 --index 9 --optimizer adam --lr 1e-3 --schedule step:4000:0.5 --steps 20000 --out runs/nyu9
 
-An interrupted run (Ctrl-C, or killed) resumes from its last checkpoint when the same command is run again.")]
+Ctrl-C or SIGTERM finish the current step and checkpoint it (exit 130); an interrupted or killed run resumes from its
+last checkpoint when the same command is run again, and its log.jsonl then reads as if it had never stopped.
+--out must be a new directory or a run directory of `train`; --restart discards what is there.")]
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
@@ -46,7 +48,7 @@ pub struct TrainArgs {
     /// Run directory (model, checkpoints, log).
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
-    /// Discard a checkpoint of another configuration found in --out.
+    /// Discard a checkpoint of another configuration, or a model that is not from a run, found in --out.
     #[arg(long)]
     restart: bool,
     /// Optimiser steps.
