@@ -6,6 +6,8 @@
 //! - [`task`]: per-task losses (pooled and per-sample) and dataset-level metrics;
 //! - [`attack`]: step rules (FGSM, PGD, APGD, Auto-SAGE) × directions (Single, Total, SignTotal, GB-MTA);
 //! - [`eval`]: clean baseline, attacked metrics, ARP and transferability;
+//! - [`job`]: one model × data × attacks as a library call, with its output directory;
+//! - [`study`]: many models × attacks × ε × seeds, resumable, into a SQLite results store;
 //! - [`train`]: clean and adversarial (FAT) multi-task training;
 //! - [`report`]: tables, CSV/JSON.
 //!
@@ -13,12 +15,16 @@
 pub mod attack;
 pub mod data;
 pub mod device;
+pub mod digest;
 pub mod error;
 pub mod eval;
+pub mod files;
+pub mod job;
 pub mod model;
 pub mod observe;
 pub mod report;
 pub mod rng;
+pub mod study;
 pub mod task;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -5,18 +5,16 @@ use super::GlobalArgs;
 use super::attack_args::AttackArgs;
 use super::data_args::DataArgs;
 use super::progress::Progress;
-use super::train::describe;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mtrobust::data::{Batch, BatchSource, Loader, Mode, write_npy};
-use mtrobust::eval::{EvalOptions, evaluate};
+use mtrobust::attack::Attack;
+use mtrobust::job::{DataSpec, Job, OutputDir};
 use mtrobust::model::Model;
 use mtrobust::report::RunRecord;
 use mtrobust::report::{csv, table};
 use mtrobust::task::{Convention, MetricProfile, TaskKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tch::{Kind, Tensor};
 
 /// What is evaluated and how results are written: the flags `attack` and `eval` share.
 #[derive(Debug, Args)]
@@ -53,21 +51,20 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn job<'a>(&'a self, model: &'a Model, out: &'a Path, attacks: Vec<mtrobust::attack::Attack>, save_all: bool) -> Job<'a> {
-        Job {
-            model,
-            model_path: &self.model,
-            data: &self.data,
-            split: &self.split,
+    /// The data as the library describes it.
+    pub fn data_spec(&self) -> DataSpec {
+        DataSpec {
+            path: self.data.data.clone(),
+            split: self.split.clone(),
             limit: self.limit,
             batch_size: self.batch_size,
-            attacks,
-            metrics: self.metrics,
-            convention: self.convention,
-            out,
-            save_all,
-            force: self.force,
+            resize: self.data.resize,
+            crop: self.data.crop,
         }
+    }
+
+    fn job<'a>(&self, model: &'a Model, attacks: Vec<Attack>) -> Job<'a> {
+        Job { metrics: self.metrics, convention: self.convention, ..Job::new(model, &self.model, self.data_spec(), attacks) }
     }
 }
 
@@ -96,119 +93,13 @@ pub enum Format {
     Csv,
 }
 
-/// A file-name-safe version of an attack label.
-fn slug(label: &str) -> String {
-    label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
-}
-
-/// Clean | adversarial | perturbation (scaled to the full range), for the first sample.
-fn write_preview(path: &Path, model: &Model, x: &Tensor, x_adv: &Tensor, eps: f64) -> anyhow::Result<()> {
-    let _guard = tch::no_grad_guard();
-    let rgb = |t: &Tensor| model.input.to_rgb_pixels(&t.get(0).unsqueeze(0)).squeeze_dim(0);
-    let clean = rgb(x);
-    let adv = rgb(x_adv);
-    let delta = ((&adv - &clean) * (127.5 / eps.max(1e-6)) + 127.5).clamp(0.0, 255.0);
-    let row = Tensor::cat(&[clean, adv, delta], 2).clamp(0.0, 255.0).round().to_kind(Kind::Uint8); // [3, H, 3W]
-    let (h, w) = (row.size()[1] as u32, row.size()[2] as u32);
-    let hwc = Vec::<u8>::try_from(row.permute([1, 2, 0]).contiguous().flatten(0, -1).to_device(tch::Device::Cpu))?;
-    let img = image::RgbImage::from_raw(w, h, hwc).context("preview buffer size")?;
-    img.save(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// What to evaluate and where to write it.
-pub struct Job<'a> {
-    pub model: &'a Model,
-    pub model_path: &'a Path,
-    pub data: &'a DataArgs,
-    pub split: &'a str,
-    pub limit: Option<usize>,
-    pub batch_size: usize,
-    pub attacks: Vec<mtrobust::attack::Attack>,
-    pub metrics: Option<MetricProfile>,
-    pub convention: Convention,
-    pub out: &'a Path,
-    pub save_all: bool,
-    /// Replace a report of another run in `out`.
-    pub force: bool,
-}
-
-/// Refuses to overwrite the report of a different run (other model, data or attacks) in `out`.
-fn check_out_dir(job: &Job) -> anyhow::Result<()> {
-    let path = job.out.join("report.json");
-    if job.force || !path.exists() {
-        return Ok(());
-    }
-    let labels: Vec<String> = job.attacks.iter().map(|a| a.config.label()).collect();
-    let same = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<RunRecord>(&t).ok()).is_some_and(|r| {
-        r.model == job.model_path.display().to_string()
-            && r.data == format!("{}:{}", job.data.data.display(), job.split)
-            && r.evaluation.attacked.iter().map(|a| a.label.clone()).collect::<Vec<_>>() == labels
-    });
-    anyhow::ensure!(same, "{} already holds the report of another run; use another --out, or --force to replace it", job.out.display());
-    Ok(())
-}
-
-/// Runs the clean evaluation and every attack of `job`; writes report.json, report.csv,
-/// adversarial batches and previews into `job.out`.
-pub fn run_job(job: Job, progress: &mut Progress) -> anyhow::Result<RunRecord> {
-    check_out_dir(&job)?;
-    let model = job.model;
-    let dataset = job.data.open(job.split, Mode::Test)?;
-    let specs = model.config().tasks.clone();
-    let tasks = dataset.tasks_for(&specs)?;
-    let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();
-    let profile = job.metrics.unwrap_or(dataset.default_profile());
-    let loader = Loader::new(dataset, kinds, job.batch_size, job.limit)?;
-    std::fs::create_dir_all(job.out).with_context(|| format!("creating {}", job.out.display()))?;
-    let architecture = describe(model, model.layout_index);
-    for attack in &job.attacks {
-        let c = &attack.config;
-        let eps = mtrobust::attack::fmt_eps(c.eps);
-        progress.info(&format!(
-            "{}: ε = {eps} grey levels = {eps}/255 of the pixel range ({})",
-            c.label(),
-            mtrobust::attack::norm_id(c.norm)
-        ));
-    }
-    progress.info(&format!("evaluating {architecture} on {} samples of {}:{}", loader.num_samples(), job.data.data.display(), job.split));
-    let started = std::time::Instant::now();
-    let out = job.out;
-    let save_all = job.save_all;
-    let labels: Vec<String> = job.attacks.iter().map(|x| slug(&x.config.label())).collect();
-    let eps: Vec<f64> = job.attacks.iter().map(|x| x.config.eps).collect();
-    let mut sink = |i: usize, b: usize, batch: &Batch, x_adv: &Tensor| -> mtrobust::Result<()> {
-        if b > 0 && !save_all {
-            return Ok(());
-        }
-        if i == 0 {
-            write_npy(&out.join(format!("clean_batch{b:04}.npy")), &batch.x)?;
-            let names = out.join(format!("clean_batch{b:04}.names.txt"));
-            std::fs::write(&names, batch.names.join("\n")).map_err(|e| mtrobust::Error::io(&names, e))?;
-        }
-        let dir = out.join(&labels[i]);
-        std::fs::create_dir_all(&dir).map_err(|e| mtrobust::Error::io(&dir, e))?;
-        write_npy(&dir.join(format!("adv_batch{b:04}.npy")), x_adv)?;
-        if b == 0 {
-            write_preview(&dir.join("preview.png"), model, &batch.x, x_adv, eps[i])
-                .map_err(|e| mtrobust::Error::data(&dir, e.to_string()))?;
-        }
-        Ok(())
-    };
-    let options = EvalOptions { profile, convention: job.convention };
-    let evaluation = evaluate(model, &tasks, &loader, &job.attacks, options, progress, Some(&mut sink))?;
-    let record = RunRecord::new(
-        mtrobust::device::device_name(model.device()),
-        job.model_path.display().to_string(),
-        architecture,
-        format!("{}:{}", job.data.data.display(), job.split),
-        started.elapsed().as_secs_f64(),
-        evaluation,
-    );
-    let json_path = job.out.join("report.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&record)?).with_context(|| format!("writing {}", json_path.display()))?;
-    let csv_path = job.out.join("report.csv");
-    std::fs::write(&csv_path, csv::render(&record.evaluation)).with_context(|| format!("writing {}", csv_path.display()))?;
+/// Runs `job` into the output directory `out` (locked; a report of another run there is
+/// refused unless `force`) and writes its report.
+pub fn run_job(job: &Job, out: &Path, force: bool, save_all: bool, progress: &mut Progress) -> anyhow::Result<RunRecord> {
+    let dir = OutputDir::prepare(out, &job.identity()?, force, save_all)?;
+    let mut sink = dir.sink(job.model, &job.attacks);
+    let mut record = mtrobust::job::run(job, progress, Some(&mut sink))?;
+    dir.finish(&mut record)?;
     Ok(record)
 }
 
@@ -246,9 +137,9 @@ pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(global.quiet);
     let model = load_model(&a.scope.model, global)?;
     let kinds: Vec<TaskKind> = model.config().tasks.iter().map(|s| s.kind).collect();
-    let attacks = a.attack.configs(&kinds, a.seed)?.into_iter().map(mtrobust::attack::Attack::new).collect::<Result<Vec<_>, _>>()?;
+    let attacks = a.attack.configs(&kinds, a.seed)?.into_iter().map(Attack::new).collect::<Result<Vec<_>, _>>()?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/attack"));
-    let record = run_job(a.scope.job(&model, &out, attacks, a.save_all), &mut progress)?;
+    let record = run_job(&a.scope.job(&model, attacks), &out, a.scope.force, a.save_all, &mut progress)?;
     print_record(&record, a.scope.format)?;
     progress.info(&format!("{:.1} s; report, adversarial batches and previews in {}", record.seconds, out.display()));
     Ok(exit_code(&record))
@@ -268,7 +159,7 @@ pub fn run_eval(a: EvalArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(global.quiet);
     let model = load_model(&a.scope.model, global)?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/eval"));
-    let record = run_job(a.scope.job(&model, &out, Vec::new(), false), &mut progress)?;
+    let record = run_job(&a.scope.job(&model, Vec::new()), &out, a.scope.force, false, &mut progress)?;
     print_record(&record, a.scope.format)?;
     Ok(ExitCode::SUCCESS)
 }

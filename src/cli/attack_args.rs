@@ -31,7 +31,10 @@ pub struct AttackArgs {
     /// APGD: random restarts (autoattack profile).
     #[arg(long, default_value_t = 1)]
     pub restarts: usize,
-    /// APGD: `autoattack` (Croce & Hein, per sample) or `paper` (the authors' code).
+    /// APGD: `autoattack` (Croce & Hein, per sample) or `paper` (the authors' code). With `paper`,
+    /// GB-MTA's objective is relative to the dataset's clean losses, taken as `--convention` says:
+    /// the mean of per-batch means under `reference` (the authors' definition; it depends on the
+    /// batch size), pooled over all pixels under `standard`.
     #[arg(long, value_enum, default_value_t = ApgdProfile::Autoattack)]
     pub apgd_profile: ApgdProfile,
     /// APGD paper profile: restart from the best point when the step halves (their "AAR").

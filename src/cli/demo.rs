@@ -3,7 +3,7 @@
 //! GB-MTA) and print per-task metrics, ARP and transferability. Each stage reuses what an earlier
 //! run left in `--out` (an interrupted demo resumes).
 use super::GlobalArgs;
-use super::attack::{Format, Job, exit_code, print_record, run_job};
+use super::attack::{Format, exit_code, print_record, run_job};
 use super::data_args::DataArgs;
 use super::progress::Progress;
 use anyhow::Context;
@@ -12,6 +12,7 @@ use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind, parse_eps}
 use mtrobust::data::synth::export::{SynthOptions, read_manifest, write_dataset};
 use mtrobust::data::{InputSpace, Loader, Mode};
 use mtrobust::eval::EvalOptions;
+use mtrobust::job::{DataSpec, Job};
 use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::task::{Convention, TaskKind, taskonomy_tasks};
 use mtrobust::train::{TrainConfig, train};
@@ -116,22 +117,10 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     ));
     let attack_dir = a.out.join("attack");
     let model_path = model_dir.join("model.safetensors");
-    let job = Job {
-        model: &model,
-        model_path: &model_path,
-        data: &data_args,
-        split: "test",
-        limit: Some(a.limit),
-        batch_size: 16,
-        attacks,
-        metrics: None,
-        convention: Convention::Standard,
-        out: &attack_dir,
-        save_all: false,
-        // The demo owns its directory: a run with other attack settings replaces the old report.
-        force: true,
-    };
-    let record = run_job(job, &mut progress)?;
+    let data = DataSpec { limit: Some(a.limit), ..DataSpec::new(&data_dir) };
+    let job = Job::new(&model, &model_path, data, attacks);
+    // The demo owns its directory: a run with other attack settings replaces the old report.
+    let record = run_job(&job, &attack_dir, true, false, &mut progress)?;
     print_record(&record, Format::Table)?;
     progress.info(&format!(
         "\nARP = average relative performance drop over the tasks (percent, higher = stronger attack); transfer = mean ARP \

@@ -9,9 +9,12 @@ mod attack_args;
 mod data;
 mod data_args;
 mod demo;
+mod export;
+mod import;
 mod model;
 mod progress;
 mod report;
+mod study;
 mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -59,6 +62,18 @@ enum Command {
     Demo(Box<demo::DemoArgs>),
     /// Tables from report.json files alone; several reports are compared against the first.
     Report(report::ReportArgs),
+    /// Studies: many models × attacks × directions × ε × seeds into a SQLite results store, resumable and shardable.
+    #[command(subcommand)]
+    Study(study::StudyCommand),
+    /// Results stores: merge shards, export cells as CSV/JSON, list what is done.
+    #[command(subcommand)]
+    Results(study::ResultsCommand),
+    /// Bring your own model: `import treemtl` converts a TreeMTL checkpoint into an mtrobust checkpoint.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// `export treemtl` writes a checkpoint with TreeMTL key names (a torch.save `.pt` state dict).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -99,5 +114,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => attack::run_eval(*args, &cli.global),
         Command::Demo(args) => demo::run(*args, &cli.global),
         Command::Report(args) => report::run(args, &cli.global),
+        Command::Study(cmd) => study::run(cmd, &cli.global),
+        Command::Results(cmd) => study::run_results(cmd, &cli.global),
+        Command::Import(cmd) => import::run(cmd, &cli.global),
+        Command::Export(cmd) => export::run(cmd, &cli.global),
     }
 }

@@ -120,7 +120,7 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     );
     let mut progress = Progress::new(global.quiet);
     let train_set = a.data.open(&a.split, Mode::Train)?;
-    let (mut model, index) = match &a.init {
+    let (mut model, _index) = match &a.init {
         Some(path) => {
             let (m, _) = Model::load(path, device).with_context(|| format!("loading --init {}", path.display()))?;
             let i = m.layout_index;
@@ -179,7 +179,7 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let c = cancel.clone();
         let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
     }
-    let architecture = describe(&model, index);
+    let architecture = mtrobust::job::describe(&model);
     progress.info(&format!(
         "training {architecture} on {} ({} samples) → {}",
         a.data.data.display(),
@@ -220,13 +220,4 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `small #9 [[{0, 1, 2}], …]`.
-pub fn describe(model: &Model, index: Option<usize>) -> String {
-    let c = model.config();
-    match index {
-        Some(i) => format!("{} #{i} {}", c.backbone.name(), c.layout),
-        None => format!("{} {}", c.backbone.name(), c.layout),
-    }
 }

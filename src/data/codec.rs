@@ -4,7 +4,7 @@
 //! (or [`Error::Io`] when writing) that names the file, says what is wrong and how to fix it;
 //! nothing here panics on bad input.
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Luma, Rgb};
@@ -248,17 +248,13 @@ pub(crate) fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Resul
     if shape.iter().product::<usize>() != data.len() {
         return Err(Error::data(path, format!("cannot write {} values as shape {shape:?}", data.len())));
     }
-    create_parent(path)?;
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let shape: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
-    let mut writer = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(BufWriter::new(file))
-        .begin_nd()
-        .map_err(|e| Error::io(path, e))?;
-    writer.extend(data.iter().copied()).map_err(|e| Error::io(path, e))?;
-    writer.finish().map_err(|e| Error::io(path, e))
+    // Through a temporary file and a rename: a full disk never leaves a truncated `.npy`.
+    crate::files::write_atomic(path, |w| {
+        let mut writer = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+        writer.extend(data.iter().copied())?;
+        writer.finish()
+    })
 }
 
 /// Reads split `split` of a JSON split index: a list of `N`-path entries.
@@ -365,6 +361,7 @@ pub(crate) fn check_stem(stem: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufWriter;
 
     #[test]
     fn fortran_order_is_transposed_to_c_order() {

@@ -19,4 +19,4 @@ pub use loader::Loader;
 pub use open::{Dataset, Format, Sizes, open};
 pub use raw::{Dense, RawSample, RawTarget};
 pub use reader::{Mode, Reader};
-pub use source::{BatchSource, InMemory, InMemorySamples, SampleSource};
+pub use source::{BatchSource, Cached, InMemory, InMemorySamples, SampleSource};

@@ -62,3 +62,50 @@ impl SampleSource for InMemorySamples {
         Batch::from_raw(&picked, &self.tasks, device)
     }
 }
+
+/// Batches read once from another source and kept in CPU memory up to a byte budget, so that
+/// several passes over the same data (a clean pass, then many attacks) decode it once. Batches
+/// past the budget are read again from the inner source on every pass.
+pub struct Cached<'a> {
+    inner: &'a dyn BatchSource,
+    budget: usize,
+    cache: std::cell::RefCell<(usize, Vec<Option<Batch>>)>,
+}
+
+impl<'a> Cached<'a> {
+    /// Caches `inner` up to `budget_bytes` of tensor data.
+    pub fn new(inner: &'a dyn BatchSource, budget_bytes: usize) -> Self {
+        Cached { inner, budget: budget_bytes, cache: std::cell::RefCell::new((0, (0..inner.num_batches()).map(|_| None).collect())) }
+    }
+}
+
+fn batch_bytes(b: &Batch) -> usize {
+    let bytes = |t: &tch::Tensor| t.numel() * t.kind().elt_size_in_bytes();
+    bytes(&b.x) + b.targets.values().map(|t| bytes(&t.value) + bytes(&t.valid)).sum::<usize>()
+}
+
+impl BatchSource for Cached<'_> {
+    fn num_batches(&self) -> usize {
+        self.inner.num_batches()
+    }
+
+    fn num_samples(&self) -> usize {
+        self.inner.num_samples()
+    }
+
+    fn batch(&self, index: usize, device: Device) -> Result<Batch> {
+        if let Some(b) = &self.cache.borrow().1[index] {
+            return Ok(b.to_device(device));
+        }
+        let batch = self.inner.batch(index, Device::Cpu)?;
+        let mut cache = self.cache.borrow_mut();
+        let size = batch_bytes(&batch);
+        if cache.0 + size <= self.budget {
+            cache.0 += size;
+            let on_device = batch.to_device(device);
+            cache.1[index] = Some(batch);
+            return Ok(on_device);
+        }
+        Ok(batch.to_device(device))
+    }
+}

@@ -4,7 +4,13 @@
 //! m the clean and m' the attacked value, so r < 0 means the attack hurt. A task's relative change is the mean of its metrics' r; the
 //! paper's ARP (Eq. 10) is `−100 ×` the mean over tasks, so higher ARP = stronger attack.
 //! Transferability of Single-x (Eq. 11): `(1/(n−1)) Σ_{y≠x} ARP-y / ARP-x`.
-use crate::task::{MetricValue, TaskKind, TaskMap};
+//!
+//! Under `--convention reference` the arithmetic is the reference's `compute_rel`: the metrics are
+//! already rounded to 4 decimals, r is computed in each metric's numpy precision (float32 for the
+//! angle mean and median), a task's mean is rounded to 6 decimals and the mean over tasks to 4, so
+//! ARP comes in steps of 0.01 as the reference prints it.
+use crate::task::numpy::NpFloat;
+use crate::task::{Convention, MetricValue, TaskKind, TaskMap};
 
 /// The relative change of one metric.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,33 +42,83 @@ pub fn relative_change(clean: f64, attacked: f64, higher_is_better: bool) -> Opt
     Some(r)
 }
 
-/// ARP of `attacked` metrics against `clean` ones (same tasks, same metric names).
-/// Metrics whose r is undefined are left out of the means and reported by name in the second value.
+/// ARP of `attacked` metrics against `clean` ones (same tasks, same metric names), in standard
+/// arithmetic. Metrics whose r is undefined are left out of the means and reported by name in the
+/// second value.
 pub fn arp(clean: &TaskMap<Vec<MetricValue>>, attacked: &TaskMap<Vec<MetricValue>>) -> (Arp, Vec<String>) {
+    arp_with(clean, attacked, Convention::Standard)
+}
+
+/// [`arp`] under `convention`: `reference` rounds as the reference does (docs/REFERENCE.md §3.4).
+pub fn arp_with(clean: &TaskMap<Vec<MetricValue>>, attacked: &TaskMap<Vec<MetricValue>>, convention: Convention) -> (Arp, Vec<String>) {
     let mut metrics = TaskMap::new();
     let mut per_task = TaskMap::new();
     let mut skipped = Vec::new();
+    // Reference: each task's rounded mean r, as a numpy scalar.
+    let mut task_means = Vec::new();
     for (task, clean_values) in clean.iter() {
         let Some(adv_values) = attacked.get(task) else { continue };
         let mut changes = Vec::new();
+        let mut defined = Vec::new();
         for c in clean_values {
             let Some(a) = adv_values.iter().find(|a| a.name == c.name) else { continue };
             let relative = relative_change(c.value, a.value, c.higher_is_better);
-            if relative.is_none() {
-                skipped.push(format!("{}/{}", task.short(), c.name));
+            match relative {
+                None => skipped.push(format!("{}/{}", task.short(), c.name)),
+                Some(_) => defined.push((c, a)),
             }
             changes.push(MetricChange { name: c.name.clone(), clean: c.value, attacked: a.value, relative });
         }
-        let rs: Vec<f64> = changes.iter().filter_map(|m| m.relative).collect();
-        if !rs.is_empty() {
-            // `+ 0.0` turns −0 (no change) into 0.
-            per_task.insert(task, -100.0 * rs.iter().sum::<f64>() / rs.len() as f64 + 0.0);
+        match convention {
+            Convention::Standard => {
+                let rs: Vec<f64> = changes.iter().filter_map(|m| m.relative).collect();
+                if !rs.is_empty() {
+                    // `+ 0.0` turns −0 (no change) into 0.
+                    per_task.insert(task, -100.0 * rs.iter().sum::<f64>() / rs.len() as f64 + 0.0);
+                }
+            }
+            Convention::Reference => {
+                if let Some(mean) = reference_task_mean(&defined) {
+                    task_means.push(mean);
+                    per_task.insert(task, negated_percent(mean, 6));
+                }
+            }
         }
         metrics.insert(task, changes);
     }
-    let values: Vec<f64> = per_task.values().copied().collect();
-    let arp = if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 };
+    let arp = match convention {
+        Convention::Standard => {
+            let values: Vec<f64> = per_task.values().copied().collect();
+            if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 }
+        }
+        Convention::Reference => {
+            // `avg_acc = 0; avg_acc += <t> acc.` over tasks, then `round(avg_acc / T, 4)`.
+            let sum = task_means.iter().copied().reduce(|a, b| a + b);
+            sum.map_or(f64::NAN, |s| negated_percent(s.div_int(task_means.len()).round(4), 4))
+        }
+    };
     (Arp { metrics, per_task, arp }, skipped)
+}
+
+/// The reference's `<t> acc.` of one task from its (clean, attacked) metric pairs:
+/// `tmp = 0; tmp += r` per metric in numpy arithmetic, then `round(tmp / M, 6)`.
+fn reference_task_mean(pairs: &[(&MetricValue, &MetricValue)]) -> Option<NpFloat> {
+    let sum = pairs
+        .iter()
+        .map(|(c, a)| {
+            let (m, m_adv) = (c.numpy(), a.numpy());
+            if c.higher_is_better { (m_adv - m) / m } else { (m - m_adv) / m }
+        })
+        .reduce(|tmp, r| tmp + r)?;
+    Some(sum.div_int(pairs.len()).round(6))
+}
+
+/// `−100 · x` for an `x` rounded to `decimals`, as the float64 nearest to that decimal (so that
+/// 0.3185 gives 31.85, not 31.850000000000005).
+fn negated_percent(x: NpFloat, decimals: i32) -> f64 {
+    let k = (x.get() * 10f64.powi(decimals)).round();
+    // `+ 0.0` turns −0 (no change) into 0.
+    -k / 10f64.powi(decimals - 2) + 0.0
 }
 
 /// Transferability of the Single-x attack: the mean over the other tasks y of ARP-y / ARP-x.
@@ -123,5 +179,44 @@ mod tests {
         assert_eq!(skipped, vec!["edge/edge_err".to_string()]);
         // Only keypoints count: r = (0.2 − 0.1)/0.2 = +0.5 (the "attack" helped) → ARP −50.
         assert!((a.arp + 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reference_arp_rounds_task_means_to_6_and_the_average_to_4_decimals() {
+        // seg: mIoU 0.3 → 0.2, r = −1/3 → round6 −0.333333 → ARP-segm 33.3333 (standard 33.333…).
+        // depth: abs_err 0.2 → 0.3 (lower is better), r = −0.5 → ARP-dept 50.
+        // Overall round4((−0.333333 − 0.5)/2 = −0.4166665) = −0.4167 → ARP 41.67 (standard 41.666…).
+        let clean: TaskMap<Vec<MetricValue>> =
+            [(TaskKind::SegmentSemantic, vec![mv("mIoU", 0.3, true)]), (TaskKind::DepthZbuffer, vec![mv("abs_err", 0.2, false)])]
+                .into_iter()
+                .collect();
+        let adv: TaskMap<Vec<MetricValue>> =
+            [(TaskKind::SegmentSemantic, vec![mv("mIoU", 0.2, true)]), (TaskKind::DepthZbuffer, vec![mv("abs_err", 0.3, false)])]
+                .into_iter()
+                .collect();
+        let (a, skipped) = arp_with(&clean, &adv, Convention::Reference);
+        assert!(skipped.is_empty());
+        assert_eq!(*a.per_task.get(TaskKind::SegmentSemantic).unwrap(), 33.3333);
+        assert_eq!(*a.per_task.get(TaskKind::DepthZbuffer).unwrap(), 50.0);
+        assert_eq!(a.arp, 41.67);
+        let (s, _) = arp(&clean, &adv);
+        assert!((s.arp - 125.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reference_arp_keeps_float32_metrics_in_float32() {
+        // Angle Mean, a float32 in the reference, 16.1875 → 18.717 (lower is better). As a float32
+        // 18.717 is 18.71699905…, so r = (16.1875 − 18.71699905)/16.1875 = −0.15626249 → round6
+        // −0.156262 → ARP-norm 15.6262. The float64 decimals give −2.5295/16.1875 = −0.15626255 →
+        // −0.156263 → 15.6263. Overall: round4(−0.156262) → 15.63.
+        let clean: TaskMap<Vec<MetricValue>> =
+            [(TaskKind::Normal, vec![mv("Angle Mean", 16.1875, false).in_float32()])].into_iter().collect();
+        let adv: TaskMap<Vec<MetricValue>> = [(TaskKind::Normal, vec![mv("Angle Mean", 18.717, false).in_float32()])].into_iter().collect();
+        let (a, _) = arp_with(&clean, &adv, Convention::Reference);
+        assert_eq!(*a.per_task.get(TaskKind::Normal).unwrap(), 15.6262);
+        assert_eq!(a.arp, 15.63);
+        let as_float64 = |m: &TaskMap<Vec<MetricValue>>| m.map(|_, v| v.iter().map(|m| mv(&m.name, m.value, m.higher_is_better)).collect());
+        let (b, _) = arp_with(&as_float64(&clean), &as_float64(&adv), Convention::Reference);
+        assert_eq!(*b.per_task.get(TaskKind::Normal).unwrap(), 15.6263);
     }
 }

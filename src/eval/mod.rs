@@ -6,7 +6,7 @@
 //! the reference's `criterionBase`), a clean pass runs first.
 pub mod arp;
 
-pub use arp::{Arp, MetricChange, arp, relative_change, transferability};
+pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
 
 use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
@@ -163,11 +163,19 @@ fn merge_checks(acc: Option<Checks>, c: &Checks) -> Checks {
     }
 }
 
-/// Per-task dataset-level clean `mean` losses (pooled over all pixels of all batches).
+/// Per-task dataset-level clean `mean` losses: pooled over all pixels of all batches under
+/// `standard`; under `reference` the mean over batches of the per-batch pooled means, which is the
+/// reference's `criterionBase` (docs/REFERENCE.md §3.3, §4.4) and so depends on the batch size.
 ///
 /// # Errors
 /// Data errors.
-pub fn clean_losses(model: &Model, tasks: &[Task], data: &dyn BatchSource, observer: &mut dyn Observer) -> Result<TaskMap<f64>> {
+pub fn clean_losses(
+    model: &Model,
+    tasks: &[Task],
+    data: &dyn BatchSource,
+    convention: Convention,
+    observer: &mut dyn Observer,
+) -> Result<TaskMap<f64>> {
     let mut acc = Accumulator::new(tasks, EvalOptions::default());
     observer.event(Event::Start { what: "clean losses".into(), total: data.num_batches() as u64 });
     for b in 0..data.num_batches() {
@@ -178,43 +186,99 @@ pub fn clean_losses(model: &Model, tasks: &[Task], data: &dyn BatchSource, obser
         observer.event(Event::Progress { done: b as u64 + 1, message: String::new() });
     }
     observer.event(Event::Finish);
-    Ok(tasks.iter().enumerate().map(|(i, t)| (t.kind(), acc.loss_sum[i] / acc.loss_weight[i])).collect())
+    let loss = |i: usize| match convention {
+        Convention::Standard => acc.loss_sum[i] / acc.loss_weight[i],
+        Convention::Reference => acc.batch_losses[i].iter().sum::<f64>() / acc.batch_losses[i].len() as f64,
+    };
+    Ok(tasks.iter().enumerate().map(|(i, t)| (t.kind(), loss(i))).collect())
 }
 
 /// Callback receiving (attack index, batch index, clean batch, adversarial inputs).
 pub type AdversarialSink<'a> = dyn FnMut(usize, usize, &Batch, &Tensor) -> Result<()> + 'a;
 
-/// Evaluates `model` on `data` clean and under each attack.
+/// The clean pass of one model over one data source: its report, and per batch the `[B]`
+/// per-sample clean losses per task that every attack's objective is measured against. Computed
+/// once and reused by any number of attacks (a study attacks the same model many times).
+pub struct CleanRun {
+    pub report: ConditionReport,
+    /// Per batch, the clean per-sample losses (on the CPU).
+    losses: Vec<TaskMap<Tensor>>,
+}
+
+impl CleanRun {
+    /// The `[B]` per-sample clean losses per task of batch `b` (on the CPU).
+    pub fn batch_losses(&self, b: usize) -> &TaskMap<Tensor> {
+        &self.losses[b]
+    }
+}
+
+impl std::fmt::Debug for CleanRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CleanRun").field("report", &self.report).field("batches", &self.losses.len()).finish()
+    }
+}
+
+/// Clean metrics and losses of `model` on `data`.
 ///
 /// # Errors
-/// Data errors, tasks that do not match the model, or an attack that cannot run.
-pub fn evaluate(
+/// Data errors.
+pub fn clean_run(
     model: &Model,
     tasks: &[Task],
     data: &dyn BatchSource,
+    options: EvalOptions,
+    observer: &mut dyn Observer,
+) -> Result<CleanRun> {
+    let mut clean = Accumulator::new(tasks, options);
+    let mut losses = Vec::with_capacity(data.num_batches());
+    observer.event(Event::Start { what: "clean".into(), total: data.num_batches() as u64 });
+    for b in 0..data.num_batches() {
+        let batch = data.batch(b, model.device())?;
+        let _guard = tch::no_grad_guard();
+        let out = model.forward_t(&batch.x.to_kind(model.kind()), false);
+        let per_sample = clean.update(tasks, &out, &batch.targets, "clean")?;
+        losses.push(per_sample.map(|_, t| t.to_device(tch::Device::Cpu)));
+        clean.samples += batch.len();
+        observer.event(Event::Progress { done: b as u64 + 1, message: format!("{} samples", clean.samples) });
+    }
+    observer.event(Event::Finish);
+    Ok(CleanRun { report: clean.report(tasks, options, "clean".into(), None), losses })
+}
+
+/// The attacked runs of `attacks` against a clean run of the same model on the same data, with
+/// ARP against it, and the warnings they raised.
+///
+/// # Errors
+/// Data errors, tasks that do not match the model, an attack that cannot run, or a clean run
+/// made on other data.
+#[allow(clippy::too_many_arguments)]
+pub fn attack_runs(
+    model: &Model,
+    tasks: &[Task],
+    data: &dyn BatchSource,
+    clean: &CleanRun,
     attacks: &[Attack],
     options: EvalOptions,
     observer: &mut dyn Observer,
     mut sink: Option<&mut AdversarialSink>,
-) -> Result<Evaluation> {
+) -> Result<(Vec<ConditionReport>, Vec<String>)> {
+    if clean.losses.len() != data.num_batches() || clean.report.samples != data.num_samples() {
+        return Err(crate::error::Error::config("evaluation", "the clean run was made on other data than the attacks"));
+    }
     let needs_base = attacks
         .iter()
         .any(|a| a.config.apgd_profile == crate::attack::ApgdProfile::Paper && a.config.step == crate::attack::StepKind::Apgd);
-    let base = if needs_base { Some(clean_losses(model, tasks, data, observer)?) } else { None };
+    let base = if needs_base { Some(clean_losses(model, tasks, data, options.convention, observer)?) } else { None };
     let directions = attacks.iter().map(|a| a.config.direction.build(tasks)).collect::<Result<Vec<_>>>()?;
-    let mut clean = Accumulator::new(tasks, options);
     let mut attacked: Vec<Accumulator> = attacks.iter().map(|_| Accumulator::new(tasks, options)).collect();
     let total = data.num_batches();
-    observer.event(Event::Start { what: "evaluate".into(), total: total as u64 });
+    observer.event(Event::Start { what: "attack".into(), total: total as u64 });
+    let mut samples = 0;
     for b in 0..total {
         let batch = data.batch(b, model.device())?;
         let n = batch.len();
-        let clean_losses = {
-            let _guard = tch::no_grad_guard();
-            let out = model.forward_t(&batch.x.to_kind(model.kind()), false);
-            clean.update(tasks, &out, &batch.targets, "clean")?
-        };
-        clean.samples += n;
+        samples += n;
+        let clean_losses = clean.losses[b].map(|_, t| t.to_device(model.device()));
         for (i, attack) in attacks.iter().enumerate() {
             let outcome = attack.run(model, tasks, &batch, b as u64, base.as_ref())?;
             if let Some(sink) = sink.as_deref_mut() {
@@ -235,15 +299,14 @@ pub fn evaluate(
             acc.checks = Some(merge_checks(acc.checks.take(), &outcome.checks));
             acc.samples += n;
         }
-        observer.event(Event::Progress { done: b as u64 + 1, message: format!("{} samples", clean.samples) });
+        observer.event(Event::Progress { done: b as u64 + 1, message: format!("{samples} samples") });
     }
     observer.event(Event::Finish);
-    let clean_report = clean.report(tasks, options, "clean".into(), None);
     let mut warnings = Vec::new();
     let mut reports = Vec::new();
     for (acc, attack) in attacked.iter().zip(attacks) {
         let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
-        let (a, skipped) = arp::arp(&clean_report.metrics, &r.metrics);
+        let (a, skipped) = arp::arp_with(&clean.report.metrics, &r.metrics, options.convention);
         if !skipped.is_empty() {
             warnings.push(format!("{}: left out of ARP because the clean value is 0 or not finite: {}", r.label, skipped.join(", ")));
         }
@@ -264,7 +327,30 @@ pub fn evaluate(
     for w in &warnings {
         observer.event(Event::Warning(w.clone()));
     }
-    Ok(Evaluation { options, clean: clean_report, attacked: reports, warnings })
+    Ok((reports, warnings))
+}
+
+/// How much decoded data an evaluation keeps in memory between its passes.
+pub const CACHE_BYTES: usize = 4 << 30;
+
+/// Evaluates `model` on `data` clean and under each attack: [`clean_run`] then [`attack_runs`].
+///
+/// # Errors
+/// Data errors, tasks that do not match the model, or an attack that cannot run.
+pub fn evaluate(
+    model: &Model,
+    tasks: &[Task],
+    data: &dyn BatchSource,
+    attacks: &[Attack],
+    options: EvalOptions,
+    observer: &mut dyn Observer,
+    sink: Option<&mut AdversarialSink>,
+) -> Result<Evaluation> {
+    // Both passes read the same batches: decode them once.
+    let data = crate::data::Cached::new(data, CACHE_BYTES);
+    let clean = clean_run(model, tasks, &data, options, observer)?;
+    let (attacked, warnings) = attack_runs(model, tasks, &data, &clean, attacks, options, observer, sink)?;
+    Ok(Evaluation { options, clean: clean.report, attacked, warnings })
 }
 
 #[cfg(test)]
@@ -310,6 +396,37 @@ mod tests {
     }
 
     #[test]
+    fn clean_losses_pool_pixels_or_average_batch_means() {
+        // Depth labels far above any prediction make |z − y| = y − z, so raising a label by 10 raises
+        // the loss by 10 whatever the model. Batch A: one input, labels 1000, loss L over W pixels.
+        // Batch B: the same input twice, labels 1010, loss L + 10 over 2W pixels. Pooled:
+        // (L·W + (L + 10)·2W)/3W = L + 20/3; the reference's mean of batch means: (L + L + 10)/2 = L + 5.
+        let specs = vec![crate::task::TaskSpec { kind: crate::task::TaskKind::DepthZbuffer, channels: 1 }];
+        let model = small_model(&specs, 0, 4);
+        let tasks = tasks_of(&specs);
+        let x = random_batch(&specs, 1, 32, 5, Kind::Float).x;
+        let depth = |n: i64, label: f64| {
+            let valid = Tensor::ones([n, 1, 32, 32], (Kind::Float, tch::Device::Cpu));
+            [(crate::task::TaskKind::DepthZbuffer, Target { value: &valid * label, valid })].into_iter().collect()
+        };
+        let data = |with_b: bool| {
+            let mut batches = vec![Batch { x: x.shallow_clone(), targets: depth(1, 1000.0), names: vec!["a".into()] }];
+            if with_b {
+                batches.push(Batch { x: Tensor::cat(&[&x, &x], 0), targets: depth(2, 1010.0), names: vec!["b".into(), "c".into()] });
+            }
+            InMemory(batches)
+        };
+        let kind = crate::task::TaskKind::DepthZbuffer;
+        let loss = |with_b: bool, c: Convention| *clean_losses(&model, &tasks, &data(with_b), c, &mut Silent).unwrap().get(kind).unwrap();
+        let l = loss(false, Convention::Standard);
+        assert!(l > 990.0, "predictions stay far below the labels: {l}");
+        let pooled = loss(true, Convention::Standard);
+        let batch_mean = loss(true, Convention::Reference);
+        assert!((pooled - (l + 20.0 / 3.0)).abs() < 1e-3, "{pooled} vs {l}");
+        assert!((batch_mean - (l + 5.0)).abs() < 1e-3, "{batch_mean} vs {l}");
+    }
+
+    #[test]
     fn non_finite_outputs_are_an_error_naming_the_task() {
         let specs = three_tasks();
         let mut model = small_model(&specs, 9, 1);
@@ -325,7 +442,7 @@ mod tests {
         model.vs.freeze();
         let err = evaluate(&model, &tasks, &data, &[], EvalOptions::default(), &mut Silent, None).unwrap_err().to_string();
         assert!(err.starts_with("depth_zbuffer: ") && err.contains("NaN or infinite on the clean inputs"), "{err}");
-        let err = clean_losses(&model, &tasks, &data, &mut Silent).unwrap_err().to_string();
+        let err = clean_losses(&model, &tasks, &data, Convention::Standard, &mut Silent).unwrap_err().to_string();
         assert!(err.starts_with("depth_zbuffer: "), "{err}");
     }
 }

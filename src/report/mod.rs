@@ -15,6 +15,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct RunRecord {
     pub schema_version: u32,
+    /// Digest of everything that changes the numbers (checkpoint contents, data, attack and
+    /// metric options): a rerun with the same identity may replace this report, another may not.
+    #[serde(default)]
+    pub run_id: String,
     pub mtrobust: String,
     /// libtorch version tch was built against.
     pub libtorch: String,
@@ -34,6 +38,7 @@ impl RunRecord {
     pub fn new(device: String, model: String, architecture: String, data: String, seconds: f64, evaluation: Evaluation) -> Self {
         RunRecord {
             schema_version: SCHEMA_VERSION,
+            run_id: String::new(),
             mtrobust: env!("CARGO_PKG_VERSION").into(),
             libtorch: "2.11.0".into(),
             device,

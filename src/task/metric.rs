@@ -6,8 +6,11 @@
 //!   ground truth or prediction, non-positive depth never "within" a δ threshold;
 //! - `reference`: the reference code's numbers (docs/REFERENCE.md §7 items 19–21) — batch-size-weighted means of
 //!   per-batch values, mIoU over classes with a true positive only, negative depth counted as within,
-//!   every value rounded to 4 decimals — so results can be compared with the paper.
+//!   the angle mean and exact median in numpy float32 (docs/REFERENCE.md §3.2), every value rounded
+//!   to 4 decimals by numpy's `round` in the value's own precision — so results can be compared with
+//!   the paper.
 use super::normal::NormalMetric;
+use super::numpy::NpFloat;
 use super::regression::{RegressionMetric, RegressionReport};
 use super::segment::SegMetric;
 use super::{Task, TaskKind};
@@ -18,10 +21,13 @@ use tch::Tensor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Convention {
-    /// Standard definitions.
+    /// Standard definitions: pixel-pooled means and clean losses (the APGD paper profile's GB-MTA
+    /// baseline included), float64 angle statistics with a 0.001° median histogram.
     #[default]
     Standard,
-    /// The reference implementation's quirks, for comparison with the paper.
+    /// The reference code's arithmetic, for comparison with the paper: its metric quirks, float32
+    /// angle mean and exact median, numpy rounding (metrics to 4 decimals, ARP per task to 6 and
+    /// overall to 4), clean losses as means of per-batch means (GB-MTA baseline included).
     Reference,
 }
 
@@ -43,12 +49,27 @@ pub struct MetricValue {
     pub name: String,
     pub value: f64,
     pub higher_is_better: bool,
+    /// The reference computes this value as a numpy float32 (the angle mean and median, Taskonomy's
+    /// cosine similarity, under `reference`): its rounding and ARP arithmetic then stay in float32.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub float32: bool,
 }
 
 impl MetricValue {
     /// A metric value.
     pub fn new(name: &str, value: f64, higher_is_better: bool) -> Self {
-        MetricValue { name: name.to_string(), value, higher_is_better }
+        MetricValue { name: name.to_string(), value, higher_is_better, float32: false }
+    }
+
+    /// The same value marked as a float32 number of the reference (`value` must be one).
+    pub fn in_float32(mut self) -> Self {
+        self.float32 = true;
+        self
+    }
+
+    /// The value as the reference's numpy scalar.
+    pub fn numpy(&self) -> NpFloat {
+        NpFloat::new(self.value, self.float32)
     }
 }
 
@@ -98,8 +119,9 @@ impl TaskMetric {
             TaskMetric::Regression(m) => m.finish(),
         };
         if convention == Convention::Reference {
+            // The reference's `round(value, 4)` on numpy scalars (docs/REFERENCE.md §3.2).
             for v in &mut values {
-                v.value = (v.value * 1e4).round() / 1e4;
+                v.value = v.numpy().round_decimal(4);
             }
         }
         values

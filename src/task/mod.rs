@@ -6,6 +6,7 @@ pub mod loss;
 mod map;
 pub mod metric;
 pub mod normal;
+pub mod numpy;
 pub mod regression;
 pub mod segment;
 mod spec;

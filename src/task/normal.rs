@@ -2,6 +2,7 @@
 //! % within 11.25°/22.5°/30°) or Taskonomy's mean cosine similarity (docs/REFERENCE.md §3.1–3.2).
 use super::loss::{LossParts, per_sample_sum};
 use super::metric::{Convention, MetricValue};
+use super::numpy;
 use crate::data::Target;
 use tch::{Kind, Tensor};
 
@@ -18,12 +19,15 @@ pub fn loss(pred: &Tensor, target: &Target) -> LossParts {
     LossParts { sum: per_sample_sum(&((1.0 - cos) * &target.valid)), weight: per_sample_sum(&target.valid) }
 }
 
-/// Histogram resolution of the angle median, in degrees.
+/// Histogram resolution of the angle median (standard convention), in degrees.
 const BIN_DEG: f64 = 0.001;
 const BINS: i64 = (180.0 / BIN_DEG) as i64;
 
-/// Dataset-level angle statistics; the median comes from a 0.001° histogram instead of keeping
-/// every pixel's angle (the reference concatenates them: 67 M floats for NYUv2's test split).
+/// Dataset-level angle statistics. Under `standard` they are accumulated in float64 with the
+/// median from a 0.001° histogram (bounded memory whatever the split, for every attack of a run).
+/// Under `reference` every valid pixel's float32 angle (or cosine, for `single`) is kept, as the
+/// reference concatenates them (67 M floats, 268 MB, for NYUv2's test split), for its float32 mean
+/// and exact median.
 #[derive(Debug, Clone)]
 pub struct NormalMetric {
     convention: Convention,
@@ -33,13 +37,22 @@ pub struct NormalMetric {
     sum_cos: f64,
     within: [f64; 3],
     histogram: Vec<i64>,
+    /// Reference: the float32 angles (cosines for `single`) in dataset order.
+    pixels: Vec<f32>,
 }
 
 const THRESHOLDS: [f64; 3] = [11.25, 22.5, 30.0];
 
+/// A pixel's angle in degrees as the reference computes it from its clipped cosine:
+/// `np.arccos(cos) / np.pi * 180.0`, every step in float32 (docs/REFERENCE.md §3.2).
+pub fn reference_angle(cos: f32) -> f32 {
+    cos.acos() / std::f32::consts::PI * 180.0
+}
+
 impl NormalMetric {
     /// An empty accumulator; `single` selects Taskonomy's `cosine_similarity`.
     pub fn new(convention: Convention, single: bool) -> Self {
+        let histogram = !single && convention == Convention::Standard;
         NormalMetric {
             convention,
             single,
@@ -47,13 +60,30 @@ impl NormalMetric {
             sum_angle: 0.0,
             sum_cos: 0.0,
             within: [0.0; 3],
-            histogram: if single { Vec::new() } else { vec![0; BINS as usize] },
+            histogram: if histogram { vec![0; BINS as usize] } else { Vec::new() },
+            pixels: Vec::new(),
         }
     }
 
     /// Adds a batch; `pred` is at label resolution already.
     pub fn update(&mut self, pred: &Tensor, target: &Target) {
-        let cos = cosine(pred, &target.value).clamp(-1.0, 1.0).masked_select(&target.valid.gt(0.5)).to_kind(Kind::Double);
+        let valid = target.valid.gt(0.5);
+        if self.convention == Convention::Reference {
+            let cos = cosine(pred, &target.value).to_kind(Kind::Float).clamp(-1.0, 1.0).masked_select(&valid);
+            let cos = Vec::<f32>::try_from(cos.to_device(tch::Device::Cpu)).expect("a 1-D float tensor");
+            self.count += cos.len() as f64;
+            if self.single {
+                self.pixels.extend(cos);
+                return;
+            }
+            let start = self.pixels.len();
+            self.pixels.extend(cos.into_iter().map(reference_angle));
+            for (slot, thr) in self.within.iter_mut().zip(THRESHOLDS) {
+                *slot += self.pixels[start..].iter().filter(|&&a| f64::from(a) <= thr).count() as f64;
+            }
+            return;
+        }
+        let cos = cosine(pred, &target.value).clamp(-1.0, 1.0).masked_select(&valid).to_kind(Kind::Double);
         self.count += cos.numel() as f64;
         if cos.numel() == 0 {
             return;
@@ -75,18 +105,34 @@ impl NormalMetric {
         }
     }
 
-    /// The metrics over everything added so far (the convention does not change them: the
-    /// reference already pools all pixels of the dataset for normals).
+    /// The metrics over everything added so far (both conventions pool all pixels of the dataset,
+    /// as the reference does for normals; they differ in precision and in the median).
     pub fn finish(&self) -> Vec<MetricValue> {
-        let _ = self.convention;
         let n = self.count;
+        let reference = self.convention == Convention::Reference;
         if self.single {
+            if reference {
+                let cos = MetricValue::new("cosine_similarity", f64::from(numpy::mean_f32(&self.pixels)), true);
+                return vec![cos.in_float32()];
+            }
             return vec![MetricValue::new("cosine_similarity", self.sum_cos / n, true)];
         }
-        let pct = |k: usize| 100.0 * self.within[k] / n;
+        let (mean, median) = if reference {
+            let mean = MetricValue::new("Angle Mean", f64::from(numpy::mean_f32(&self.pixels)), false);
+            let median = numpy::median_f32(&mut self.pixels.clone());
+            (mean.in_float32(), MetricValue::new("Angle Median", f64::from(median), false).in_float32())
+        } else {
+            (
+                MetricValue::new("Angle Mean", self.sum_angle / n, false),
+                MetricValue::new("Angle Median", histogram_median(&self.histogram, BIN_DEG), false),
+            )
+        };
+        // The reference's `np.mean(angles <= t) * 100`: the fraction first (the last bit can decide a
+        // 4-decimal tie).
+        let pct = |k: usize| if reference { self.within[k] / n * 100.0 } else { 100.0 * self.within[k] / n };
         vec![
-            MetricValue::new("Angle Mean", self.sum_angle / n, false),
-            MetricValue::new("Angle Median", histogram_median(&self.histogram, BIN_DEG), false),
+            mean,
+            median,
             MetricValue::new("Angle 11.25", pct(0), true),
             MetricValue::new("Angle 22.5", pct(1), true),
             MetricValue::new("Angle 30", pct(2), true),

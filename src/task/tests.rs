@@ -203,3 +203,79 @@ fn reference_convention_rounds_to_four_decimals() {
     m.update(&t4(&[0.123456], [1, 1, 1, 1]), &target(t4(&[0.0], [1, 1, 1, 1]), &[1.0]));
     assert_eq!(named(&m.finish(Convention::Reference), "edge_err"), 0.1235);
 }
+
+/// One 1×N normal map with predictions `pred` (x, y, z per pixel) against the label (0, 0, 1).
+fn normal_case(pred: &[[f32; 3]]) -> (Tensor, Target) {
+    let n = pred.len() as i64;
+    let channel = |c: usize| pred.iter().map(|p| p[c]).collect::<Vec<f32>>();
+    let values: Vec<f32> = [channel(0), channel(1), channel(2)].concat();
+    let mut label = vec![0.0f32; 2 * pred.len()];
+    label.extend(vec![1.0f32; pred.len()]);
+    (t4(&values, [1, 3, 1, n]), target(t4(&label, [1, 3, 1, n]), &vec![1.0; pred.len()]))
+}
+
+#[test]
+fn reference_normals_take_the_exact_median_and_the_float32_mean() {
+    // Cosines 1, 0, −1: angles 0°, 90°, 180°, exact in float32 too (acos(0) / π = 0.5). The exact
+    // median is 90 and the mean 90; the standard histogram reports the centre of the 0.001° bin that
+    // holds 90°, half a bin (0.0005°) away.
+    let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
+    let (pred, gt) = normal_case(&[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]);
+    let mut reference = task.metric(MetricProfile::Full, Convention::Reference);
+    reference.update(&pred, &gt);
+    let v = reference.finish(Convention::Reference);
+    assert_eq!(named(&v, "Angle Median"), 90.0);
+    assert_eq!(named(&v, "Angle Mean"), 90.0);
+    assert_eq!(named(&v, "Angle 11.25"), 33.3333);
+    assert!(v.iter().filter(|m| m.float32).map(|m| m.name.as_str()).eq(["Angle Mean", "Angle Median"]));
+    let mut standard = task.metric(MetricProfile::Full, Convention::Standard);
+    standard.update(&pred, &gt);
+    let median = named(&standard.finish(Convention::Standard), "Angle Median");
+    assert!(((median - 90.0).abs() - 0.0005).abs() < 1e-9, "{median}");
+
+    // Predictions (3, 0, 4) and (4, 0, 3) have unit vectors (0.6, 0, 0.8) and (0.8, 0, 0.6): cosines
+    // 0.8 and 0.6, angles 36.87° and 53.13° (they sum to 90°). With 0° and 180°: an even count, so
+    // the median is the float32 mean of the middle pair, 45 up to float32 rounding, and the mean is
+    // the float32 sum (0 + 36.87 + 53.13 + 180 = 270) over 4.
+    let (pred, gt) = normal_case(&[[0.0, 0.0, 1.0], [3.0, 0.0, 4.0], [4.0, 0.0, 3.0], [0.0, 0.0, -1.0]]);
+    let mut m = task.metric(MetricProfile::Full, Convention::Reference);
+    m.update(&pred, &gt);
+    let v = m.finish(Convention::Standard);
+    let (a, b) = (normal::reference_angle(0.8), normal::reference_angle(0.6));
+    assert!((f64::from(a) - 36.869_897_6).abs() < 1e-5 && (f64::from(b) - 53.130_102_4).abs() < 1e-5);
+    assert_eq!(named(&v, "Angle Median"), f64::from((a + b) / 2.0));
+    assert!((named(&v, "Angle Median") - 45.0).abs() < 1e-5);
+    assert_eq!(named(&v, "Angle Mean"), f64::from((((0.0 + a) + b) + 180.0) / 4.0));
+    assert!((named(&v, "Angle Mean") - 67.5).abs() < 1e-5);
+    // Rounded to 4 decimals by numpy's float32 `round`.
+    let v = m.finish(Convention::Reference);
+    assert_eq!((named(&v, "Angle Median"), named(&v, "Angle Mean")), (45.0, 67.5));
+}
+
+#[test]
+fn reference_taskonomy_cosine_is_a_float32_mean() {
+    // Cosines 1, 0.8, 0.6 (as float32): float32 sum 2.4 over 3 → 0.8, rounded 0.8.
+    let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
+    let (pred, gt) = normal_case(&[[0.0, 0.0, 1.0], [3.0, 0.0, 4.0], [4.0, 0.0, 3.0]]);
+    let mut m = task.metric(MetricProfile::Taskonomy, Convention::Reference);
+    m.update(&pred, &gt);
+    let v = m.finish(Convention::Standard);
+    assert_eq!(named(&v, "cosine_similarity"), f64::from(((1.0f32 + 0.8) + 0.6) / 3.0));
+    assert!(v[0].float32);
+    assert_eq!(named(&m.finish(Convention::Reference), "cosine_similarity"), 0.8);
+}
+
+#[test]
+fn reference_angle_fractions_divide_before_scaling() {
+    // 23 of 640 pixels at 0°, the rest at 90°. The reference's np.mean(angles <= 11.25) * 100 is
+    // float64(23/640) = 0.0359374999… (a hair below the decimal) × 100 = 3.5937499999999996 → 3.5937;
+    // 100·23/640 is exactly 3.59375, a tie that rounds to even, 3.5938.
+    let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
+    let pixels: Vec<[f32; 3]> = (0..640).map(|i| if i < 23 { [0.0, 0.0, 1.0] } else { [1.0, 0.0, 0.0] }).collect();
+    let (pred, gt) = normal_case(&pixels);
+    for (convention, want) in [(Convention::Reference, 3.5937), (Convention::Standard, 3.5938)] {
+        let mut m = task.metric(MetricProfile::Full, convention);
+        m.update(&pred, &gt);
+        assert_eq!(named(&m.finish(Convention::Reference), "Angle 11.25"), want, "{convention:?}");
+    }
+}

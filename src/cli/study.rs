@@ -1,0 +1,266 @@
+//! `mtrobust study init|run` and `mtrobust results merge|export|list`: the experiment grid as one
+//! resumable, shardable command over a SQLite results store.
+use super::GlobalArgs;
+use super::progress::Progress;
+use clap::{Args, Subcommand, ValueEnum};
+use mtrobust::study::export::{Filter, to_csv, to_json};
+use mtrobust::study::{RunOptions, Shard, Store, StudyFile};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum StudyCommand {
+    /// Write a commented example study file.
+    Init(InitArgs),
+    /// Run a study (again, to resume): every cell not yet in the store.
+    #[command(after_help = "Examples:
+  mtrobust study init --out study.toml
+  mtrobust study run study.toml --db results.sqlite
+  mtrobust study run study.toml --db shard-3.sqlite --shard 3/8      # one job of a job array
+  mtrobust results merge results.sqlite shard-*.sqlite
+
+Kill it at any moment and run the same command again: stored cells are skipped, and the store ends
+up holding exactly what an uninterrupted run writes.")]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write it (refuses to replace an existing file).
+    #[arg(long, default_value = "study.toml")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The study file (TOML).
+    study: PathBuf,
+    /// The results store (SQLite; created when absent).
+    #[arg(long, default_value = "results.sqlite")]
+    db: PathBuf,
+    /// Run only shard i of n (1 ≤ i ≤ n): cells are assigned by a hash of their identity.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Also store each sample's per-task losses, clean and adversarial.
+    #[arg(long)]
+    per_sample: bool,
+    /// Validate the study and print its cells, run nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// Combine stores into OUT, each cell once (a cell with different numbers in two stores is an error).
+    Merge(MergeArgs),
+    /// Cells of a store as CSV or JSON, optionally filtered.
+    Export(ExportArgs),
+    /// What a store holds; with --study, which of the study's cells are done and which missing.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The output store (created when absent; written atomically).
+    out: PathBuf,
+    /// Stores to merge into it.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mtrobust results export --db results.sqlite --format csv > cells.csv
+  mtrobust results export --db results.sqlite --attack pgd --direction gbmta --eps 8 --format json")]
+pub struct ExportArgs {
+    #[arg(long, default_value = "results.sqlite")]
+    db: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    format: ExportFormat,
+    /// Only these models (names; repeatable).
+    #[arg(long)]
+    model: Vec<String>,
+    /// Only these step rules (repeatable).
+    #[arg(long)]
+    attack: Vec<String>,
+    /// Only these directions (`gbmta`, `single:segm`, …; repeatable).
+    #[arg(long)]
+    direction: Vec<String>,
+    /// Only these budgets in grey levels (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    eps: Vec<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, default_value = "results.sqlite")]
+    db: PathBuf,
+    /// A study file: count its cells done and missing in the store.
+    #[arg(long)]
+    study: Option<PathBuf>,
+}
+
+fn open_existing(db: &Path) -> anyhow::Result<Store> {
+    anyhow::ensure!(db.is_file(), "{}: no such results store (`mtrobust study run` creates one)", db.display());
+    Ok(Store::open(db)?)
+}
+
+pub fn run(cmd: StudyCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    match cmd {
+        StudyCommand::Init(a) => {
+            anyhow::ensure!(
+                std::fs::symlink_metadata(&a.out).is_err(),
+                "{} already exists; choose another --out (nothing was written)",
+                a.out.display()
+            );
+            mtrobust::files::write_bytes_atomic(&a.out, mtrobust::study::EXAMPLE)?;
+            outln!("wrote {}; edit it, then `mtrobust study run {}`", a.out.display(), a.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        StudyCommand::Run(a) => run_study(a, global),
+    }
+}
+
+fn run_study(a: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let mut progress = Progress::new(global.quiet);
+    let study = StudyFile::read(&a.study)?;
+    let device_name = match (&study.device, global.device.as_str()) {
+        (Some(d), "auto") => d.clone(),
+        _ => global.device.clone(),
+    };
+    let device = mtrobust::device::parse_device(&device_name)?;
+    let t = std::time::Instant::now();
+    let plan = mtrobust::study::plan(&study)?;
+    let planning = t.elapsed().as_secs_f64();
+    progress.info(&format!(
+        "study {}: {} models × {} samples of {} → {} cells (validated in {planning:.1} s)",
+        a.study.display(),
+        plan.models.len(),
+        plan.dataset.samples,
+        plan.data.label(),
+        plan.cells.len()
+    ));
+    if a.dry_run {
+        for c in &plan.cells {
+            if a.shard.is_none_or(|s| s.owns(&c.id)) {
+                outln!("{}\t{}\t{}", &c.id[..12], plan.models[c.model].row.name, c.config.label());
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut store = Store::open(&a.db)?;
+    let options = RunOptions { device, shard: a.shard, per_sample: a.per_sample };
+    let s = mtrobust::study::run(&plan, &mut store, options, &mut progress)?;
+    let bookkeeping = s.store_seconds + planning;
+    outln!("{} cells: {} computed now, {} stored before → {}", s.cells, s.computed, s.already_done, a.db.display());
+    if s.computed > 0 {
+        outln!(
+            "time: attacks {:.1} s ({:.0} img·it/s), clean passes {:.1} s, loading {:.1} s, bookkeeping {:.2} s ({:.1} % of attack time)",
+            s.attack_seconds,
+            s.image_iterations / s.attack_seconds.max(1e-9),
+            s.clean_seconds,
+            s.loading_seconds,
+            bookkeeping,
+            100.0 * bookkeeping / s.attack_seconds.max(1e-9)
+        );
+    }
+    if !s.failed_checks.is_empty() {
+        eprintln!(
+            "error: {} cell(s) produced adversarial inputs that failed a sanity check (stored, flagged): {}",
+            s.failed_checks.len(),
+            s.failed_checks.join("; ")
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_results(cmd: ResultsCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ResultsCommand::Merge(a) => merge(a, global),
+        ResultsCommand::Export(a) => {
+            let store = open_existing(&a.db)?;
+            let filter = Filter { models: a.model, rules: a.attack, directions: a.direction, eps: a.eps };
+            let cells: Vec<_> = store.cells()?.into_iter().filter(|c| filter.keeps(c)).collect();
+            match a.format {
+                ExportFormat::Csv => out!("{}", to_csv(&cells)),
+                ExportFormat::Json => outln!("{}", to_json(&cells)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ResultsCommand::List(a) => list(a),
+    }
+}
+
+/// Merges into a copy of OUT and renames it over OUT only when every input merged.
+fn merge(a: MergeArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    for input in &a.inputs {
+        anyhow::ensure!(input.is_file(), "{}: no such results store", input.display());
+        anyhow::ensure!(
+            std::fs::canonicalize(input).ok() != std::fs::canonicalize(&a.out).ok(),
+            "{} is both the output and an input",
+            input.display()
+        );
+    }
+    let dir = a.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.merging-{}", a.out.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    if a.out.exists() {
+        // Checkpoint the WAL into the main file first, so the copy is complete.
+        drop(Store::open(&a.out)?);
+        std::fs::copy(&a.out, &tmp).map_err(|e| anyhow::anyhow!("copying {}: {e}", a.out.display()))?;
+    }
+    let result = (|| -> anyhow::Result<mtrobust::study::store::MergeSummary> {
+        let mut store = Store::open(&tmp)?;
+        let inputs: Vec<&Path> = a.inputs.iter().map(PathBuf::as_path).collect();
+        let s = store.merge(&inputs)?;
+        drop(store);
+        std::fs::rename(&tmp, &a.out)?;
+        Ok(s)
+    })();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
+    }
+    let s = result?;
+    if !global.quiet {
+        eprintln!("merged {} input(s): {} new cells, {} already present", a.inputs.len(), s.added, s.duplicates);
+    }
+    outln!("{}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
+    let store = open_existing(&a.db)?;
+    let cells = store.cells()?;
+    outln!("{}: {} cells", a.db.display(), cells.len());
+    for m in store.models()? {
+        let mine: Vec<_> = cells.iter().filter(|c| c.model_id == m.id).collect();
+        let mut rules: Vec<&str> = mine.iter().map(|c| c.rule.as_str()).collect();
+        rules.dedup();
+        outln!("  {:<24} {:<12} {:>5} cells  {}", m.name, m.backbone, mine.len(), rules.join(", "));
+    }
+    if let Some(study) = &a.study {
+        let plan = mtrobust::study::plan(&StudyFile::read(study)?)?;
+        let done = store.cell_ids()?;
+        let missing: Vec<_> = plan.cells.iter().filter(|c| !done.contains(&c.id)).collect();
+        outln!(
+            "study {}: {} of {} cells done, {} missing",
+            study.display(),
+            plan.cells.len() - missing.len(),
+            plan.cells.len(),
+            missing.len()
+        );
+        for c in missing.iter().take(20) {
+            outln!("  missing: {} {}", plan.models[c.model].row.name, c.config.label());
+        }
+        if missing.len() > 20 {
+            outln!("  … and {} more", missing.len() - 20);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,184 @@
+//! One robustness job as a library call: open a dataset split, evaluate a model clean and under
+//! a list of attacks, and return the record — optionally writing it, with the adversarial
+//! batches and previews, into an output directory ([`OutputDir`]). `mtrobust attack`/`eval`,
+//! the demo and the tests all go through [`run`]; the study runner uses the same pieces.
+//!
+//! ```no_run
+//! use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
+//! use mtrobust::job::{DataSpec, Job};
+//! use mtrobust::model::Model;
+//!
+//! let (model, _) = Model::load("runs/clean/model.safetensors".as_ref(), tch::Device::cuda_if_available())?;
+//! let attack = Attack::new(AttackConfig { step: StepKind::Pgd, direction: DirectionSpec::Gbmta, eps: 8.0, ..Default::default() })?;
+//! let job = Job::new(&model, "runs/clean/model.safetensors", DataSpec::new("data/synth"), vec![attack]);
+//! let record = mtrobust::job::run(&job, &mut mtrobust::observe::Silent, None)?;
+//! let gbmta = &record.evaluation.attacked[0];
+//! println!("{}: ARP {:.2}", gbmta.label, gbmta.arp.as_ref().unwrap().arp);
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
+mod outputs;
+
+pub use outputs::OutputDir;
+
+use crate::attack::Attack;
+use crate::data::{Dataset, Loader, Mode, Sizes};
+use crate::error::Result;
+use crate::eval::{AdversarialSink, EvalOptions, evaluate};
+use crate::model::Model;
+use crate::observe::{Event, Observer};
+use crate::report::RunRecord;
+use crate::task::{Convention, MetricProfile, Task, TaskKind};
+use std::path::{Path, PathBuf};
+
+/// Which data a job reads and how.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Dataset directory (NYUv2, Tiny-Taskonomy, or `mtrobust data synth` output).
+    pub path: PathBuf,
+    /// Split to evaluate.
+    #[serde(default = "default_split")]
+    pub split: String,
+    /// At most this many samples (all when absent).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// NYUv2: square input size; Taskonomy: the first resize.
+    #[serde(default)]
+    pub resize: Option<usize>,
+    /// Taskonomy: the final crop.
+    #[serde(default)]
+    pub crop: Option<usize>,
+}
+
+fn default_split() -> String {
+    "test".into()
+}
+
+fn default_batch_size() -> usize {
+    16
+}
+
+impl DataSpec {
+    /// The test split of `path`, batches of 16, every sample.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        DataSpec { path: path.into(), split: default_split(), limit: None, batch_size: default_batch_size(), resize: None, crop: None }
+    }
+
+    /// Opens the split for evaluation.
+    ///
+    /// # Errors
+    /// A missing or malformed dataset.
+    pub fn open(&self) -> Result<Dataset> {
+        crate::data::open(&self.path, &self.split, Mode::Test, Sizes { resize: self.resize, crop: self.crop })
+    }
+
+    /// `path:split`, as reports name the data.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.path.display(), self.split)
+    }
+}
+
+/// The data of a model, opened for evaluation: the tasks with the data's class weights, the
+/// metric profile, and the batches.
+pub struct OpenedData {
+    pub tasks: Vec<Task>,
+    pub profile: MetricProfile,
+    pub loader: Loader,
+}
+
+impl std::fmt::Debug for OpenedData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedData").field("tasks", &self.tasks.len()).field("loader", &self.loader).finish()
+    }
+}
+
+/// Opens `data` for `model`: checks that the data has every task of the model.
+///
+/// # Errors
+/// A missing dataset, or tasks and class counts that do not match the model.
+pub fn open_for(model: &Model, data: &DataSpec) -> Result<OpenedData> {
+    let dataset = data.open()?;
+    let specs = &model.config().tasks;
+    let tasks = dataset.tasks_for(specs)?;
+    let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();
+    let profile = dataset.default_profile();
+    let loader = Loader::new(dataset, kinds, data.batch_size, data.limit)?;
+    Ok(OpenedData { tasks, profile, loader })
+}
+
+/// What to evaluate.
+#[derive(Debug)]
+pub struct Job<'a> {
+    pub model: &'a Model,
+    /// Where the checkpoint came from (recorded in the report).
+    pub model_path: PathBuf,
+    pub data: DataSpec,
+    pub attacks: Vec<Attack>,
+    /// Metric profile (default: the data's own).
+    pub metrics: Option<MetricProfile>,
+    pub convention: Convention,
+}
+
+impl<'a> Job<'a> {
+    /// A job with the standard convention and the data's metric profile.
+    pub fn new(model: &'a Model, model_path: impl AsRef<Path>, data: DataSpec, attacks: Vec<Attack>) -> Self {
+        Job { model, model_path: model_path.as_ref().to_path_buf(), data, attacks, metrics: None, convention: Convention::Standard }
+    }
+
+    /// A digest of everything that changes the job's numbers: the checkpoint's contents, the
+    /// data and how it is read, every attack parameter, the metric options.
+    ///
+    /// # Errors
+    /// An unreadable checkpoint file.
+    pub fn identity(&self) -> Result<String> {
+        let weights = crate::digest::files_digest(&[&self.model_path])?;
+        let attacks: Vec<_> = self.attacks.iter().map(|a| &a.config).collect();
+        Ok(crate::digest::json_digest(&(weights, &self.data, attacks, self.metrics, self.convention)))
+    }
+}
+
+/// A model's description for reports: `backbone #index layout`.
+pub fn describe(model: &Model) -> String {
+    let c = model.config();
+    match model.layout_index {
+        Some(i) => format!("{} #{i} {}", c.backbone.name(), c.layout),
+        None => format!("{} {}", c.backbone.name(), c.layout),
+    }
+}
+
+/// Runs `job`: the clean pass and every attack over the data; `sink` receives each adversarial
+/// batch (see [`OutputDir::sink`]).
+///
+/// # Errors
+/// Data errors, tasks that do not match the model, or an attack that cannot run.
+pub fn run(job: &Job, observer: &mut dyn Observer, sink: Option<&mut AdversarialSink>) -> Result<RunRecord> {
+    let opened = open_for(job.model, &job.data)?;
+    for attack in &job.attacks {
+        let c = &attack.config;
+        let eps = crate::attack::fmt_eps(c.eps);
+        observer.event(Event::Info(format!(
+            "{}: ε = {eps} grey levels = {eps}/255 of the pixel range ({})",
+            c.label(),
+            crate::attack::norm_id(c.norm)
+        )));
+    }
+    let architecture = describe(job.model);
+    observer.event(Event::Info(format!(
+        "evaluating {architecture} on {} samples of {}",
+        crate::data::BatchSource::num_samples(&opened.loader),
+        job.data.label()
+    )));
+    let started = std::time::Instant::now();
+    let options = EvalOptions { profile: job.metrics.unwrap_or(opened.profile), convention: job.convention };
+    let evaluation = evaluate(job.model, &opened.tasks, &opened.loader, &job.attacks, options, observer, sink)?;
+    Ok(RunRecord::new(
+        crate::device::device_name(job.model.device()),
+        job.model_path.display().to_string(),
+        architecture,
+        job.data.label(),
+        started.elapsed().as_secs_f64(),
+        evaluation,
+    ))
+}

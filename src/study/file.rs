@@ -1,0 +1,333 @@
+//! The study file (TOML): one `[data]` table, `[[model]]` entries (a checkpoint path or glob) and
+//! `[[attack]]` blocks, each a step rule with its parameters × directions × ε × norms × seeds.
+//! Unknown keys are errors that name the key and its line.
+use crate::attack::{ApgdProfile, Norm, Reduction, StepKind};
+use crate::error::{Error, Result};
+use crate::job::DataSpec;
+use crate::task::{Convention, MetricProfile};
+use std::path::{Path, PathBuf};
+
+/// The paper's ε grid in grey levels: 1–9, 10, 12, 14, 16.
+pub const PAPER_EPS: [f64; 13] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 16.0];
+
+/// A whole study.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyFile {
+    /// `auto`, `cpu`, `cuda` or `cuda:N` (the command line's `--device` wins when given).
+    #[serde(default)]
+    pub device: Option<String>,
+    pub data: StudyData,
+    #[serde(rename = "model")]
+    pub models: Vec<ModelEntry>,
+    #[serde(rename = "attack")]
+    pub attacks: Vec<AttackBlock>,
+}
+
+/// `[data]`: the data every model is attacked on, and how metrics are computed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyData {
+    /// Dataset directory.
+    pub path: PathBuf,
+    #[serde(default = "test_split")]
+    pub split: String,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default = "sixteen")]
+    pub batch_size: usize,
+    #[serde(default)]
+    pub resize: Option<usize>,
+    #[serde(default)]
+    pub crop: Option<usize>,
+    /// `full` or `taskonomy` (default: the data's own).
+    #[serde(default)]
+    pub metrics: Option<MetricProfile>,
+    #[serde(default)]
+    pub convention: Convention,
+}
+
+/// `[[model]]`: a checkpoint, or a glob matching several.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// `.safetensors` path or glob, relative to the study file.
+    pub path: String,
+    /// Display name (default: the checkpoint's folder name; with a glob, used as a prefix).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `[[attack]]`: one step rule with its parameters, crossed with directions × ε × norms × seeds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackBlock {
+    pub rule: StepKind,
+    /// `single:<task>`, `total`, `sign-total`, `gbmta`, `weighted:…`, or `all` (every Single-x,
+    /// Total, SignTotal and GB-MTA of each model).
+    #[serde(default = "all_directions")]
+    pub directions: Vec<String>,
+    /// Budgets in grey levels (default: the paper's grid).
+    #[serde(default = "paper_eps")]
+    pub eps: Vec<f64>,
+    #[serde(default = "linf")]
+    pub norms: Vec<Norm>,
+    #[serde(default = "seed_zero")]
+    pub seeds: Vec<u64>,
+    #[serde(default = "ten")]
+    pub n_iter: usize,
+    #[serde(default)]
+    pub step_size: Option<f64>,
+    #[serde(default)]
+    pub random_start: bool,
+    #[serde(default = "one")]
+    pub restarts: usize,
+    #[serde(default)]
+    pub apgd_profile: ApgdProfile,
+    #[serde(default)]
+    pub apgd_revised: bool,
+    #[serde(default)]
+    pub reduction: Reduction,
+    #[serde(default = "unit")]
+    pub mi_momentum: f64,
+    #[serde(default = "sage_lr")]
+    pub sage_lr: f64,
+    #[serde(default = "sage_fitting")]
+    pub sage_fitting: f64,
+}
+
+impl StudyData {
+    /// The data as a job reads it.
+    pub fn spec(&self) -> DataSpec {
+        DataSpec {
+            path: self.path.clone(),
+            split: self.split.clone(),
+            limit: self.limit,
+            batch_size: self.batch_size,
+            resize: self.resize,
+            crop: self.crop,
+        }
+    }
+}
+
+fn test_split() -> String {
+    "test".into()
+}
+fn sixteen() -> usize {
+    16
+}
+fn all_directions() -> Vec<String> {
+    vec!["all".into()]
+}
+fn paper_eps() -> Vec<f64> {
+    PAPER_EPS.to_vec()
+}
+fn linf() -> Vec<Norm> {
+    vec![Norm::Linf]
+}
+fn seed_zero() -> Vec<u64> {
+    vec![0]
+}
+fn ten() -> usize {
+    10
+}
+fn one() -> usize {
+    1
+}
+fn unit() -> f64 {
+    1.0
+}
+fn sage_lr() -> f64 {
+    10.0
+}
+fn sage_fitting() -> f64 {
+    50.0
+}
+
+impl StudyFile {
+    /// Reads and parses a study file; relative paths in it are resolved against its folder.
+    ///
+    /// # Errors
+    /// An unreadable file, invalid TOML, an unknown key (named, with its line), or empty lists.
+    pub fn read(path: &Path) -> Result<StudyFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut study = StudyFile::parse(&text).map_err(|e| match e {
+            Error::Config { reason, .. } => Error::data(path, reason),
+            e => e,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        if study.data.path.is_relative() {
+            study.data.path = base.join(&study.data.path);
+        }
+        for m in &mut study.models {
+            if Path::new(&m.path).is_relative() {
+                m.path = base.join(&m.path).to_string_lossy().into_owned();
+            }
+        }
+        Ok(study)
+    }
+
+    /// Parses study TOML.
+    ///
+    /// # Errors
+    /// Invalid TOML, unknown keys, empty lists, out-of-range numbers.
+    pub fn parse(text: &str) -> Result<StudyFile> {
+        let study: StudyFile = toml::from_str(text).map_err(|e| Error::config("study", e.to_string().trim_end().to_string()))?;
+        if study.models.is_empty() {
+            return Err(Error::config("study", "no [[model]] entry; add one with `path = \"run/model.safetensors\"`"));
+        }
+        if study.attacks.is_empty() {
+            return Err(Error::config("study", "no [[attack]] block; add one with `rule = \"pgd\"`"));
+        }
+        for (i, a) in study.attacks.iter().enumerate() {
+            let at = |field: &str| format!("[[attack]] #{} ({}) `{field}`", i + 1, a.rule.id());
+            for (field, empty) in [
+                ("directions", a.directions.is_empty()),
+                ("eps", a.eps.is_empty()),
+                ("norms", a.norms.is_empty()),
+                ("seeds", a.seeds.is_empty()),
+            ] {
+                if empty {
+                    return Err(Error::config(at(field), "is an empty list"));
+                }
+            }
+            if let Some(e) = a.eps.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
+                return Err(Error::config(at("eps"), format!("{e} is not a budget: ε must be > 0 grey levels")));
+            }
+        }
+        if study.data.batch_size == 0 {
+            return Err(Error::config("[data] `batch_size`", "must be at least 1"));
+        }
+        if study.data.limit == Some(0) {
+            return Err(Error::config("[data] `limit`", "must be at least 1 (leave it out for every sample)"));
+        }
+        Ok(study)
+    }
+
+    /// The checkpoints of every `[[model]]` entry with their display names, globs expanded in
+    /// sorted order.
+    ///
+    /// # Errors
+    /// A glob that matches nothing, an invalid pattern, or a name used twice.
+    pub fn checkpoints(&self) -> Result<Vec<(String, PathBuf)>> {
+        let mut out: Vec<(String, PathBuf)> = Vec::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let entry = format!("[[model]] #{} (`{}`)", i + 1, m.path);
+            let is_glob = m.path.contains(['*', '?', '[']);
+            let paths: Vec<PathBuf> = if is_glob {
+                let mut v = glob::glob(&m.path)
+                    .map_err(|e| Error::config(&entry, format!("invalid glob: {e}")))?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::config(&entry, e.to_string()))?;
+                v.sort();
+                if v.is_empty() {
+                    return Err(Error::config(&entry, "matches no file"));
+                }
+                v
+            } else {
+                vec![PathBuf::from(&m.path)]
+            };
+            for p in paths {
+                let folder = p.parent().and_then(|d| d.file_name()).map(|s| s.to_string_lossy().into_owned());
+                let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let own = folder.filter(|_| stem == "model").unwrap_or(stem);
+                let name = match (&m.name, is_glob) {
+                    (Some(n), false) => n.clone(),
+                    (Some(n), true) => format!("{n}{own}"),
+                    (None, _) => own,
+                };
+                if let Some((_, q)) = out.iter().find(|(n, _)| *n == name) {
+                    return Err(Error::config(
+                        &entry,
+                        format!("the name `{name}` is already used by {}; give the entries distinct `name`s", q.display()),
+                    ));
+                }
+                out.push((name, p));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `mtrobust study init`'s commented example.
+pub const EXAMPLE: &str = r#"# An mtrobust study: every [[model]] × every [[attack]] block × its directions × eps × norms × seeds.
+# Run it with `mtrobust study run THIS.toml --db results.sqlite`; rerun the same command to resume.
+# Relative paths are relative to this file.
+
+# device = "cuda"            # auto (default), cpu, cuda, cuda:N; --device on the command line wins
+
+[data]
+path = "data/synth"          # NYUv2, Tiny-Taskonomy, or `mtrobust data synth` output
+split = "test"
+# limit = 96                 # at most this many samples (default: all)
+batch_size = 16
+# resize = 321               # NYUv2: square size; Taskonomy: first resize
+# crop = 224                 # Taskonomy: final size
+# metrics = "full"           # full | taskonomy (default: the data's own)
+convention = "standard"      # standard | reference (the authors' code's quirks)
+
+[[model]]
+path = "runs/clean/model.safetensors"
+name = "clean"
+
+# [[model]]
+# path = "runs/layouts/*/model.safetensors"   # a glob: every match is a model
+# name = "layout-"                            # prefix for the names (default: the folder)
+
+[[attack]]
+rule = "pgd"                 # fgsm | mifgsm | pgd | apgd | auto-sage
+directions = ["all"]         # all = every single:<task>, total, sign-total, gbmta
+eps = [2, 4, 8, 16]          # grey levels of 0..255 (default: 1-9, 10, 12, 14, 16)
+n_iter = 10
+# norms = ["linf"]           # linf | l2
+# seeds = [0]
+# step_size = 0.8            # grey levels (default eps / n_iter)
+# random_start = false
+# reduction = "per-sample"   # per-sample | pooled (the reference's)
+
+[[attack]]
+rule = "apgd"
+directions = ["total", "gbmta"]
+eps = [8]
+# apgd_profile = "autoattack"  # autoattack | paper
+# restarts = 1
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_with_defaults() {
+        let s = StudyFile::parse(EXAMPLE).unwrap();
+        assert_eq!(s.models.len(), 1);
+        assert_eq!(s.attacks[0].eps, vec![2.0, 4.0, 8.0, 16.0]);
+        assert_eq!(s.attacks[1].norms, vec![Norm::Linf]);
+        assert_eq!(s.data.split, "test");
+        let minimal = StudyFile::parse("[data]\npath='d'\n[[model]]\npath='m.safetensors'\n[[attack]]\nrule='fgsm'\n").unwrap();
+        assert_eq!(minimal.attacks[0].eps, PAPER_EPS.to_vec());
+        assert_eq!(minimal.attacks[0].directions, vec!["all".to_string()]);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let text = "[data]\npath = 'd'\n[[model]]\npath = 'm.safetensors'\n[[attack]]\nrule = 'pgd'\nn_iters = 5\n";
+        let e = StudyFile::parse(text).unwrap_err().to_string();
+        assert!(e.contains("n_iters") && e.contains("line 7"), "{e}");
+        let e = StudyFile::parse("[data]\npath='d'\nsplitt='x'\n[[model]]\npath='m'\n[[attack]]\nrule='pgd'\n").unwrap_err().to_string();
+        assert!(e.contains("splitt") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let base = "[data]\npath='d'\n[[model]]\npath='m'\n[[attack]]\nrule='pgd'\n";
+        let e = StudyFile::parse(&format!("{base}eps=[0]\n")).unwrap_err().to_string();
+        assert!(e.contains("ε must be > 0"), "{e}");
+        let e = StudyFile::parse(&format!("{base}seeds=[]\n")).unwrap_err().to_string();
+        assert!(e.contains("seeds") && e.contains("empty"), "{e}");
+        let e = StudyFile::parse(&base.replace("rule='pgd'", "rule='pgdd'")).unwrap_err().to_string();
+        assert!(e.contains("pgdd"), "{e}");
+        let e = StudyFile::parse("[data]\npath='d'\n[[attack]]\nrule='pgd'\n").unwrap_err().to_string();
+        assert!(e.contains("model"), "{e}");
+    }
+}

@@ -1,0 +1,361 @@
+//! Planning and running a study. [`plan`] validates everything before any attack runs — every
+//! checkpoint loads, the data opens and has the models' tasks, every direction names a task of
+//! its model, every attack parameter is in range — and lists the cells. [`run`] then works model
+//! by model: the data is decoded once and the clean pass computed once per model, each pending
+//! cell is attacked and written to the store in its own transaction, stored cells are skipped.
+use super::cell::{Cell, Shard, cell_id};
+use super::file::StudyFile;
+use super::store::{DatasetRow, ModelRow, NewCell, SampleRow, Store};
+use crate::attack::{Attack, AttackConfig, DirectionSpec};
+use crate::data::{BatchSource, Cached};
+use crate::error::{Error, Result};
+use crate::eval::{CACHE_BYTES, EvalOptions, attack_runs, clean_run, transferability};
+use crate::job::{DataSpec, open_for};
+use crate::model::Model;
+use crate::observe::{Event, Observer};
+use crate::task::TaskKind;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// A model of the study, validated.
+#[derive(Debug, Clone)]
+pub struct PlannedModel {
+    pub row: ModelRow,
+    pub path: PathBuf,
+    pub tasks: Vec<TaskKind>,
+}
+
+/// Everything a study will compute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub data: DataSpec,
+    pub dataset: DatasetRow,
+    pub options: EvalOptions,
+    pub models: Vec<PlannedModel>,
+    pub cells: Vec<Cell>,
+}
+
+fn at_model(name: &str, path: &std::path::Path, e: Error) -> Error {
+    Error::config(format!("[[model]] `{name}` ({})", path.display()), e.to_string())
+}
+
+/// Validates `study` and lists its cells (models in file order, then attack blocks, ε, norms,
+/// seeds, directions).
+///
+/// # Errors
+/// The first problem found, naming the study entry it comes from.
+pub fn plan(study: &StudyFile) -> Result<Plan> {
+    let spec = study.data.spec();
+    let dataset = spec.open().map_err(|e| Error::config("[data]", e.to_string()))?;
+    let samples = spec.limit.map_or(dataset.reader.len(), |l| l.min(dataset.reader.len()));
+    if samples == 0 {
+        return Err(Error::config("[data]", format!("split `{}` of {} has no samples", spec.split, spec.path.display())));
+    }
+    let names: Vec<&str> = (0..samples).map(|i| dataset.reader.name(i)).collect();
+    let reading = serde_json::json!({
+        "format": dataset.format, "split": spec.split, "limit": spec.limit, "batch_size": spec.batch_size,
+        "resize": spec.resize, "crop": spec.crop,
+    });
+    let dataset_row = DatasetRow {
+        id: crate::digest::json_digest(&(&reading, &names)),
+        path: spec.path.display().to_string(),
+        split: spec.split.clone(),
+        samples,
+        options: reading,
+    };
+    let options = EvalOptions { profile: study.data.metrics.unwrap_or(dataset.default_profile()), convention: study.data.convention };
+    let mut models = Vec::new();
+    let mut cells = Vec::new();
+    for (name, path) in study.checkpoints()? {
+        let (model, sidecar) = Model::load(&path, Device::Cpu).map_err(|e| at_model(&name, &path, e))?;
+        let tasks = dataset.tasks_for(&model.config().tasks).map_err(|e| at_model(&name, &path, e))?;
+        let sidecar_path = crate::model::checkpoint::sidecar_path(&path);
+        let id = crate::digest::files_digest(&[&path, &sidecar_path])?;
+        if let Some(other) = models.iter().find(|m: &&PlannedModel| m.row.id == id) {
+            return Err(Error::config(
+                format!("[[model]] `{name}`"),
+                format!("{} has the same contents as `{}` ({})", path.display(), other.row.name, other.path.display()),
+            ));
+        }
+        let c = model.config();
+        let kinds: Vec<TaskKind> = c.tasks.iter().map(|s| s.kind).collect();
+        let row = ModelRow {
+            id,
+            name: name.clone(),
+            path: path.display().to_string(),
+            backbone: c.backbone.name().to_string(),
+            layout: c.layout.to_string(),
+            layout_index: model.layout_index,
+            shared_stages: c.layout.shared_prefix(),
+            parameters: model.net.backbone_params() + model.net.head_params().iter().sum::<i64>(),
+            tasks: kinds.iter().map(|k| k.name().to_string()).collect(),
+            sidecar: serde_json::to_value(&sidecar).expect("serialisable"),
+        };
+        let m = models.len();
+        for (b, block) in study.attacks.iter().enumerate() {
+            let at = format!("[[attack]] #{} ({}) for model `{name}`", b + 1, block.rule.id());
+            let mut directions = Vec::new();
+            for d in &block.directions {
+                if d.trim() == "all" {
+                    directions.extend(kinds.iter().map(|&k| DirectionSpec::Single(k)));
+                    directions.extend([DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta]);
+                } else {
+                    let parsed: DirectionSpec = d.parse().map_err(|e: Error| Error::config(&at, e.to_string()))?;
+                    parsed.build(&tasks).map_err(|e| Error::config(&at, e.to_string()))?;
+                    directions.push(parsed);
+                }
+            }
+            for &eps in &block.eps {
+                for &norm in &block.norms {
+                    for &seed in &block.seeds {
+                        for direction in &directions {
+                            let config = AttackConfig {
+                                step: block.rule,
+                                direction: direction.clone(),
+                                norm,
+                                eps,
+                                n_iter: block.n_iter,
+                                step_size: block.step_size,
+                                random_start: block.random_start,
+                                restarts: block.restarts,
+                                apgd_profile: block.apgd_profile,
+                                apgd_revised: block.apgd_revised,
+                                momentum: block.mi_momentum,
+                                sage_fitting: block.sage_fitting,
+                                sage_lr: block.sage_lr,
+                                sage_decay: 0.0,
+                                reduction: block.reduction,
+                                early_stop: None,
+                                seed,
+                            };
+                            config.check().map_err(|e| Error::config(&at, e.to_string()))?;
+                            let id = cell_id(&row.id, &dataset_row.id, &config, &options);
+                            if !cells.iter().any(|c: &Cell| c.id == id) {
+                                cells.push(Cell { id, model: m, config });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        models.push(PlannedModel { row, path, tasks: kinds });
+    }
+    Ok(Plan { data: spec, dataset: dataset_row, options, models, cells })
+}
+
+/// How to run a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub device: Device,
+    /// Only this shard's cells.
+    pub shard: Option<Shard>,
+    /// Store each sample's per-task losses, clean and adversarial.
+    pub per_sample: bool,
+}
+
+/// What a run did, with where its time went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Cells of this shard in the plan.
+    pub cells: usize,
+    /// Of those, already stored before this run.
+    pub already_done: usize,
+    /// Computed and stored now.
+    pub computed: usize,
+    /// Computed cells whose adversarial inputs failed a sanity check (stored, flagged).
+    pub failed_checks: Vec<String>,
+    /// Seconds in attacks (the attack passes proper).
+    pub attack_seconds: f64,
+    /// Seconds in clean passes.
+    pub clean_seconds: f64,
+    /// Seconds loading models and opening data.
+    pub loading_seconds: f64,
+    /// Seconds in the store (lookups and writes).
+    pub store_seconds: f64,
+    /// Σ samples × iterations of the computed cells.
+    pub image_iterations: f64,
+}
+
+/// Forwards a pass's warnings and infos, not its progress (the study has its own).
+struct Quiet<'a>(&'a mut dyn Observer);
+
+impl Observer for Quiet<'_> {
+    fn event(&mut self, event: Event) {
+        if matches!(event, Event::Warning(_)) {
+            self.0.event(event);
+        }
+    }
+}
+
+/// Iterations a rule runs per sample, for throughput figures.
+fn iterations(c: &AttackConfig) -> f64 {
+    match c.step {
+        crate::attack::StepKind::Fgsm => 1.0,
+        _ => (c.n_iter * c.restarts.max(1)) as f64,
+    }
+}
+
+fn fmt_duration(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Runs the pending cells of `plan` (this shard's, not yet in `store`).
+///
+/// # Errors
+/// Data, model or store errors. Cells stored before the error stay stored.
+pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut dyn Observer) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let t = Instant::now();
+    store.put_dataset(&plan.dataset)?;
+    for m in &plan.models {
+        store.put_model(&m.row)?;
+    }
+    let done = store.cell_ids()?;
+    let mine: Vec<&Cell> = plan.cells.iter().filter(|c| options.shard.is_none_or(|s| s.owns(&c.id))).collect();
+    summary.cells = mine.len();
+    let pending: Vec<&Cell> = mine.into_iter().filter(|c| !done.contains(&c.id)).collect();
+    summary.already_done = summary.cells - pending.len();
+    summary.store_seconds += t.elapsed().as_secs_f64();
+    observer.event(Event::Info(format!(
+        "{} cells{}: {} stored already, {} to run",
+        summary.cells,
+        options.shard.map_or(String::new(), |s| format!(" in shard {}/{}", s.index, s.count)),
+        summary.already_done,
+        pending.len()
+    )));
+    if !pending.is_empty() {
+        observer.event(Event::Start { what: "study".into(), total: pending.len() as u64 });
+    }
+    let started = Instant::now();
+    let mut finished = 0usize;
+    for (m, planned) in plan.models.iter().enumerate() {
+        let cells: Vec<&&Cell> = pending.iter().filter(|c| c.model == m).collect();
+        if cells.is_empty() {
+            continue;
+        }
+        let name = &planned.row.name;
+        let t = Instant::now();
+        let (mut model, _) = Model::load(&planned.path, options.device).map_err(|e| at_model(name, &planned.path, e))?;
+        model.vs.freeze();
+        let opened = open_for(&model, &plan.data)?;
+        let data = Cached::new(&opened.loader, CACHE_BYTES);
+        summary.loading_seconds += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut clean = clean_run(&model, &opened.tasks, &data, plan.options, &mut Quiet(observer))?;
+        summary.clean_seconds += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        // Every run measures against the baseline stored first, so all cells of a model share it.
+        store.put_clean(&planned.row.id, &plan.dataset.id, &plan.options, &clean.report, t.elapsed().as_secs_f64())?;
+        if let Some(stored) = store.clean(&planned.row.id, &plan.dataset.id, &plan.options)? {
+            clean.report = stored;
+        }
+        summary.store_seconds += t.elapsed().as_secs_f64();
+        for cell in cells {
+            let attack = Attack::new(cell.config.clone())?;
+            let t = Instant::now();
+            let mut samples: Vec<SampleRow> = Vec::new();
+            let mut record = |_: usize, b: usize, batch: &crate::data::Batch, x_adv: &Tensor| -> Result<()> {
+                if options.per_sample {
+                    per_sample_rows(&model, &opened.tasks, &clean, b, batch, x_adv, plan.data.batch_size, &mut samples);
+                }
+                Ok(())
+            };
+            let (mut reports, _) = attack_runs(
+                &model,
+                &opened.tasks,
+                &data,
+                &clean,
+                std::slice::from_ref(&attack),
+                plan.options,
+                &mut Quiet(observer),
+                Some(&mut record),
+            )?;
+            let report = reports.remove(0);
+            let seconds = t.elapsed().as_secs_f64();
+            summary.attack_seconds += seconds;
+            let transfer = match (&cell.config.direction, &report.arp) {
+                (DirectionSpec::Single(x), Some(a)) => transferability(a, *x),
+                _ => None,
+            };
+            let t = Instant::now();
+            let stored = store.put_cell(&NewCell {
+                id: &cell.id,
+                model_id: &planned.row.id,
+                dataset_id: &plan.dataset.id,
+                options: &plan.options,
+                report: &report,
+                clean: &clean.report,
+                transfer,
+                seconds,
+                device: &crate::device::device_name(options.device),
+                samples: &samples,
+            })?;
+            summary.store_seconds += t.elapsed().as_secs_f64();
+            if !stored {
+                observer.event(Event::Info(format!("{name} {}: stored meanwhile by another runner; kept its numbers", report.label)));
+            }
+            summary.computed += 1;
+            finished += 1;
+            let work = data.num_samples() as f64 * iterations(&cell.config);
+            summary.image_iterations += work;
+            if report.checks.as_ref().is_some_and(|c| !c.passed()) {
+                summary.failed_checks.push(format!("{name} {}", report.label));
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let eta = elapsed / finished as f64 * (pending.len() - finished) as f64;
+            let arp = report.arp.as_ref().map_or(f64::NAN, |a| a.arp);
+            observer.event(Event::Progress { done: finished as u64, message: format!("{name} {}", report.label) });
+            observer.event(Event::Info(format!(
+                "[{finished}/{}] {name} {}: ARP {arp:.2} ({seconds:.1} s, {:.0} img·it/s, ETA {})",
+                pending.len(),
+                report.label,
+                work / seconds.max(1e-9),
+                fmt_duration(eta)
+            )));
+        }
+    }
+    if !pending.is_empty() {
+        observer.event(Event::Finish);
+    }
+    Ok(summary)
+}
+
+/// Each sample's per-task losses, clean and adversarial, for one batch.
+#[allow(clippy::too_many_arguments)]
+fn per_sample_rows(
+    model: &Model,
+    tasks: &[crate::task::Task],
+    clean: &crate::eval::CleanRun,
+    b: usize,
+    batch: &crate::data::Batch,
+    x_adv: &Tensor,
+    batch_size: usize,
+    rows: &mut Vec<SampleRow>,
+) {
+    let _guard = tch::no_grad_guard();
+    let out = model.forward_t(x_adv, false);
+    for task in tasks {
+        let (Some(y), Some(target)) = (out.get(task.kind()), batch.targets.get(task.kind())) else { continue };
+        let adv = Vec::<f64>::try_from(task.loss_at_output(y, target).per_sample().to_kind(Kind::Double).to_device(Device::Cpu))
+            .unwrap_or_default();
+        let clean =
+            clean.batch_losses(b).get(task.kind()).and_then(|t| Vec::<f64>::try_from(t.to_kind(Kind::Double)).ok()).unwrap_or_default();
+        for (j, name) in batch.names.iter().enumerate() {
+            rows.push(SampleRow {
+                sample: b * batch_size + j,
+                name: name.clone(),
+                task: task.kind().name().to_string(),
+                loss_clean: clean.get(j).copied().unwrap_or(f64::NAN),
+                loss_adv: adv.get(j).copied().unwrap_or(f64::NAN),
+            });
+        }
+    }
+}
