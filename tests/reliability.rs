@@ -146,6 +146,7 @@ fn numeric_options_are_checked_before_any_work() {
         (attack(&["--eps=-1"]), vec!["--eps", "negative"]),
         (attack(&["--eps", "4,-8/255"]), vec!["`-8/255` is negative"]),
         (attack(&["--limit", "0"]), vec!["--limit", "at least 1"]),
+        (attack(&["--batch-size", "0"]), vec!["--batch-size", "at least 1"]),
         (attack(&["--threads", "0"]), vec!["--threads", "at least 1"]),
         (attack(&["--step-size", "-1"]), vec!["--step-size"]),
         (train(&["--adversarial", "--fat-tau", "2", "--fat-threshold", "nan"]), vec!["--fat-threshold", "NaN"]),
