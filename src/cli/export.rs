@@ -41,6 +41,6 @@ pub fn run(cmd: ExportCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode>
     let (model, _) = Model::load(&args.model, tch::Device::Cpu)?;
     let scheme = args.scheme.unwrap_or_else(|| Scheme::default_for(model.config()));
     export(&model, scheme, &args.out)?;
-    println!("wrote {} ({} keys)", args.out.display(), scheme.class_name());
+    outln!("wrote {} ({} keys)", args.out.display(), scheme.class_name());
     Ok(ExitCode::SUCCESS)
 }

@@ -48,6 +48,6 @@ pub fn run(cmd: ImportCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
     if !global.quiet {
         eprintln!("read {} keys from {}", scheme.class_name(), args.checkpoint.display());
     }
-    println!("wrote {}", args.out.display());
+    outln!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
