@@ -125,7 +125,13 @@ fn adversarial_training_lowers_the_arp_of_pgd() {
     fat_attack.n_iter = 5;
     fat_attack.early_stop = Some(EarlyStop { tau: 2, threshold: 0.5 });
     // Adversarial fine-tuning of the clean twin (cheaper than FAT from scratch, same question).
-    let fat = train_into(s, clean_model(s), fat_dir.path(), 80, Some(AdversarialTraining { attack: fat_attack, clean_weight: 0.0, tau_start: None }));
+    let fat = train_into(
+        s,
+        clean_model(s),
+        fat_dir.path(),
+        80,
+        Some(AdversarialTraining { attack: fat_attack, clean_weight: 0.0, tau_start: None }),
+    );
     let eval = |m: &Model| {
         let e = attack_all(s, m, vec![config(StepKind::Pgd, DirectionSpec::Gbmta, 8.0), config(StepKind::Pgd, DirectionSpec::Total, 8.0)]);
         e.attacked.iter().map(|r| r.arp.as_ref().unwrap().arp).collect::<Vec<_>>()

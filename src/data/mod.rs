@@ -13,7 +13,8 @@ pub mod synth;
 pub mod taskonomy;
 pub mod transform;
 
-pub use batch::{Batch, Target, read_npy, write_npy};
+pub use crate::task::Target;
+pub use batch::{Batch, read_npy, write_npy};
 pub use input_space::{ChannelOrder, InputSpace};
 pub use loader::Loader;
 pub use open::{Dataset, Format, Sizes, open};

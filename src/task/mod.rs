@@ -10,14 +10,16 @@ pub mod numpy;
 pub mod regression;
 pub mod segment;
 mod spec;
+mod target;
+mod vocabulary;
 
 pub use kind::TaskKind;
 pub use loss::LossParts;
 pub use map::{TaskMap, TaskSet};
 pub use metric::{Convention, MetricProfile, MetricValue, TaskMetric};
 pub use spec::{TaskSpec, nyuv2_tasks, parse_tasks, taskonomy_tasks};
+pub use target::Target;
 
-use crate::data::Target;
 use tch::Tensor;
 
 /// One task of a model, with the dataset facts its loss and metric need.

@@ -1,9 +1,9 @@
 //! Surface normals: loss `1 − cos(n̂, ĝ)` over valid pixels and the angle metrics (mean, median,
 //! % within 11.25°/22.5°/30°) or Taskonomy's mean cosine similarity (docs/REFERENCE.md §3.1–3.2).
+use super::Target;
 use super::loss::{LossParts, per_sample_sum};
-use super::metric::{Convention, MetricValue};
 use super::numpy;
-use crate::data::Target;
+use super::vocabulary::{Convention, MetricValue};
 use tch::{Kind, Tensor};
 
 /// `[B,1,H,W]` cosine between the normalised prediction and the normalised label (0 where

@@ -1,8 +1,8 @@
 //! Per-pixel regression tasks (depth, keypoints, edges): masked L1 loss (docs/REFERENCE.md §3.1), the depth
 //! metrics abs/rel error and δ < 1.25^k, and the single L1 errors Taskonomy reports (docs/REFERENCE.md §3.2).
+use super::Target;
 use super::loss::{LossParts, per_sample_sum};
-use super::metric::{Convention, MetricValue};
-use crate::data::Target;
+use super::vocabulary::{Convention, MetricValue};
 use tch::{Kind, Tensor};
 
 /// Per-pixel `|z − y|` over valid pixels.

@@ -1,9 +1,9 @@
 //! Semantic segmentation: cross-entropy with an ignore mask and optional class weights
 //! (Taskonomy's `semseg_prior_factor`), and the confusion-matrix metrics mIoU / pixel accuracy
 //! (docs/REFERENCE.md §3.1–3.2).
+use super::Target;
 use super::loss::{LossParts, per_sample_sum};
-use super::metric::{Convention, MetricValue};
-use crate::data::Target;
+use super::vocabulary::{Convention, MetricValue};
 use tch::{Kind, Tensor};
 
 /// Per-pixel `−w_y · log softmax(z)[y]` over valid pixels, weights `w_y · valid`.

@@ -1,7 +1,7 @@
 //! Known-answer tests of every loss and metric on tiny tensors; each expected value is worked out
 //! by hand in the comment next to it.
+use super::Target;
 use super::*;
-use crate::data::Target;
 use tch::{Device, Kind, Tensor};
 
 fn t4(values: &[f32], shape: [i64; 4]) -> Tensor {
