@@ -208,6 +208,7 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
     config.check(tasks.len())?;
+    model.tree()?; // a TorchScript model has no variables to train
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut opt = Optimizer::new(&model.vs, config.optimizer);
     let mut start = 0;
