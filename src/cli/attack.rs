@@ -76,7 +76,8 @@ impl Scope {
 #[command(after_help = "Examples:
   mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack apgd --direction gbmta --eps 8
   mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack pgd --direction all --eps 2,4,8 --format csv
-  mtrobust attack --model m.safetensors --data /data/nyuv2 --attack apgd --apgd-profile paper --reduction pooled --convention reference --direction gbmta --eps 8")]
+  mtrobust attack --model m.safetensors --data /data/nyuv2 --attack apgd --apgd-profile paper --reduction pooled --convention reference --direction gbmta --eps 8
+  mtrobust attack --model mine.pt --model-spec mine.toml --data data/synth --direction all --eps 4   # a TorchScript model")]
 pub struct AttackCmdArgs {
     #[command(flatten)]
     scope: Scope,
