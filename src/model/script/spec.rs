@@ -86,7 +86,7 @@ pub struct ScriptTask {
 #[serde(deny_unknown_fields)]
 pub struct ScriptSpec {
     pub input: ScriptInput,
-    #[serde(rename = "task")]
+    #[serde(rename = "task", default)]
     pub tasks: Vec<ScriptTask>,
 }
 
