@@ -167,6 +167,11 @@ fn torchscript_models_are_attacked_evaluated_and_studied_from_the_command_line()
     assert!(d.join("att/report.json").exists());
     let eval = ok(d, &[&["eval", "--format", "csv", "--out", "ev"][..], &model[..]].concat());
     assert!(eval.contains("segment_semantic") || eval.contains("segm"), "{eval}");
+    // The spec is part of the run's identity: another normalisation is another run.
+    let spec = std::fs::read_to_string(d.join("dict.toml")).unwrap();
+    std::fs::write(d.join("dict2.toml"), spec.replace("std = [0.229, 0.224, 0.225]", "std = [0.25, 0.25, 0.25]")).unwrap();
+    let other = ["eval", "--out", "ev", "--model", "dict.pt", "--model-spec", "dict2.toml", "--data", "data"];
+    fails(d, &other, 2, &["another run"]);
     // A spec may name only some of the outputs: the tuple module's depth alone.
     std::fs::write(
         d.join("depth.toml"),
