@@ -76,7 +76,7 @@ fn assert_matches_pytorch(model: &Model, io: &Path) {
     let x = io["x"].detach().set_requires_grad(true);
     let out = model.forward_t(&x, false);
     let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
-    for spec in &model.config().tasks {
+    for spec in model.tasks() {
         let name = spec.kind.name();
         let y = out.get(spec.kind).unwrap();
         assert_close(y, &io[&format!("out.{name}")], &format!("output {name}"));

@@ -36,7 +36,7 @@ impl<'a> Oracle<'a> {
     /// # Errors
     /// Tasks that do not match the model, or a missing target.
     pub fn new(model: &'a Model, tasks: &'a [Task], targets: &'a TaskMap<Target>) -> Result<Self> {
-        let model_tasks: Vec<_> = model.config().tasks.iter().map(|t| (t.kind, t.channels)).collect();
+        let model_tasks: Vec<_> = model.tasks().iter().map(|t| (t.kind, t.channels)).collect();
         let given: Vec<_> = tasks.iter().map(|t| (t.kind(), t.channels())).collect();
         if model_tasks != given {
             return Err(Error::config("tasks", format!("the model predicts {model_tasks:?} but the attack was given {given:?}")));

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use mtrobust::attack::Attack;
 use mtrobust::job::{DataSpec, Job, OutputDir};
-use mtrobust::model::Model;
+use mtrobust::model::{Model, ModelSource};
 use mtrobust::report::RunRecord;
 use mtrobust::report::{csv, table};
 use mtrobust::task::{Convention, MetricProfile, TaskKind};
@@ -19,9 +19,13 @@ use std::process::ExitCode;
 /// What is evaluated and how results are written: the flags `attack` and `eval` share.
 #[derive(Debug, Args)]
 pub struct Scope {
-    /// Checkpoint (`.safetensors` with its `.json` sidecar).
+    /// Checkpoint (`.safetensors` with its `.json` sidecar), or a TorchScript module with --model-spec.
     #[arg(long)]
     model: PathBuf,
+    /// Model spec (TOML) of a TorchScript --model: its tasks, which output is which, its input
+    /// normalisation. See the README, "Use your own model".
+    #[arg(long)]
+    model_spec: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// Split to evaluate.
@@ -82,7 +86,8 @@ impl Scope {
 #[command(after_help = "Examples:
   mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack apgd --direction gbmta --eps 8
   mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack pgd --direction all --eps 2,4,8 --format csv
-  mtrobust attack --model m.safetensors --data /data/nyuv2 --attack apgd --apgd-profile paper --reduction pooled --convention reference --direction gbmta --eps 8")]
+  mtrobust attack --model m.safetensors --data /data/nyuv2 --attack apgd --apgd-profile paper --reduction pooled --convention reference --direction gbmta --eps 8
+  mtrobust attack --model mine.pt --model-spec mine.toml --data data/synth --direction all --eps 4   # a TorchScript model")]
 pub struct AttackCmdArgs {
     #[command(flatten)]
     scope: Scope,
@@ -106,6 +111,7 @@ pub enum Format {
 /// Runs `job` into the output directory `out` (locked; a report of another run there is
 /// refused unless `force`) and writes its report.
 pub fn run_job(job: &Job, out: &Path, force: bool, save_all: bool, progress: &mut Progress) -> anyhow::Result<RunRecord> {
+    job.check()?;
     let dir = OutputDir::prepare(out, &job.identity()?, force, save_all)?;
     let mut sink = dir.sink(job.model, &job.attacks);
     let mut record = mtrobust::job::run(job, progress, Some(&mut sink))?;
@@ -135,10 +141,11 @@ pub fn exit_code(record: &RunRecord) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-/// Loads a checkpoint for evaluation (frozen variables).
-pub fn load_model(path: &Path, global: &GlobalArgs) -> anyhow::Result<Model> {
+/// Loads a checkpoint, or a TorchScript module with its spec, for evaluation (frozen variables).
+pub fn load_model(path: &Path, spec: Option<&Path>, global: &GlobalArgs) -> anyhow::Result<Model> {
     let device = mtrobust::device::parse_device(&global.device)?;
-    let (mut model, _) = Model::load(path, device).with_context(|| format!("loading --model {}", path.display()))?;
+    let source = ModelSource::new(path, spec.map(Path::to_path_buf));
+    let (mut model, _) = source.load(device).with_context(|| format!("loading --model {}", path.display()))?;
     model.vs.freeze();
     Ok(model)
 }
@@ -146,8 +153,8 @@ pub fn load_model(path: &Path, global: &GlobalArgs) -> anyhow::Result<Model> {
 pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
-    let model = load_model(&a.scope.model, global)?;
-    let kinds: Vec<TaskKind> = model.config().tasks.iter().map(|s| s.kind).collect();
+    let model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
+    let kinds: Vec<TaskKind> = model.tasks().iter().map(|s| s.kind).collect();
     let attacks = a.attack.configs(&kinds, a.seed)?.into_iter().map(Attack::new).collect::<Result<Vec<_>, _>>()?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/attack"));
     let record = run_job(&a.scope.job(&model, attacks), &out, a.scope.force, a.save_all, &mut progress)?;
@@ -169,7 +176,7 @@ pub struct EvalArgs {
 pub fn run_eval(a: EvalArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
-    let model = load_model(&a.scope.model, global)?;
+    let model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/eval"));
     let record = run_job(&a.scope.job(&model, Vec::new()), &out, a.scope.force, false, &mut progress)?;
     print_record(&record, a.scope.format)?;

@@ -92,7 +92,7 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     progress.info(&format!(
         "2/3 training the small backbone, layout #{} {}, {} steps → {}",
         a.index,
-        model.config().layout,
+        model.config()?.layout,
         a.steps,
         model_dir.display()
     ));

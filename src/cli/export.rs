@@ -39,7 +39,8 @@ pub fn run(cmd: ExportCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode>
         args.out.display()
     );
     let (model, _) = Model::load(&args.model, tch::Device::Cpu)?;
-    let scheme = args.scheme.unwrap_or_else(|| Scheme::default_for(model.config()));
+    let config = model.config()?;
+    let scheme = args.scheme.unwrap_or_else(|| Scheme::default_for(config));
     export(&model, scheme, &args.out)?;
     outln!("wrote {} ({} keys)", args.out.display(), scheme.class_name());
     Ok(ExitCode::SUCCESS)

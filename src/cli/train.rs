@@ -137,7 +137,7 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             (m, index)
         }
     };
-    let specs = model.config().tasks.clone();
+    let specs = model.tasks().to_vec();
     let tasks = train_set.tasks_for(&specs)?;
     let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();
     let profile = train_set.default_profile();

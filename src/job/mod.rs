@@ -24,7 +24,7 @@ use crate::attack::Attack;
 use crate::data::{Dataset, Loader, Mode, Sizes};
 use crate::error::Result;
 use crate::eval::{AdversarialSink, EvalOptions, evaluate};
-use crate::model::Model;
+use crate::model::{Model, Network};
 use crate::observe::{Event, Observer};
 use crate::report::RunRecord;
 use crate::task::{Convention, MetricProfile, Task, TaskKind};
@@ -100,11 +100,14 @@ impl std::fmt::Debug for OpenedData {
 /// A missing dataset, or tasks and class counts that do not match the model.
 pub fn open_for(model: &Model, data: &DataSpec) -> Result<OpenedData> {
     let dataset = data.open()?;
-    let specs = &model.config().tasks;
+    let specs = model.tasks();
     let tasks = dataset.tasks_for(specs)?;
     let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();
     let profile = dataset.default_profile();
     let loader = Loader::new(dataset, kinds, data.batch_size, data.limit)?;
+    if model.script().is_some() {
+        check_on_data(model, &loader)?;
+    }
     Ok(OpenedData { tasks, profile, loader })
 }
 
@@ -127,21 +130,49 @@ impl<'a> Job<'a> {
         Job { model, model_path: model_path.as_ref().to_path_buf(), data, attacks, metrics: None, convention: Convention::Standard }
     }
 
-    /// A digest of everything that changes the job's numbers: the checkpoint's contents, the
-    /// data and how it is read, every attack parameter, the metric options.
+    /// Checks the model against the data without running anything: the data has the model's
+    /// tasks, and a TorchScript model gives what its spec promises on the first batch. Call it
+    /// before writing anything; [`run`] checks the same.
+    ///
+    /// # Errors
+    /// See [`open_for`].
+    pub fn check(&self) -> Result<()> {
+        open_for(self.model, &self.data).map(|_| ())
+    }
+
+    /// A digest of everything that changes the job's numbers: the checkpoint's contents (and a
+    /// TorchScript model's spec), the data and how it is read, every attack parameter, the metric options.
     ///
     /// # Errors
     /// An unreadable checkpoint file.
     pub fn identity(&self) -> Result<String> {
-        let weights = crate::digest::files_digest(&[&self.model_path])?;
+        let mut weights = crate::digest::files_digest(&[&self.model_path])?;
+        if let Some(s) = self.model.script() {
+            // The spec changes the numbers too (input normalisation, which output is which task).
+            weights = crate::digest::json_digest(&(weights, s.spec()));
+        }
         let attacks: Vec<_> = self.attacks.iter().map(|a| &a.config).collect();
         Ok(crate::digest::json_digest(&(weights, &self.data, attacks, self.metrics, self.convention)))
     }
 }
 
-/// A model's description for reports: `backbone #index layout`.
+/// Checks a TorchScript model on the first batch of `loader` and on its first sample alone (a
+/// module traced for one batch size fails on the last, smaller batch otherwise).
+fn check_on_data(model: &Model, loader: &Loader) -> Result<()> {
+    if crate::data::BatchSource::num_batches(loader) == 0 {
+        return Ok(());
+    }
+    let batch = crate::data::BatchSource::batch(loader, 0, model.device())?;
+    model.check_on(&batch.x)?;
+    if batch.x.size()[0] > 1 { model.check_on(&batch.x.narrow(0, 0, 1)) } else { Ok(()) }
+}
+
+/// A model's description for reports: `backbone #index layout`, or `torchscript FILE`.
 pub fn describe(model: &Model) -> String {
-    let c = model.config();
+    let c = match &model.net {
+        Network::Tree(t) => t.config(),
+        Network::Script(s) => return format!("torchscript {}", s.path().file_name().unwrap_or_default().to_string_lossy()),
+    };
     match model.layout_index {
         Some(i) => format!("{} #{i} {}", c.backbone.name(), c.layout),
         None => format!("{} {}", c.backbone.name(), c.layout),
@@ -163,6 +194,11 @@ pub fn run(job: &Job, observer: &mut dyn Observer, sink: Option<&mut Adversarial
             c.label(),
             crate::attack::norm_id(c.norm)
         )));
+    }
+    if job.model.script().is_some() && job.attacks.iter().any(|a| matches!(a.config.direction, crate::attack::DirectionSpec::Single(_))) {
+        observer.event(Event::Info(
+            "a TorchScript model has no per-task path: Single-x attacks run its full forward and use one task's loss".into(),
+        ));
     }
     let architecture = describe(job.model);
     observer.event(Event::Info(format!(

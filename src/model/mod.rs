@@ -1,11 +1,13 @@
 //! Models: TreeMTL layouts, backbones as fine blocks, ASPP heads, the branched tree network,
-//! and checkpoints.
+//! and checkpoints; or a TorchScript module with a model spec.
 pub mod backbone;
 pub mod blocks;
 pub mod checkpoint;
 pub mod enumerate;
 pub mod head;
 pub mod layout;
+pub mod script;
+mod source;
 pub mod torchfile;
 pub mod tree;
 pub mod treemtl;
@@ -15,19 +17,31 @@ pub use checkpoint::Sidecar;
 pub use enumerate::{enumerate_layouts, index_of, layout_at};
 pub use head::HeadConfig;
 pub use layout::Layout;
+pub use script::ScriptNet;
+pub use source::ModelSource;
 pub use tree::{ModelConfig, TreeNet};
 
 use crate::data::InputSpace;
-use crate::error::Result;
-use crate::task::{TaskMap, TaskSet};
+use crate::error::{Error, Result};
+use crate::task::{TaskMap, TaskSet, TaskSpec};
 use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+/// The network of a model.
+#[derive(Debug)]
+pub enum Network {
+    /// mtrobust's branched network (variables in the model's `VarStore`).
+    Tree(TreeNet),
+    /// A TorchScript module: full forward only, no training, no TreeMTL export.
+    Script(ScriptNet),
+}
+
 /// A network with its variables and the input space it expects.
 pub struct Model {
+    /// The tree network's variables (empty for a TorchScript model, whose weights live in the module).
     pub vs: VarStore,
-    pub net: TreeNet,
+    pub net: Network,
     pub input: InputSpace,
     /// TreeMTL model index of the layout, when known.
     pub layout_index: Option<usize>,
@@ -35,7 +49,7 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("net", &self.net).field("device", &self.vs.device()).finish()
+        f.debug_struct("Model").field("net", &self.net).field("device", &self.device()).finish()
     }
 }
 
@@ -50,57 +64,154 @@ impl Model {
             let _rng = crate::rng::torch_rng(seed);
             TreeNet::new(&vs.root(), config)?
         };
-        Ok(Model { vs, net, input, layout_index: None })
+        Ok(Model { vs, net: Network::Tree(net), input, layout_index: None })
+    }
+
+    /// A TorchScript module (`path`) described by the spec file `spec`, for attacks and evaluation.
+    /// Its inputs are in the reference input space, like every data loader's.
+    ///
+    /// # Errors
+    /// An unreadable or invalid spec, or a file that is not a TorchScript module.
+    pub fn load_script(path: &Path, spec: &Path, device: Device) -> Result<Model> {
+        let resolved = script::ScriptSpec::read(spec)?;
+        let net = ScriptNet::load(path, resolved, device)?;
+        Ok(Model { vs: VarStore::new(device), net: Network::Script(net), input: InputSpace::reference(), layout_index: None })
+    }
+
+    /// The tasks the model predicts, in output order.
+    pub fn tasks(&self) -> &[TaskSpec] {
+        match &self.net {
+            Network::Tree(t) => &t.config().tasks,
+            Network::Script(s) => s.tasks(),
+        }
+    }
+
+    /// The tree network.
+    ///
+    /// # Errors
+    /// A TorchScript model, which has none.
+    pub fn tree(&self) -> Result<&TreeNet> {
+        match &self.net {
+            Network::Tree(t) => Ok(t),
+            Network::Script(s) => Err(Error::config(
+                format!("TorchScript module {}", s.path().display()),
+                "this needs an mtrobust checkpoint (.safetensors): a TorchScript model has no TreeMTL backbone, \
+                 layout or trainable variables",
+            )),
+        }
     }
 
     /// The architecture.
-    pub fn config(&self) -> &ModelConfig {
-        self.net.config()
+    ///
+    /// # Errors
+    /// A TorchScript model, which has no TreeMTL architecture.
+    pub fn config(&self) -> Result<&ModelConfig> {
+        Ok(self.tree()?.config())
+    }
+
+    /// The TorchScript module, if the model is one.
+    pub fn script(&self) -> Option<&ScriptNet> {
+        match &self.net {
+            Network::Tree(_) => None,
+            Network::Script(s) => Some(s),
+        }
+    }
+
+    /// Trainable parameters (tree: backbone copies and heads; TorchScript: every parameter).
+    pub fn param_count(&self) -> i64 {
+        match &self.net {
+            Network::Tree(t) => t.backbone_params() + t.head_params().iter().sum::<i64>(),
+            Network::Script(s) => s.param_count(),
+        }
     }
 
     /// The device the variables live on.
     pub fn device(&self) -> Device {
-        self.vs.device()
+        match &self.net {
+            Network::Tree(_) => self.vs.device(),
+            Network::Script(s) => s.device(),
+        }
     }
 
     /// The floating-point kind of the variables.
     pub fn kind(&self) -> Kind {
-        self.vs.kind()
+        match &self.net {
+            Network::Tree(_) => self.vs.kind(),
+            Network::Script(s) => s.kind(),
+        }
     }
 
     /// Converts every variable to `kind` (float64 for finite-difference checks).
     pub fn set_kind(&mut self, kind: Kind) {
-        self.vs.set_kind(kind);
+        match &mut self.net {
+            Network::Tree(_) => self.vs.set_kind(kind),
+            Network::Script(s) => s.set_kind(kind),
+        }
     }
 
     /// All task outputs.
+    ///
+    /// # Panics
+    /// A TorchScript module that fails on an input of a size it did not see in [`Model::check_on`]
+    /// (its output structure is checked there).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> TaskMap<Tensor> {
-        self.net.forward_t(x, train)
+        match &self.net {
+            Network::Tree(t) => t.forward_t(x, train),
+            Network::Script(s) => s.forward(x, &self.input),
+        }
     }
 
-    /// The outputs of the tasks in `tasks` only (their paths through the tree).
+    /// The outputs of the tasks in `tasks` only (their paths through the tree). A TorchScript
+    /// model has no per-task path: it runs the full forward and keeps the wanted outputs.
     pub fn forward_tasks(&self, x: &Tensor, tasks: TaskSet, train: bool) -> TaskMap<Tensor> {
-        self.net.forward_tasks(x, tasks, train)
+        match &self.net {
+            Network::Tree(t) => t.forward_tasks(x, tasks, train),
+            Network::Script(s) => {
+                let all = s.forward(x, &self.input);
+                self.tasks()
+                    .iter()
+                    .enumerate()
+                    .filter(|(id, _)| tasks.contains(*id))
+                    .filter_map(|(_, t)| Some((t.kind, all.get(t.kind)?.shallow_clone())))
+                    .collect()
+            }
+        }
+    }
+
+    /// Checks that the model runs on `x` (a batch of data) and gives what it promises: for a
+    /// TorchScript model, the spec's outputs with the right channel counts and finite values.
+    /// Tree models are built from their configuration and need no check.
+    ///
+    /// # Errors
+    /// Outputs that do not match the spec, or a module that fails on `x`.
+    pub fn check_on(&self, x: &Tensor) -> Result<()> {
+        match &self.net {
+            Network::Tree(_) => Ok(()),
+            Network::Script(s) => s.check(x, &self.input),
+        }
     }
 
     /// The sidecar describing this model.
-    pub fn sidecar(&self, provenance: Option<serde_json::Value>) -> Sidecar {
-        Sidecar {
+    ///
+    /// # Errors
+    /// A TorchScript model, which has no TreeMTL architecture to describe.
+    pub fn sidecar(&self, provenance: Option<serde_json::Value>) -> Result<Sidecar> {
+        Ok(Sidecar {
             format: checkpoint::SIDECAR_FORMAT,
             mtrobust: env!("CARGO_PKG_VERSION").to_string(),
-            model: self.config().clone(),
+            model: self.config()?.clone(),
             input: self.input.clone(),
             layout_index: self.layout_index,
             provenance,
-        }
+        })
     }
 
     /// Saves weights (`path`, `.safetensors`) and sidecar (`path` with `.json`).
     ///
     /// # Errors
-    /// I/O failures or a path without the `.safetensors` extension.
+    /// I/O failures, a path without the `.safetensors` extension, or a TorchScript model.
     pub fn save(&self, path: &Path, provenance: Option<serde_json::Value>) -> Result<()> {
-        checkpoint::save(&self.vs, &self.sidecar(provenance), path)
+        checkpoint::save(&self.vs, &self.sidecar(provenance)?, path)
     }
 
     /// Rebuilds a model from a checkpoint alone.

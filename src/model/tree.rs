@@ -304,16 +304,16 @@ mod tests {
         };
         let _guard = tch::no_grad_guard();
         let full = m.forward_t(&x, false);
-        for (id, spec) in m.config().tasks.iter().enumerate() {
-            let path = m.net.forward_task(&x, id, false);
+        for (id, spec) in m.tasks().iter().enumerate() {
+            let path = m.tree().unwrap().forward_task(&x, id, false);
             let diff = f64::try_from((&path - full.get(spec.kind).unwrap()).abs().max()).unwrap();
             assert_eq!(diff, 0.0, "task {}", spec.kind);
         }
         // Poison the depth head: segmentation's path must not touch it.
         crate::testutil::poison_head(&m, crate::task::TaskKind::DepthZbuffer);
-        let seg = m.net.forward_task(&x, 0, false);
+        let seg = m.tree().unwrap().forward_task(&x, 0, false);
         assert!(bool::try_from(seg.isfinite().all()).unwrap());
-        let depth = m.net.forward_task(&x, 2, false);
+        let depth = m.tree().unwrap().forward_task(&x, 2, false);
         assert!(bool::try_from(depth.isnan().any()).unwrap());
     }
 
@@ -325,7 +325,7 @@ mod tests {
         let a = Model::new(config(small, 9, small.default_head()), InputSpace::reference(), Device::Cpu, 5).unwrap();
         a.save(&path, None).unwrap();
         let (b, sidecar) = Model::load(&path, Device::Cpu).unwrap();
-        assert_eq!(&sidecar.model, a.config());
+        assert_eq!(&sidecar.model, a.config().unwrap());
         let x = {
             let _rng = crate::rng::torch_rng(6);
             Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu))

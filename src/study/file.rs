@@ -1,9 +1,11 @@
-//! The study file (TOML): one `[data]` table, `[[model]]` entries (a checkpoint path or glob) and
-//! `[[attack]]` blocks, each a step rule with its parameters × directions × ε × norms × seeds.
+//! The study file (TOML): one `[data]` table, `[[model]]` entries (a checkpoint path or glob, or
+//! TorchScript modules with their model spec) and `[[attack]]` blocks, each a step rule with its
+//! parameters × directions × ε × norms × seeds.
 //! Unknown keys are errors that name the key and its line.
 use crate::attack::{ApgdProfile, Norm, Reduction, StepKind};
 use crate::error::{Error, Result};
 use crate::job::DataSpec;
+use crate::model::ModelSource;
 use crate::task::{Convention, MetricProfile};
 use std::path::{Path, PathBuf};
 
@@ -51,8 +53,11 @@ pub struct StudyData {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
-    /// `.safetensors` path or glob, relative to the study file.
+    /// `.safetensors` path or glob, relative to the study file; or TorchScript modules with `spec`.
     pub path: String,
+    /// The model spec of a TorchScript module (`path`), relative to the study file.
+    #[serde(default)]
+    pub spec: Option<PathBuf>,
     /// Display name (default: the checkpoint's folder name; with a glob, used as a prefix).
     #[serde(default)]
     pub name: Option<String>,
@@ -163,6 +168,9 @@ impl StudyFile {
             if Path::new(&m.path).is_relative() {
                 m.path = base.join(&m.path).to_string_lossy().into_owned();
             }
+            if let Some(spec) = m.spec.as_mut().filter(|s| s.is_relative()) {
+                *spec = base.join(&*spec);
+            }
         }
         Ok(study)
     }
@@ -209,8 +217,8 @@ impl StudyFile {
     ///
     /// # Errors
     /// A glob that matches nothing, an invalid pattern, or a name used twice.
-    pub fn checkpoints(&self) -> Result<Vec<(String, PathBuf)>> {
-        let mut out: Vec<(String, PathBuf)> = Vec::new();
+    pub fn checkpoints(&self) -> Result<Vec<(String, ModelSource)>> {
+        let mut out: Vec<(String, ModelSource)> = Vec::new();
         for (i, m) in self.models.iter().enumerate() {
             let entry = format!("[[model]] #{} (`{}`)", i + 1, m.path);
             let is_glob = m.path.contains(['*', '?', '[']);
@@ -239,10 +247,10 @@ impl StudyFile {
                 if let Some((_, q)) = out.iter().find(|(n, _)| *n == name) {
                     return Err(Error::config(
                         &entry,
-                        format!("the name `{name}` is already used by {}; give the entries distinct `name`s", q.display()),
+                        format!("the name `{name}` is already used by {}; give the entries distinct `name`s", q.path.display()),
                     ));
                 }
-                out.push((name, p));
+                out.push((name, ModelSource::new(p, m.spec.clone())));
             }
         }
         Ok(out)
@@ -273,6 +281,10 @@ name = "clean"
 # [[model]]
 # path = "runs/layouts/*/model.safetensors"   # a glob: every match is a model
 # name = "layout-"                            # prefix for the names (default: the folder)
+
+# [[model]]
+# path = "models/traced.pt"  # a TorchScript module whose forward returns a dict, tuple or list
+# spec = "models/spec.toml"  # its model spec: tasks, outputs, input normalisation (see the README)
 
 [[attack]]
 rule = "pgd"                 # fgsm | mifgsm | pgd | apgd | auto-sage

@@ -11,7 +11,7 @@ use crate::data::{BatchSource, Cached};
 use crate::error::{Error, Result};
 use crate::eval::{CACHE_BYTES, EvalOptions, attack_runs, clean_run, transferability};
 use crate::job::{DataSpec, open_for};
-use crate::model::Model;
+use crate::model::{Model, ModelSource};
 use crate::observe::{Event, Observer};
 use crate::task::TaskKind;
 use std::path::PathBuf;
@@ -23,6 +23,8 @@ use tch::{Device, Kind, Tensor};
 pub struct PlannedModel {
     pub row: ModelRow,
     pub path: PathBuf,
+    /// The model spec of a TorchScript module.
+    pub spec: Option<PathBuf>,
     pub tasks: Vec<TaskKind>,
 }
 
@@ -67,30 +69,38 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
     let options = EvalOptions { profile: study.data.metrics.unwrap_or(dataset.default_profile()), convention: study.data.convention };
     let mut models = Vec::new();
     let mut cells = Vec::new();
-    for (name, path) in study.checkpoints()? {
-        let (model, sidecar) = Model::load(&path, Device::Cpu).map_err(|e| at_model(&name, &path, e))?;
-        let tasks = dataset.tasks_for(&model.config().tasks).map_err(|e| at_model(&name, &path, e))?;
-        let sidecar_path = crate::model::checkpoint::sidecar_path(&path);
-        let id = crate::digest::files_digest(&[&path, &sidecar_path])?;
+    for (name, source) in study.checkpoints()? {
+        let path = source.path.clone();
+        let (model, description) = source.load(Device::Cpu).map_err(|e| at_model(&name, &path, e))?;
+        let tasks = dataset.tasks_for(model.tasks()).map_err(|e| at_model(&name, &path, e))?;
+        if model.script().is_some() {
+            open_for(&model, &spec).map_err(|e| at_model(&name, &path, e))?;
+        }
+        let files = source.files();
+        let id = crate::digest::files_digest(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
         if let Some(other) = models.iter().find(|m: &&PlannedModel| m.row.id == id) {
             return Err(Error::config(
                 format!("[[model]] `{name}`"),
                 format!("{} has the same contents as `{}` ({})", path.display(), other.row.name, other.path.display()),
             ));
         }
-        let c = model.config();
-        let kinds: Vec<TaskKind> = c.tasks.iter().map(|s| s.kind).collect();
+        let kinds: Vec<TaskKind> = model.tasks().iter().map(|s| s.kind).collect();
+        // A TorchScript model has no TreeMTL architecture: `torchscript`, layout `-`, nothing shared.
+        let (backbone, layout, shared_stages) = match model.config() {
+            Ok(c) => (c.backbone.name().to_string(), c.layout.to_string(), c.layout.shared_prefix()),
+            Err(_) => ("torchscript".to_string(), "-".to_string(), 0),
+        };
         let row = ModelRow {
             id,
             name: name.clone(),
             path: path.display().to_string(),
-            backbone: c.backbone.name().to_string(),
-            layout: c.layout.to_string(),
+            backbone,
+            layout,
             layout_index: model.layout_index,
-            shared_stages: c.layout.shared_prefix(),
-            parameters: model.net.backbone_params() + model.net.head_params().iter().sum::<i64>(),
+            shared_stages,
+            parameters: model.param_count(),
             tasks: kinds.iter().map(|k| k.name().to_string()).collect(),
-            sidecar: serde_json::to_value(&sidecar).expect("serialisable"),
+            sidecar: description,
         };
         let m = models.len();
         for (b, block) in study.attacks.iter().enumerate() {
@@ -139,7 +149,7 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
                 }
             }
         }
-        models.push(PlannedModel { row, path, tasks: kinds });
+        models.push(PlannedModel { row, path, spec: source.spec, tasks: kinds });
     }
     Ok(Plan { data: spec, dataset: dataset_row, options, models, cells })
 }
@@ -243,8 +253,14 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
         }
         let name = &planned.row.name;
         let t = Instant::now();
-        let (mut model, _) = Model::load(&planned.path, options.device).map_err(|e| at_model(name, &planned.path, e))?;
+        let source = ModelSource::new(&planned.path, planned.spec.clone());
+        let (mut model, _) = source.load(options.device).map_err(|e| at_model(name, &planned.path, e))?;
         model.vs.freeze();
+        if model.script().is_some() {
+            observer.event(Event::Info(format!(
+                "model `{name}` is a TorchScript module: no per-task path, so Single-x attacks run its full forward"
+            )));
+        }
         let opened = open_for(&model, &plan.data)?;
         let data = Cached::new(&opened.loader, CACHE_BYTES);
         summary.loading_seconds += t.elapsed().as_secs_f64();

@@ -285,6 +285,7 @@ pub fn train(
             format!("{} is larger than the {} training samples; use at most {}", config.batch_size, data.num_samples(), data.num_samples()),
         ));
     }
+    model.tree()?; // a TorchScript model has no variables to train
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut opt = Optimizer::new(&model.vs, config.optimizer);
     let mut start = 0;

@@ -14,7 +14,7 @@ use tch::Tensor;
 /// A scheme the backbone has no names in, or an I/O failure.
 pub fn export(model: &Model, scheme: Scheme, path: &Path) -> Result<()> {
     let vars = model.vs.variables();
-    let tensors: Vec<(String, Tensor)> = key_map(model.config(), scheme)?
+    let tensors: Vec<(String, Tensor)> = key_map(model.config()?, scheme)?
         .into_iter()
         .map(|p| {
             let t = match &p.ours {

@@ -73,7 +73,7 @@ fn outline(keys: impl Iterator<Item = String>) -> (usize, BTreeSet<String>) {
 }
 
 fn fill(model: &mut Model, path: &Path, map: &[KeyPair], tensors: Vec<(String, Tensor)>, scheme: Scheme) -> Result<()> {
-    let cfg = model.config().clone();
+    let cfg = model.config()?.clone();
     let hint = || {
         let (file_blocks, file_heads) = outline(tensors.iter().map(|(k, _)| k.clone()));
         let (want_blocks, want_heads) = outline(map.iter().map(|p| p.theirs.clone()));

@@ -1,0 +1,246 @@
+//! A TorchScript module as a multi-task network: mtrobust's inputs are mapped to the module's
+//! input space (a differentiable affine map, so gradients reach the attack's input), the module
+//! runs its full forward, and the spec picks each task's output from the dict, tuple or list it
+//! returns. There is no per-task path: every forward, Single-x attacks included, runs the whole
+//! module.
+use super::spec::{OutputKey, ResolvedSpec, ScriptSpec};
+use crate::data::{ChannelOrder, InputSpace};
+use crate::error::{Error, Result};
+use crate::task::{TaskMap, TaskSpec};
+use std::path::{Path, PathBuf};
+use tch::{CModule, Device, IValue, Kind, Tensor};
+
+/// A loaded TorchScript module with its spec.
+pub struct ScriptNet {
+    module: CModule,
+    spec: ScriptSpec,
+    tasks: Vec<TaskSpec>,
+    outputs: Vec<Option<OutputKey>>,
+    path: PathBuf,
+    device: Device,
+    kind: Kind,
+    params: i64,
+}
+
+impl std::fmt::Debug for ScriptNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptNet").field("path", &self.path).field("tasks", &self.tasks).finish()
+    }
+}
+
+impl ScriptNet {
+    /// Loads `path` onto `device` in eval mode with its parameters frozen.
+    ///
+    /// # Errors
+    /// A file that is not a TorchScript module.
+    pub fn load(path: &Path, spec: ResolvedSpec, device: Device) -> Result<ScriptNet> {
+        let mut module = CModule::load_on_device(path, device).map_err(|e| {
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            Error::checkpoint(
+                path,
+                format!(
+                    "not a TorchScript module ({first}); save one with `torch.jit.script(model).save(path)` or \
+                     `torch.jit.trace(model, example).save(path)`"
+                ),
+            )
+        })?;
+        module.set_eval();
+        let named = module.named_parameters()?;
+        let kind = named
+            .iter()
+            .map(|(_, p)| p.kind())
+            .find(|k| matches!(k, Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double))
+            .unwrap_or(Kind::Float);
+        let mut params = 0;
+        for (_, p) in &named {
+            params += p.numel() as i64;
+            // Only input gradients are wanted; frozen weights keep autograd from computing theirs.
+            let _ = p.set_requires_grad(false);
+        }
+        let ResolvedSpec { spec, tasks, outputs } = spec;
+        Ok(ScriptNet { module, spec, tasks, outputs, path: path.to_path_buf(), device, kind, params })
+    }
+
+    /// The tasks, in spec order.
+    pub fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    /// The spec as written.
+    pub fn spec(&self) -> &ScriptSpec {
+        &self.spec
+    }
+
+    /// The module file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The floating-point kind of the module's parameters (float when it has none).
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Converts the module's parameters and buffers to `kind`.
+    pub fn set_kind(&mut self, kind: Kind) {
+        self.module.to(self.device, kind, false);
+        self.kind = kind;
+    }
+
+    /// Number of parameters.
+    pub fn param_count(&self) -> i64 {
+        self.params
+    }
+
+    /// `x` (in `space`, as the data loaders produce it) as the module's input:
+    /// `(pixel · pixel_range / 255 − mean) / std` per channel in the module's channel order.
+    pub fn module_input(&self, x: &Tensor, space: &InputSpace) -> Tensor {
+        let rgb = space.to_rgb_pixels(x);
+        let pixels = match self.spec.input.channel_order {
+            ChannelOrder::Rgb => rgb,
+            ChannelOrder::Bgr => rgb.flip([1]),
+        };
+        let i = &self.spec.input;
+        let per_channel = |v: [f64; 3]| Tensor::from_slice(&v).to_kind(x.kind()).to_device(x.device()).view([1, 3, 1, 1]);
+        let gain = per_channel([0, 1, 2].map(|c| i.pixel_range / 255.0 / i.std[c]));
+        let offset = per_channel([0, 1, 2].map(|c| -i.mean[c] / i.std[c]));
+        pixels * gain + offset
+    }
+
+    /// Runs the module on `x` and picks every task's output, checking each is a
+    /// `[batch, channels, h, w]` tensor with the spec's channel count.
+    ///
+    /// # Errors
+    /// A module that fails on `x`, or outputs that do not match the spec.
+    pub fn try_forward(&self, x: &Tensor, space: &InputSpace) -> Result<TaskMap<Tensor>> {
+        let input = IValue::Tensor(self.module_input(x, space));
+        let out = self.module.forward_is(&[input]).map_err(|e| self.error(format!("its forward failed on a {:?} input: {e}", x.size())))?;
+        let mut picked = TaskMap::new();
+        for (n, (task, key)) in self.tasks.iter().zip(&self.outputs).enumerate() {
+            let y = self.pick(&out, n, task, key.as_ref())?;
+            let what = format!("the output of task `{}`", task.kind);
+            let size = y.size();
+            if size.len() != 4 || size[0] != x.size()[0] {
+                return Err(self.error(format!("{what} has shape {size:?}; expected [{}, {}, height, width]", x.size()[0], task.channels)));
+            }
+            if size[1] != task.channels {
+                return Err(self.error(format!(
+                    "{what} has {} channels but the spec says {} (`channels` of task `{}`)",
+                    size[1], task.channels, task.kind
+                )));
+            }
+            if !y.is_floating_point() {
+                return Err(self.error(format!("{what} is a {:?} tensor; predictions must be floating point", y.kind())));
+            }
+            picked.insert(task.kind, y);
+        }
+        Ok(picked)
+    }
+
+    /// Like [`ScriptNet::try_forward`], for inputs of the size already checked by [`ScriptNet::check`].
+    ///
+    /// # Panics
+    /// When the module fails on an input of a size it accepted before.
+    pub fn forward(&self, x: &Tensor, space: &InputSpace) -> TaskMap<Tensor> {
+        self.try_forward(x, space).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs the module on `x` and checks the outputs' structure, channel counts and values.
+    ///
+    /// # Errors
+    /// A mismatch with the spec, or non-finite outputs.
+    pub fn check(&self, x: &Tensor, space: &InputSpace) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let out = self.try_forward(&x.to_kind(self.kind).to_device(self.device), space)?;
+        for (kind, y) in out.iter() {
+            if !bool::try_from(y.isfinite().all())? {
+                return Err(self.error(format!("the output of task `{kind}` has NaN or infinite values on the first batch of the data")));
+            }
+        }
+        Ok(())
+    }
+
+    fn error(&self, reason: String) -> Error {
+        Error::config(format!("TorchScript module {}", self.path.display()), reason)
+    }
+
+    /// The output of task number `n` in `out`.
+    fn pick(&self, out: &IValue, n: usize, task: &TaskSpec, key: Option<&OutputKey>) -> Result<Tensor> {
+        let name = task.kind.name();
+        let fix = format!("set `output` of task `{name}` in the spec");
+        let indexed = |items: Vec<&IValue>, what: &str| -> Result<Tensor> {
+            let i = match key {
+                Some(OutputKey::Index(i)) => *i,
+                None => n,
+                Some(OutputKey::Key(k)) => {
+                    return Err(self.error(format!(
+                        "it returns a {what}, not a dict, so task `{name}` cannot take output \"{k}\"; {fix} to an index"
+                    )));
+                }
+            };
+            let item = items.get(i).ok_or_else(|| {
+                self.error(format!("it returns a {what} of {} outputs; task `{name}` asks for output {i}; {fix}", items.len()))
+            })?;
+            self.tensor(item, &format!("output {i}"))
+        };
+        match out {
+            IValue::GenericDict(entries) => {
+                let keys: Vec<String> = entries.iter().map(|(k, _)| dict_key(k)).collect();
+                let k = match key {
+                    Some(OutputKey::Key(k)) => k.clone(),
+                    None => name.to_string(),
+                    Some(OutputKey::Index(i)) => {
+                        return Err(self
+                            .error(format!("it returns a dict (keys {keys:?}), so task `{name}` cannot take output {i}; {fix} to a key")));
+                    }
+                };
+                let at = keys
+                    .iter()
+                    .position(|have| *have == k)
+                    .ok_or_else(|| self.error(format!("its dict output has no key \"{k}\" for task `{name}` (keys {keys:?}); {fix}")))?;
+                self.tensor(&entries[at].1, &format!("output \"{k}\""))
+            }
+            IValue::Tuple(items) | IValue::GenericList(items) => indexed(items.iter().collect(), "tuple or list"),
+            IValue::TensorList(ts) => {
+                let items: Vec<IValue> = ts.iter().map(|t| IValue::Tensor(t.shallow_clone())).collect();
+                indexed(items.iter().collect(), "list")
+            }
+            IValue::Tensor(t) if self.tasks.len() == 1 && matches!(key, None | Some(OutputKey::Index(0))) => Ok(t.shallow_clone()),
+            other => Err(self.error(format!(
+                "it returns {}; a multi-task module must return a dict, tuple or list of per-task tensors",
+                describe(other)
+            ))),
+        }
+    }
+
+    fn tensor(&self, v: &IValue, what: &str) -> Result<Tensor> {
+        match v {
+            IValue::Tensor(t) => Ok(t.shallow_clone()),
+            other => Err(self.error(format!("its {what} is {}, not a tensor", describe(other)))),
+        }
+    }
+}
+
+fn dict_key(k: &IValue) -> String {
+    match k {
+        IValue::String(s) => s.clone(),
+        IValue::Int(i) => i.to_string(),
+        other => describe(other),
+    }
+}
+
+fn describe(v: &IValue) -> String {
+    match v {
+        IValue::Tensor(t) => format!("a single tensor of shape {:?}", t.size()),
+        IValue::Tuple(items) => format!("a tuple of {}", items.len()),
+        IValue::GenericList(items) => format!("a list of {}", items.len()),
+        IValue::TensorList(items) => format!("a list of {} tensors", items.len()),
+        IValue::GenericDict(items) => format!("a dict of {}", items.len()),
+        IValue::None => "None".into(),
+        other => format!("{other:?}").split(['(', ' ']).next().unwrap_or("a value").to_string(),
+    }
+}

@@ -1,0 +1,123 @@
+"""Fixtures for tests/torchscript.rs: two tiny multi-task TorchScript modules, their mtrobust model
+specs' ground truth, a fixed input, the outputs and the input gradient of a fixed linear loss.
+
+- dict.pt: torch.jit.script of a module returning a dict {"segmentation", "normals", "depth"}; it
+  expects R,G,B pixels scaled to 0..1 and normalised with the ImageNet mean and std.
+- tuple.pt: torch.jit.trace of a module returning a tuple (depth, segmentation); it expects B,G,R
+  pixels on the 0..255 scale minus a mean of its own, divided by 58.
+
+The input `x` is in mtrobust's input space (B,G,R pixels minus the reference means, docs/REFERENCE.md
+§1.2), as the data loaders produce it; the conversion to each module's input is written out here
+independently of the Rust code, so the test checks it too. The loss is sum(output · w) over tasks.
+
+Usage: python tests/fixtures_torchscript.py OUT_DIR
+Writes OUT_DIR/{dict,tuple}.pt and OUT_DIR/{dict,tuple}_io.pt (x, out.<task>, w.<task>, loss, grad).
+"""
+import os
+import sys
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+REFERENCE_BGR_MEAN = [104.00698793, 116.66876762, 122.67891434]
+
+
+class Trunk(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.conv1(x)))
+        return torch.tanh(self.conv2(h)) + h
+
+
+class DictNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = Trunk()
+        self.seg = nn.Conv2d(8, 10, 1)
+        self.normal = nn.Conv2d(8, 3, 3, padding=1)
+        self.depth = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        h = self.trunk(x)
+        return {"segmentation": self.seg(h), "normals": self.normal(h), "depth": F.softplus(self.depth(h))}
+
+
+class TupleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = Trunk()
+        self.seg = nn.Conv2d(8, 5, 1)
+        self.depth = nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, x) -> Tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        # Full-resolution segmentation, half-resolution depth: outputs need not share a size.
+        seg = F.interpolate(self.seg(h), scale_factor=2.0, mode="bilinear", align_corners=False)
+        return self.depth(h), seg
+
+
+def randomise(m, gen):
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        for b in m.modules():
+            if isinstance(b, nn.BatchNorm2d):
+                b.running_mean.copy_(torch.randn(b.running_mean.shape, generator=gen) * 0.1)
+                b.running_var.copy_(torch.rand(b.running_var.shape, generator=gen) + 0.5)
+    return m.eval()
+
+
+def to_module_input(x, order, scale, mean, std):
+    """mtrobust's input space → the module's: pixels, channel order, scale, mean, std."""
+    pixels = x + torch.tensor(REFERENCE_BGR_MEAN).view(1, 3, 1, 1)
+    if order == "rgb":
+        pixels = pixels.flip(1)
+    return (pixels * (scale / 255.0) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def save_io(module, convert, keys, path, gen):
+    pixels = torch.randint(0, 256, (2, 3, 16, 16), generator=gen).float()
+    x = (pixels - torch.tensor(REFERENCE_BGR_MEAN).view(1, 3, 1, 1)).requires_grad_(True)
+    outputs = module(convert(x))
+    io = {"x": x.detach().clone()}
+    loss = torch.zeros(())
+    for task, key in keys.items():
+        y = outputs[key]
+        w = torch.randn(y.shape, generator=gen)
+        io[f"out.{task}"] = y.detach().clone()
+        io[f"w.{task}"] = w
+        loss = loss + (y * w).sum()
+    io["loss"] = loss.detach().clone()
+    (io["grad"],) = torch.autograd.grad(loss, [x])
+    torch.save(io, path)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    gen = torch.Generator().manual_seed(10)
+    torch.manual_seed(10)
+
+    dict_net = torch.jit.script(randomise(DictNet(), gen))
+    dict_net.save(os.path.join(out, "dict.pt"))
+    imagenet = ("rgb", 1.0, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    keys = {"segment_semantic": "segmentation", "normal": "normals", "depth_zbuffer": "depth"}
+    save_io(dict_net, lambda x: to_module_input(x, *imagenet), keys, os.path.join(out, "dict_io.pt"), gen)
+
+    tuple_net = randomise(TupleNet(), gen)
+    traced = torch.jit.trace(tuple_net, torch.zeros(1, 3, 16, 16))
+    traced.save(os.path.join(out, "tuple.pt"))
+    own = ("bgr", 255.0, [100.0, 110.0, 120.0], [58.0, 58.0, 58.0])
+    save_io(traced, lambda x: to_module_input(x, *own), {"segment_semantic": 1, "depth_zbuffer": 0},
+            os.path.join(out, "tuple_io.pt"), gen)
+
+
+if __name__ == "__main__":
+    main()

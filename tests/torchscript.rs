@@ -1,0 +1,212 @@
+//! TorchScript models against PyTorch. `tests/fixtures_torchscript.py` scripts a module returning a
+//! dict and traces one returning a tuple (each with its own input normalisation), and saves a fixed
+//! input in mtrobust's input space, the outputs and the input gradient of a fixed linear loss; here
+//! the modules load with their specs (`tests/data/torchscript/*.toml`) and must reproduce both to
+//! 1e-5 (relative). The committed fixtures are used as they are; the script only runs when they are
+//! missing. Then the command line: attack, eval and a study on such models, and bad specs refused.
+mod common;
+
+use common::{fails, ok};
+use mtrobust::model::torchfile::read_state_dict;
+use mtrobust::model::{Model, ModelSource};
+use mtrobust::task::{TaskKind, TaskSet};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    let dir = repo().join("tests/data/torchscript");
+    if !["dict.pt", "dict_io.pt", "tuple.pt", "tuple_io.pt"].iter().all(|f| dir.join(f).exists()) {
+        let py = repo().join(".venv/bin/python");
+        assert!(py.exists(), "fixtures are missing and .venv/bin/python (with torch) is not there to make them");
+        let out = std::process::Command::new(py).arg(repo().join("tests/fixtures_torchscript.py")).arg(&dir).output().expect("python runs");
+        assert!(out.status.success(), "fixture script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    dir
+}
+
+fn load(name: &str) -> Model {
+    let dir = fixtures();
+    Model::load_script(&dir.join(format!("{name}.pt")), &dir.join(format!("{name}.toml")), Device::Cpu).unwrap()
+}
+
+fn max_abs(t: &Tensor) -> f64 {
+    f64::try_from(t.abs().max()).unwrap()
+}
+
+/// `max |a − b| ≤ 1e-5 · max |b|`.
+fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
+    assert_eq!(a.size(), b.size(), "{what}");
+    let (diff, scale) = (max_abs(&(a - b)), max_abs(b));
+    assert!(scale > 0.0, "{what}: the reference is all zeros, which proves nothing");
+    assert!(diff <= 1e-5 * scale, "{what}: max difference {diff:e} against a scale of {scale:e}");
+}
+
+/// Outputs and input gradient of `model` equal the PyTorch references in `io`.
+fn assert_matches_pytorch(model: &Model, io: &Path) {
+    let io: HashMap<String, Tensor> = read_state_dict(io).unwrap().into_iter().collect();
+    let x = io["x"].detach().set_requires_grad(true);
+    model.check_on(&x).unwrap();
+    let out = model.forward_t(&x, false);
+    assert_eq!(out.len(), model.tasks().len());
+    let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
+    for spec in model.tasks() {
+        let name = spec.kind.name();
+        let y = out.get(spec.kind).unwrap();
+        assert_close(y, &io[&format!("out.{name}")], &format!("output {name}"));
+        loss += (y * &io[&format!("w.{name}")]).sum(Kind::Float);
+    }
+    assert_close(&loss, &io["loss"], "loss");
+    let grad = Tensor::run_backward(&[loss], &[&x], false, false).pop().unwrap();
+    assert_close(&grad, &io["grad"], "input gradient");
+}
+
+#[test]
+fn a_scripted_module_with_dict_outputs_matches_pytorch() {
+    let model = load("dict");
+    let kinds: Vec<TaskKind> = model.tasks().iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, [TaskKind::SegmentSemantic, TaskKind::Normal, TaskKind::DepthZbuffer]);
+    assert_eq!(model.tasks()[0].channels, 10);
+    assert_matches_pytorch(&model, &fixtures().join("dict_io.pt"));
+}
+
+#[test]
+fn a_traced_module_with_tuple_outputs_in_another_order_matches_pytorch() {
+    let model = load("tuple");
+    assert_matches_pytorch(&model, &fixtures().join("tuple_io.pt"));
+}
+
+#[test]
+fn a_task_subset_runs_the_full_forward_and_keeps_the_wanted_outputs() {
+    let model = load("dict");
+    let x = read_state_dict(&fixtures().join("dict_io.pt")).unwrap().into_iter().find(|(k, _)| k == "x").unwrap().1;
+    let _guard = tch::no_grad_guard();
+    let all = model.forward_t(&x, false);
+    let some = model.forward_tasks(&x, TaskSet::from_ids([0, 2]), false);
+    assert_eq!(some.keys().collect::<Vec<_>>(), [TaskKind::SegmentSemantic, TaskKind::DepthZbuffer]);
+    for (kind, y) in some.iter() {
+        assert!(y.equal(all.get(kind).unwrap()), "{kind}");
+    }
+    // A TorchScript model cannot be trained or exported as TreeMTL.
+    assert!(model.config().unwrap_err().to_string().contains("no TreeMTL backbone"));
+    assert!(model.save(Path::new("never.safetensors"), None).is_err());
+    assert!(!Path::new("never.safetensors").exists());
+}
+
+/// The error of loading `module` with a spec made of `spec`, then checking it on the fixture input.
+fn spec_error(module: &str, spec: &str) -> String {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("spec.toml");
+    std::fs::write(&path, spec).unwrap();
+    let x = read_state_dict(&dir.join(format!("{module}_io.pt"))).unwrap().into_iter().find(|(k, _)| k == "x").unwrap().1;
+    let source = ModelSource::new(dir.join(format!("{module}.pt")), Some(path));
+    match source.load(Device::Cpu) {
+        Err(e) => e.to_string(),
+        Ok((model, _)) => model.check_on(&x).expect_err("the spec does not match the module").to_string(),
+    }
+}
+
+#[test]
+fn specs_that_do_not_match_the_module_are_refused_with_the_problem_named() {
+    let rgb = "[input]\nchannel_order = \"rgb\"\npixel_range = 1.0\n";
+    let seg = |extra: &str| format!("{rgb}[[task]]\nname = \"segm\"\nchannels = 10\n{extra}");
+    let e = spec_error("dict", &seg("output = \"segmentation\"\n[[task]]\nname = \"depth\"\n"));
+    assert!(e.contains("no key \"depth_zbuffer\" for task `depth_zbuffer`") && e.contains("\"normals\""), "{e}");
+    let e = spec_error("dict", &format!("{rgb}[[task]]\nname = \"segm\"\nchannels = 7\noutput = \"segmentation\"\n"));
+    assert!(e.contains("has 10 channels but the spec says 7"), "{e}");
+    let e = spec_error("dict", &seg("output = 0\n"));
+    assert!(e.contains("returns a dict") && e.contains("to a key"), "{e}");
+    let e = spec_error("tuple", &format!("{rgb}[[task]]\nname = \"depth\"\noutput = 2\n"));
+    assert!(e.contains("tuple or list of 2 outputs; task `depth_zbuffer` asks for output 2"), "{e}");
+    let e = spec_error("tuple", &format!("{rgb}[[task]]\nname = \"depth\"\noutput = \"depth\"\n"));
+    assert!(e.contains("not a dict"), "{e}");
+    let e = spec_error("tuple", &format!("{rgb}[[task]]\nname = \"sky\"\n"));
+    assert!(e.contains("spec.toml: [[task]] #1 (`sky`): unknown task `sky`"), "{e}");
+    let e = spec_error("tuple", "[[task]]\nname = \"depth\"\n");
+    assert!(e.contains("missing field `input`"), "{e}");
+    // The input gradient fixture is a torch.save file, not a TorchScript module.
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("s.toml");
+    std::fs::write(&spec, format!("{rgb}[[task]]\nname = \"depth\"\n")).unwrap();
+    let e = Model::load_script(&fixtures().join("dict_io.pt"), &spec, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("not a TorchScript module"), "{e}");
+}
+
+#[test]
+fn torchscript_models_are_attacked_evaluated_and_studied_from_the_command_line() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for f in ["dict.pt", "dict.toml", "tuple.pt"] {
+        std::fs::copy(dir.join(f), d.join(f)).unwrap();
+    }
+    ok(d, &["data", "synth", "--out", "data", "--n", "4", "--size", "32", "--seed", "1", "--test-fraction", "0.5"]);
+    let model = ["--model", "dict.pt", "--model-spec", "dict.toml", "--data", "data"];
+    let attack = [
+        "attack",
+        "--eps",
+        "4",
+        "--n-iter",
+        "2",
+        "--direction",
+        "single:depth",
+        "--direction",
+        "gbmta",
+        "--format",
+        "json",
+        "--out",
+        "att",
+    ];
+    let report = ok(d, &[&attack[..], &model[..]].concat());
+    assert!(report.contains("\"attacked\"") && report.contains("torchscript dict.pt"), "{report}");
+    assert!(d.join("att/report.json").exists());
+    let eval = ok(d, &[&["eval", "--format", "csv", "--out", "ev"][..], &model[..]].concat());
+    assert!(eval.contains("segment_semantic") || eval.contains("segm"), "{eval}");
+    // The spec is part of the run's identity: another normalisation is another run.
+    let spec = std::fs::read_to_string(d.join("dict.toml")).unwrap();
+    std::fs::write(d.join("dict2.toml"), spec.replace("std = [0.229, 0.224, 0.225]", "std = [0.25, 0.25, 0.25]")).unwrap();
+    let other = ["eval", "--out", "ev", "--model", "dict.pt", "--model-spec", "dict2.toml", "--data", "data"];
+    fails(d, &other, 2, &["another run"]);
+    // A spec may name only some of the outputs: the tuple module's depth alone.
+    std::fs::write(
+        d.join("depth.toml"),
+        "[input]\nchannel_order = \"bgr\"\npixel_range = 255.0\nmean = [100.0, 110.0, 120.0]\nstd = [58.0, 58.0, 58.0]\n\n\
+         [[task]]\nname = \"depth\"\noutput = 0\n",
+    )
+    .unwrap();
+    let study = "[data]\npath = \"data\"\nsplit = \"test\"\nbatch_size = 2\n\n\
+                 [[model]]\npath = \"dict.pt\"\nspec = \"dict.toml\"\n\n[[model]]\npath = \"tuple.pt\"\nspec = \"depth.toml\"\n\n\
+                 [[attack]]\nrule = \"pgd\"\ndirections = [\"all\"]\neps = [4]\nn_iter = 2\n";
+    std::fs::write(d.join("study.toml"), study).unwrap();
+    // 3 Single-x + Total, SignTotal, GB-MTA for the dict model; 1 + 3 for depth alone.
+    let out = ok(d, &["study", "run", "study.toml", "--db", "results.sqlite"]);
+    assert!(out.contains("10 cells: 10 computed now"), "{out}");
+    let models = ok(d, &["results", "list", "--db", "results.sqlite"]);
+    assert!(models.contains("dict") && models.contains("tuple") && models.contains("torchscript"), "{models}");
+
+    // Bad input: exit 2, the problem named, nothing written.
+    let bad = |spec: &str, needles: &[&str]| {
+        std::fs::write(d.join("bad.toml"), spec).unwrap();
+        let args = ["attack", "--model", "dict.pt", "--model-spec", "bad.toml", "--data", "data", "--eps", "4", "--out", "bad"];
+        fails(d, &args, 2, needles);
+        assert!(!d.join("bad").exists());
+    };
+    let rgb = "[input]\nchannel_order = \"rgb\"\npixel_range = 1.0\n";
+    bad(
+        &format!(
+            "{rgb}[[task]]\nname = \"segm\"\nchannels = 10\noutput = \"segmentation\"\n[[task]]\nname = \"depth\"\noutput = \"normals\"\n"
+        ),
+        &["dict.pt", "task `depth_zbuffer` has 3 channels but the spec says 1"],
+    );
+    bad(&format!("{rgb}[[task]]\nname = \"sky\"\n"), &["bad.toml", "unknown task `sky`"]);
+    fails(d, &["attack", "--model", "dict.pt", "--data", "data", "--eps", "4", "--out", "bad"], 2, &["--model-spec"]);
+    assert!(!d.join("bad").exists());
+    std::fs::write(d.join("bad_study.toml"), study.replace("spec = \"depth.toml\"\n", "spec = \"dict.toml\"\n")).unwrap();
+    fails(d, &["study", "run", "bad_study.toml", "--db", "bad.sqlite"], 2, &["tuple.pt", "not a dict", "output \"segmentation\""]);
+    assert!(!d.join("bad.sqlite").exists());
+}
