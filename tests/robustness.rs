@@ -72,7 +72,7 @@ fn attack_all(s: &Setup, model: &Model, configs: Vec<AttackConfig>) -> Evaluatio
 }
 
 fn config(step: StepKind, direction: DirectionSpec, eps: f64) -> AttackConfig {
-    AttackConfig { step, direction, eps, n_iter: 10, ..Default::default() }
+    AttackConfig { step, direction, eps, n_iter: 5, ..Default::default() }
 }
 
 #[test]
