@@ -3,6 +3,7 @@
 //! docs/REFERENCE.md §6, plus ours), and the comparison of several models from their reports.
 pub mod compare;
 pub mod csv;
+pub mod paper;
 pub mod table;
 
 use crate::eval::Evaluation;
