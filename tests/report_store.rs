@@ -101,6 +101,23 @@ fn report_db_prints_and_writes_every_table() {
     let csv = std::fs::read_to_string(d.join("paper/table12_transfer.csv")).unwrap();
     assert_eq!(csv.lines().next(), Some("Model,Sharing,PGD Single-Segm,PGD Single-Dept"));
     assert!(csv.contains("\nmid,2L,0.14,0.11\n"), "{csv}");
+    // Figures: each PNG decodes, is large and has many colours (lines, bands, anti-aliased text
+    // from the embedded font); each SVG has its title as text.
+    for (stem, title) in [
+        ("fig2_arp_vs_eps", "ARP vs ε"),
+        ("fig1_per_task_arp", "Per-task ARP, PGD at ε = 8/255"),
+        ("fig4_transfer_vs_sharing", "Transferability vs sharing"),
+    ] {
+        let png = d.join("paper").join(format!("{stem}.png"));
+        let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display())).to_rgb8();
+        assert!(img.width() >= 400 && img.height() >= 400, "{stem}: {}×{}", img.width(), img.height());
+        let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        assert!(colours.len() >= 40, "{stem}: only {} colours", colours.len());
+        let dark = img.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count();
+        assert!(dark > 500, "{stem}: {dark} dark pixels (text and axes)");
+        let svg = std::fs::read_to_string(d.join("paper").join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<text") && svg.contains(title), "{stem}.svg lacks its title");
+    }
     // Bad input: a budget the store lacks, a missing store.
     fails(d, &["report", "--db", "r.sqlite", "--eps", "16"], 2, &["no cell at ε = 16", "the store has ε = 4, 8"]);
     fails(d, &["report", "--db", "nope.sqlite"], 2, &["no such results store"]);

@@ -50,7 +50,11 @@ fn run_store(db: &std::path::Path, a: &ReportArgs) -> anyhow::Result<ExitCode> {
     print!("{}", paper::markdown(&tables));
     if let Some(out) = &a.out {
         let written = paper::write_tables(&tables, out)?;
+        let figures = paper::figures::write_figures(&view, a.eps, out)?;
         eprintln!("wrote {} table files to {} (tables.md holds them all)", written.len(), out.display());
+        for f in &figures {
+            eprintln!("figure: {}", f.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

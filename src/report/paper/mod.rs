@@ -1,7 +1,10 @@
 //! The paper's tables from a results store (`mtrobust report --db`): [`View`] reads the store,
 //! [`tables`] builds Tables 1/2, the per-task ARP of Figure 1, Tables 12, 3 and 13, and each
-//! [`grid::Table`] renders as Markdown, CSV and LaTeX (booktabs).
+//! [`grid::Table`] renders as Markdown, CSV and LaTeX (booktabs); [`figures`] draws Figures 2, 1
+//! and 4 as PNG and SVG.
+pub mod figures;
 pub mod grid;
+pub mod plot;
 pub mod tables;
 pub mod view;
 
