@@ -7,6 +7,7 @@ mod data;
 mod data_args;
 mod demo;
 mod model;
+mod picture;
 mod progress;
 mod report;
 mod study;
@@ -55,8 +56,11 @@ enum Command {
     Eval(Box<attack::EvalArgs>),
     /// The whole pipeline on the built-in data: render scenes, train, attack with every direction.
     Demo(Box<demo::DemoArgs>),
-    /// Tables from report.json files alone; several reports are compared against the first.
+    /// Tables from report.json files alone (several are compared against the first), or with
+    /// --db the paper's tables and figures from a results store.
     Report(report::ReportArgs),
+    /// Figure 6: one sample's adversarial inputs, perturbations and predictions per direction and ε.
+    Picture(Box<picture::PictureArgs>),
     /// Studies: many models × attacks × directions × ε × seeds into a SQLite results store, resumable and shardable.
     #[command(subcommand)]
     Study(study::StudyCommand),
@@ -89,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => attack::run_eval(*args, &cli.global),
         Command::Demo(args) => demo::run(*args, &cli.global),
         Command::Report(args) => report::run(args, &cli.global),
+        Command::Picture(args) => picture::run(*args, &cli.global),
         Command::Study(cmd) => study::run(cmd, &cli.global),
         Command::Results(cmd) => study::run_results(cmd, &cli.global),
     }

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod csv;
 pub mod paper;
+pub mod picture;
 pub mod table;
 
 use crate::eval::Evaluation;
