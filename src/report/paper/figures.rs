@@ -98,7 +98,7 @@ impl Figure for LinePlot {
                 for line in panel.lines.iter().filter(|l| l.points.len() > 1) {
                     let mut poly: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, p.2)).collect();
                     poly.extend(line.points.iter().rev().map(|p| (p.0, p.3)));
-                    chart.draw_series(std::iter::once(Polygon::new(poly, line.color.mix(0.12).filled()))).map_err(err)?;
+                    chart.draw_series(std::iter::once(Polygon::new(poly, line.color.mix(0.07).filled()))).map_err(err)?;
                 }
             }
             for line in &panel.lines {
