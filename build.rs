@@ -9,10 +9,21 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-env=MTROBUST_GIT_COMMIT={}", git_commit());
     let Ok(libtorch) = std::env::var("LIBTORCH") else {
         println!("cargo:warning=LIBTORCH is not set; run scripts/setup.sh (see README)");
+        println!("cargo:rustc-env=MTROBUST_LIBTORCH_VERSION=unknown");
         return;
     };
+    // The wheel's own version file, e.g. `__version__ = '2.11.0+cu130'`: the libtorch the rpath
+    // below makes the binary load.
+    let version_file = PathBuf::from(&libtorch).join("version.py");
+    println!("cargo:rerun-if-changed={}", version_file.display());
+    let version = std::fs::read_to_string(&version_file)
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim_matches(['\'', '"']).to_string())))
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=MTROBUST_LIBTORCH_VERSION={version}");
     let lib = PathBuf::from(libtorch).join("lib");
     let lib = lib.canonicalize().unwrap_or(lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
@@ -20,4 +31,22 @@ fn main() {
     println!("cargo:rustc-link-arg=-L{}", lib.display());
     println!("cargo:rustc-link-arg=-ltorch");
     println!("cargo:rustc-link-arg=-Wl,--as-needed");
+}
+
+/// The commit the source was built from (`unknown` outside a git checkout); rebuilt when HEAD moves.
+fn git_commit() -> String {
+    let git = std::path::Path::new(".git");
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
+        println!("cargo:rerun-if-changed=.git/HEAD");
+        if let Some(reference) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed=.git/{reference}");
+        }
+    }
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }

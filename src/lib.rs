@@ -30,4 +30,11 @@ pub mod task;
 pub(crate) mod testutil;
 pub mod train;
 
+pub use attack::{Attack, AttackConfig, DirectionSpec, Norm, StepKind};
+pub use data::{Dataset, Loader};
 pub use error::{Error, Result};
+pub use eval::{EvalOptions, Evaluation, evaluate};
+pub use job::{DataSpec, Job};
+pub use model::Model;
+pub use study::{Store, StudyFile};
+pub use task::{Convention, MetricProfile, TaskKind};

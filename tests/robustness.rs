@@ -1,34 +1,43 @@
 //! Behaviour on a small model actually trained on the synthetic scenes (a few seconds of CPU):
 //! every attack raises its own objective, iterative attacks at least match FGSM, and an
-//! adversarially trained (FAT) twin is more robust than its clean twin.
+//! adversarially fine-tuned (FAT) twin is more robust than its clean twin. The data and the clean
+//! model are made once for the file.
 use mtrobust::attack::step::EarlyStop;
 use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
 use mtrobust::data::synth::export::{SynthOptions, write_dataset};
 use mtrobust::data::{InputSpace, Loader, Mode, Sizes, open};
-use mtrobust::eval::{EvalOptions, Evaluation, evaluate};
+use mtrobust::eval::{EvalOptions, Evaluation};
+use mtrobust::job::{DataSpec, Job};
 use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::observe::Silent;
 use mtrobust::task::{Task, TaskKind, taskonomy_tasks};
 use mtrobust::train::{AdversarialTraining, TrainConfig, train};
 use std::path::Path;
+use std::sync::OnceLock;
 use tch::Device;
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     root: std::path::PathBuf,
     tasks: Vec<Task>,
     kinds: Vec<TaskKind>,
 }
 
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    write_dataset(&root, &SynthOptions { n: 240, size: 48, seed: 5, test_fraction: 0.2 }, &mut Silent).unwrap();
-    let ds = open(&root, "train", Mode::Train, Sizes::default()).unwrap();
-    let specs = taskonomy_tasks(ds.reader.seg_classes() as i64);
-    let tasks = ds.tasks_for(&specs).unwrap();
-    let kinds = specs.iter().map(|s| s.kind).collect();
-    Setup { _dir: dir, root, tasks, kinds }
+/// The data and one clean model trained on it, shared by the tests of this file (trained once).
+fn setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        write_dataset(&root, &SynthOptions { n: 240, size: 48, seed: 5, test_fraction: 0.2 }, &mut Silent).unwrap();
+        let ds = open(&root, "train", Mode::Train, Sizes::default()).unwrap();
+        let specs = taskonomy_tasks(ds.reader.seg_classes() as i64);
+        let tasks = ds.tasks_for(&specs).unwrap();
+        let kinds = specs.iter().map(|s| s.kind).collect();
+        let s = Setup { dir, root, tasks, kinds };
+        train_into(&s, fresh_model(&s), &s.dir.path().join("clean"), 240, None);
+        s
+    })
 }
 
 fn fresh_model(s: &Setup) -> Model {
@@ -42,20 +51,24 @@ fn fresh_model(s: &Setup) -> Model {
     Model::new(config, InputSpace::reference(), Device::Cpu, 1).unwrap()
 }
 
-fn trained(s: &Setup, out: &Path, adversarial: Option<AdversarialTraining>) -> Model {
-    let mut model = fresh_model(s);
+fn train_into(s: &Setup, mut model: Model, out: &Path, steps: usize, adversarial: Option<AdversarialTraining>) -> Model {
     let data = Loader::new(open(&s.root, "train", Mode::Train, Sizes::default()).unwrap(), s.kinds.clone(), 16, None).unwrap();
-    let mut cfg = TrainConfig::new(5, 240, 16);
+    let mut cfg = TrainConfig::new(5, steps, 16);
     cfg.lr = 0.05;
     cfg.adversarial = adversarial;
     train(&mut model, &s.tasks, &data, None, EvalOptions::default(), &cfg, out, false, None, &mut Silent).unwrap();
     model
 }
 
+/// The shared clean model (240 steps).
+fn clean_model(s: &Setup) -> Model {
+    Model::load(&s.dir.path().join("clean/model.safetensors"), Device::Cpu).unwrap().0
+}
+
 fn attack_all(s: &Setup, model: &Model, configs: Vec<AttackConfig>) -> Evaluation {
-    let test = Loader::new(open(&s.root, "test", Mode::Test, Sizes::default()).unwrap(), s.kinds.clone(), 16, Some(32)).unwrap();
     let attacks: Vec<Attack> = configs.into_iter().map(|c| Attack::new(c).unwrap()).collect();
-    evaluate(model, &s.tasks, &test, &attacks, EvalOptions::default(), &mut Silent, None).unwrap()
+    let job = Job::new(model, "trained in this test", DataSpec { limit: Some(32), ..DataSpec::new(&s.root) }, attacks);
+    mtrobust::job::run(&job, &mut Silent, None).unwrap().evaluation
 }
 
 fn config(step: StepKind, direction: DirectionSpec, eps: f64) -> AttackConfig {
@@ -65,8 +78,7 @@ fn config(step: StepKind, direction: DirectionSpec, eps: f64) -> AttackConfig {
 #[test]
 fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
     let s = setup();
-    let dir = tempfile::tempdir().unwrap();
-    let model = trained(&s, dir.path(), None);
+    let model = clean_model(s);
     let directions = [
         DirectionSpec::Single(TaskKind::SegmentSemantic),
         DirectionSpec::Single(TaskKind::DepthZbuffer),
@@ -81,7 +93,7 @@ fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
             configs.push(config(step, d.clone(), 4.0));
         }
     }
-    let e = attack_all(&s, &model, configs);
+    let e = attack_all(s, &model, configs);
     let gain = |step: StepKind, d: &DirectionSpec| {
         let r = e.attacked.iter().find(|r| r.attack.as_ref().is_some_and(|c| c.step == step && &c.direction == d)).unwrap();
         let (clean, adv) = r.objective.unwrap();
@@ -107,15 +119,15 @@ fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
 #[test]
 fn adversarial_training_lowers_the_arp_of_pgd() {
     let s = setup();
-    let clean_dir = tempfile::tempdir().unwrap();
     let fat_dir = tempfile::tempdir().unwrap();
-    let clean = trained(&s, clean_dir.path(), None);
+    let clean = clean_model(s);
     let mut fat_attack = config(StepKind::Pgd, DirectionSpec::Gbmta, 8.0);
     fat_attack.n_iter = 5;
     fat_attack.early_stop = Some(EarlyStop { tau: 2, threshold: 0.5 });
-    let fat = trained(&s, fat_dir.path(), Some(AdversarialTraining { attack: fat_attack, clean_weight: 0.0, tau_start: None }));
+    // Adversarial fine-tuning of the clean twin (cheaper than FAT from scratch, same question).
+    let fat = train_into(s, clean_model(s), fat_dir.path(), 80, Some(AdversarialTraining { attack: fat_attack, clean_weight: 0.0, tau_start: None }));
     let eval = |m: &Model| {
-        let e = attack_all(&s, m, vec![config(StepKind::Pgd, DirectionSpec::Gbmta, 8.0), config(StepKind::Pgd, DirectionSpec::Total, 8.0)]);
+        let e = attack_all(s, m, vec![config(StepKind::Pgd, DirectionSpec::Gbmta, 8.0), config(StepKind::Pgd, DirectionSpec::Total, 8.0)]);
         e.attacked.iter().map(|r| r.arp.as_ref().unwrap().arp).collect::<Vec<_>>()
     };
     let (a, b) = (eval(&clean), eval(&fat));

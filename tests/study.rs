@@ -147,7 +147,8 @@ fn three_shards_in_parallel_merge_into_the_unsharded_store() {
     let d = tmp.path();
     setup(d);
     std::fs::write(d.join("s.toml"), std::fs::read_to_string(d.join("s.toml")).unwrap().replace("eps = [4, 8]", "eps = [8]")).unwrap();
-    ok(d, &["--threads", "1", "study", "run", "s.toml", "--db", "all.sqlite"]);
+    ok(d, &["--threads", "1", "study", "run", "s.toml", "--db", "all.sqlite", "--per-sample"]);
+    per_sample_rows_hold_every_sample_and_task(&d.join("all.sqlite"));
     let mut children: Vec<_> = (1..=3)
         .map(|i| {
             let (db, shard) = (format!("shard{i}.sqlite"), format!("{i}/3"));
@@ -162,12 +163,38 @@ fn three_shards_in_parallel_merge_into_the_unsharded_store() {
     assert!(sizes.iter().all(|&n| n > 0), "{sizes:?}");
     ok(d, &["results", "merge", "merged.sqlite", "shard1.sqlite", "shard2.sqlite", "shard3.sqlite"]);
     assert_same(&rows(&d.join("merged.sqlite")), &rows(&d.join("all.sqlite")), "merged shards vs unsharded");
+    // Two runners on one store at once: nothing corrupted, every cell once.
+    let mut twins: Vec<_> = (0..2).map(|_| study_cmd(d, "same.sqlite", &[]).stdout(Stdio::null()).spawn().unwrap()).collect();
+    for c in &mut twins {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_same(&rows(&d.join("same.sqlite")), &rows(&d.join("all.sqlite")), "two runners on one store vs one runner");
     // Merging again adds nothing; a store whose numbers disagree is refused and OUT is unchanged.
     ok(d, &["results", "merge", "merged.sqlite", "shard2.sqlite"]);
     assert_eq!(rows(&d.join("merged.sqlite")).len(), 20);
     tamper(&d.join("shard1.sqlite"));
     fails(d, &["results", "merge", "merged.sqlite", "shard1.sqlite"], 2, &["different numbers"]);
     assert_same(&rows(&d.join("merged.sqlite")), &rows(&d.join("all.sqlite")), "after a refused merge");
+}
+
+/// `--per-sample`: one row per (sample, task) for every cell; the clean losses are the same in
+/// every cell of a model, and GB-MTA raises the sum over tasks of the relative loss increase.
+fn per_sample_rows_hold_every_sample_and_task(db: &Path) {
+    let store = Store::open(db).unwrap();
+    let cells = store.cells().unwrap();
+    let mut clean_of_model: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    for c in &cells {
+        let rows = store.samples(&c.id).unwrap();
+        assert_eq!(rows.len(), 4 * 5, "{} {}: 4 samples × 5 tasks", c.model, c.label);
+        assert!(rows.iter().all(|r| r.loss_clean.is_finite() && r.loss_adv.is_finite()));
+        let clean: Vec<f64> = rows.iter().map(|r| r.loss_clean).collect();
+        let first = clean_of_model.entry(c.model_id.clone()).or_insert_with(|| clean.clone());
+        assert_eq!(*first, clean, "{}: clean per-sample losses differ between cells", c.label);
+        if c.direction == "gbmta" {
+            let objective: f64 = rows.iter().map(|r| r.loss_adv / r.loss_clean).sum::<f64>() / 4.0;
+            assert!(objective > 5.0, "{} {}: mean Σ_t L_adv/L_clean = {objective}", c.model, c.label);
+        }
+    }
 }
 
 /// Changes one stored ARP, as a store computed elsewhere with other numbers would have.

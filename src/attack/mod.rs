@@ -23,7 +23,8 @@ use crate::task::{Task, TaskMap};
 use tch::{Kind, Tensor};
 
 /// Which step rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum StepKind {
     /// One step of size ε.
@@ -121,10 +122,15 @@ impl AttackConfig {
     /// Checks ranges.
     ///
     /// # Errors
-    /// Zero iterations, negative budgets or step sizes, zero restarts.
+    /// Zero iterations, budgets or step sizes that are not positive, zero restarts, and
+    /// hyper-parameters that are NaN, infinite or out of range (a NaN spreads into the update and
+    /// leaves the inputs unmoved, which would look like a robust model).
     pub fn check(&self) -> Result<()> {
-        if !(self.eps.is_finite() && self.eps >= 0.0) {
+        if !self.eps.is_finite() {
             return Err(Error::config("--eps", format!("{} is not a budget; give grey levels, e.g. 8 or 8/255", self.eps)));
+        }
+        if self.eps <= 0.0 {
+            return Err(Error::config("--eps", format!("ε must be > 0 (got {}); give grey levels, e.g. 8 or 8/255", self.eps)));
         }
         if self.step != StepKind::Fgsm && self.n_iter == 0 {
             return Err(Error::config("--n-iter", "iterative attacks need at least one iteration"));
@@ -139,6 +145,29 @@ impl AttackConfig {
         }
         if self.restarts == 0 {
             return Err(Error::config("--restarts", "at least one run is needed (1 = no restart)"));
+        }
+        if self.step == StepKind::Mifgsm && !(self.momentum.is_finite() && self.momentum >= 0.0) {
+            return Err(Error::config("--mi-momentum", format!("{} must be a finite number ≥ 0 (1 in the MI-FGSM paper)", self.momentum)));
+        }
+        if self.step == StepKind::AutoSage {
+            if !(self.sage_lr.is_finite() && self.sage_lr > 0.0) {
+                return Err(Error::config("--sage-lr", format!("{} must be a finite number > 0 (default 10)", self.sage_lr)));
+            }
+            if !(self.sage_fitting.is_finite() && self.sage_fitting > 0.0) {
+                return Err(Error::config("--sage-fitting", format!("{} must be a finite number > 0 (default 50)", self.sage_fitting)));
+            }
+            if !(0.0..1.0).contains(&self.sage_decay) {
+                return Err(Error::config("sage_decay", format!("{} must be in [0, 1)", self.sage_decay)));
+            }
+        }
+        // A negative threshold is allowed: every sample then counts as adversarial from the start.
+        if let Some(es) = &self.early_stop
+            && !es.threshold.is_finite()
+        {
+            return Err(Error::config(
+                "--fat-threshold",
+                format!("{} must be a finite relative loss increase (default 0.5)", es.threshold),
+            ));
         }
         Ok(())
     }
@@ -193,6 +222,12 @@ pub fn fmt_eps(eps: f64) -> String {
 pub fn parse_eps(text: &str) -> Result<f64> {
     let t = text.trim();
     let bad = || Error::config("--eps", format!("`{t}` is not a budget; write grey levels like 8, 2.5 or 8/255"));
+    if t.starts_with('-') {
+        return Err(Error::config(
+            "--eps",
+            format!("`{t}` is negative; ε is the size of the perturbation in grey levels and must be > 0, e.g. 8 or 8/255"),
+        ));
+    }
     let value = match t.split_once('/') {
         Some((k, d)) => {
             let k: f64 = k.trim().parse().map_err(|_| bad())?;
@@ -204,8 +239,11 @@ pub fn parse_eps(text: &str) -> Result<f64> {
         }
         None => t.parse().map_err(|_| bad())?,
     };
-    if !(value.is_finite() && value >= 0.0) {
+    if !value.is_finite() {
         return Err(bad());
+    }
+    if value <= 0.0 {
+        return Err(Error::config("--eps", format!("`{t}`: ε must be > 0; give grey levels like 8, 2.5 or 8/255")));
     }
     Ok(value)
 }
@@ -223,12 +261,42 @@ pub struct Checks {
     pub non_finite: i64,
     /// Samples whose first gradient was exactly zero (the attack cannot move them).
     pub zero_gradient_samples: usize,
+    /// Samples attacked (absent from reports written before this field existed).
+    #[serde(default)]
+    pub samples: usize,
+    /// Samples the attack left exactly where they were.
+    #[serde(default)]
+    pub unmoved_samples: usize,
 }
 
 impl Checks {
-    /// True when the adversarial batch is valid (budget, range, finite).
+    /// True when the adversarial batch is valid (budget, range, finite) and the attack moved at
+    /// least one sample.
     pub fn passed(&self) -> bool {
-        self.within_budget && self.out_of_range == 0 && self.non_finite == 0
+        self.failures().is_empty()
+    }
+
+    /// Why the checks failed, one reason per failed check (empty when they passed).
+    ///
+    /// An attack that leaves every sample unmoved did not run (a NaN step, a zero gradient
+    /// everywhere); its "no change" must not read as a robust model.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.max_perturbation.is_nan() {
+            out.push("the perturbation size is NaN".to_string());
+        } else if !self.within_budget {
+            out.push(format!("the largest perturbation, {} grey levels, exceeds the budget", self.max_perturbation));
+        }
+        if self.out_of_range > 0 {
+            out.push(format!("{} input value(s) lie outside the valid pixel range", self.out_of_range));
+        }
+        if self.non_finite > 0 {
+            out.push(format!("{} input value(s) are NaN or infinite", self.non_finite));
+        }
+        if self.samples > 0 && self.unmoved_samples == self.samples {
+            out.push(format!("the attack left all {} sample(s) unperturbed, so the metrics say nothing about robustness", self.samples));
+        }
+        out
     }
 }
 
@@ -291,9 +359,13 @@ impl Attack {
 
 fn check(budget: &Budget, x_adv: &Tensor, x: &Tensor, zero_gradient_samples: usize) -> Checks {
     let _guard = tch::no_grad_guard();
-    let max_perturbation = f64::try_from(budget.perturbation(x_adv, x).max()).unwrap_or(f64::NAN);
+    let per_sample = budget.perturbation(x_adv, x);
+    let max_perturbation = f64::try_from(per_sample.max()).unwrap_or(f64::NAN);
     let non_finite = i64::try_from(x_adv.isfinite().logical_not().sum(Kind::Int64)).unwrap_or(i64::MAX);
+    let unmoved = i64::try_from(per_sample.eq(0.0).sum(Kind::Int64)).unwrap_or(0);
     Checks {
+        samples: x.size()[0] as usize,
+        unmoved_samples: unmoved as usize,
         max_perturbation,
         within_budget: max_perturbation <= budget.eps_pixels + 1e-4,
         out_of_range: budget.out_of_range(x_adv),

@@ -123,3 +123,38 @@ fn eps_parsing_accepts_grey_levels_and_fractions() {
     assert_eq!(fmt_eps(8.0), "8");
     assert_eq!(fmt_eps(2.5), "2.5");
 }
+
+#[test]
+fn nan_or_out_of_range_hyper_parameters_are_refused_by_flag() {
+    let refused = |c: AttackConfig, flag: &str| {
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.starts_with(flag), "{err}");
+    };
+    refused(AttackConfig { eps: 0.0, ..config(StepKind::Pgd, "total") }, "--eps: ε must be > 0");
+    refused(AttackConfig { momentum: f64::NAN, ..config(StepKind::Mifgsm, "total") }, "--mi-momentum");
+    refused(AttackConfig { sage_lr: f64::NAN, ..config(StepKind::AutoSage, "total") }, "--sage-lr");
+    refused(AttackConfig { sage_fitting: 0.0, ..config(StepKind::AutoSage, "total") }, "--sage-fitting");
+    let es = Some(step::EarlyStop { tau: 2, threshold: f64::NAN });
+    refused(AttackConfig { early_stop: es, ..config(StepKind::Pgd, "total") }, "--fat-threshold");
+    // Parameters of another step rule are not its concern.
+    assert!(AttackConfig { momentum: f64::NAN, ..config(StepKind::Pgd, "total") }.check().is_ok());
+    assert!(parse_eps("0").unwrap_err().to_string().contains("must be > 0"));
+    assert!(parse_eps("-8/255").unwrap_err().to_string().contains("negative"));
+}
+
+#[test]
+fn an_attack_that_moves_no_sample_fails_its_checks() {
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 3, 32, 2, Kind::Float);
+    let c = Attack::new(config(StepKind::Pgd, "total")).unwrap().run(&model, &tasks, &batch, 0, None).unwrap().checks;
+    assert_eq!((c.samples, c.unmoved_samples), (3, 0));
+    assert!(c.passed(), "{:?}", c.failures());
+    // Two of three samples unmoved: still a valid attack; all three: a failed one, with its reason.
+    let partly = Checks { unmoved_samples: 2, ..c.clone() };
+    assert!(partly.passed());
+    let none = Checks { unmoved_samples: 3, max_perturbation: 0.0, ..c };
+    assert_eq!(none.failures(), ["the attack left all 3 sample(s) unperturbed, so the metrics say nothing about robustness"]);
+    assert!(!none.passed());
+}

@@ -63,6 +63,16 @@ impl Scope {
         }
     }
 
+    /// Refuses sizes that leave nothing to do, before the output directory is touched.
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.limit != Some(0),
+            "--limit: 0 samples leaves nothing to evaluate; give at least 1, or leave it out for the whole split"
+        );
+        anyhow::ensure!(self.batch_size > 0, "--batch-size: must be at least 1");
+        Ok(())
+    }
+
     fn job<'a>(&self, model: &'a Model, attacks: Vec<Attack>) -> Job<'a> {
         Job { metrics: self.metrics, convention: self.convention, ..Job::new(model, &self.model, self.data_spec(), attacks) }
     }
@@ -107,14 +117,14 @@ pub fn run_job(job: &Job, out: &Path, force: bool, save_all: bool, progress: &mu
 pub fn print_record(record: &RunRecord, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Table => {
-            print!("{}", table::render(&record.evaluation));
+            out!("{}", table::render(&record.evaluation));
             if !record.evaluation.attacked.is_empty() {
-                println!();
-                print!("{}", table::render_arp(&record.evaluation));
+                outln!();
+                out!("{}", table::render_arp(&record.evaluation));
             }
         }
-        Format::Json => println!("{}", serde_json::to_string_pretty(record)?),
-        Format::Csv => print!("{}", csv::render(&record.evaluation)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(record)?),
+        Format::Csv => out!("{}", csv::render(&record.evaluation)),
     }
     Ok(())
 }
@@ -134,6 +144,7 @@ pub fn load_model(path: &Path, global: &GlobalArgs) -> anyhow::Result<Model> {
 }
 
 pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
     let model = load_model(&a.scope.model, global)?;
     let kinds: Vec<TaskKind> = model.config().tasks.iter().map(|s| s.kind).collect();
@@ -156,6 +167,7 @@ pub struct EvalArgs {
 }
 
 pub fn run_eval(a: EvalArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
     let model = load_model(&a.scope.model, global)?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/eval"));

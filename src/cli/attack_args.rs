@@ -14,7 +14,7 @@ pub struct AttackArgs {
     #[arg(long = "direction", default_value = "gbmta")]
     pub directions: Vec<String>,
     /// Budget(s) in grey levels of 0..255: `8`, `8/255`, or a list `1,2,4,8`.
-    #[arg(long, default_value = "8", value_delimiter = ',')]
+    #[arg(long, default_value = "8", value_delimiter = ',', allow_hyphen_values = true)]
     pub eps: Vec<String>,
     /// Threat model.
     #[arg(long, value_enum, default_value_t = Norm::Linf)]
@@ -23,7 +23,7 @@ pub struct AttackArgs {
     #[arg(long, default_value_t = 10)]
     pub n_iter: usize,
     /// Step size in grey levels (default ε / n-iter).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub step_size: Option<f64>,
     /// PGD: start from a uniformly random point of the ball.
     #[arg(long)]
@@ -44,13 +44,13 @@ pub struct AttackArgs {
     #[arg(long, value_enum, default_value_t = Reduction::PerSample)]
     pub reduction: Reduction,
     /// MI-FGSM momentum μ.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub mi_momentum: f64,
     /// Auto-SAGE learning rate of the task weights.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     pub sage_lr: f64,
     /// Auto-SAGE tanh fitting factor.
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
     pub sage_fitting: f64,
 }
 

@@ -18,7 +18,7 @@ pub enum DataCommand {
 
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// Output directory (must not already hold a dataset).
+    /// Output directory (new or empty: files already there are never replaced).
     #[arg(long)]
     out: PathBuf,
     /// Number of scenes (train + test).
@@ -42,7 +42,7 @@ pub fn run(cmd: DataCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             let opts = SynthOptions { n: a.n, size: a.size, seed: a.seed, test_fraction: a.test_fraction };
             let started = std::time::Instant::now();
             let m = write_dataset(&a.out, &opts, &mut progress)?;
-            println!(
+            outln!(
                 "wrote {} train + {} test scenes of {}x{} px to {} in {:.1} s (classes: {}); preview: {}",
                 m.train,
                 m.test,

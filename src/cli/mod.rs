@@ -1,11 +1,16 @@
 //! Argument parsing and dispatch. Errors are printed once to stderr as `error: …` with their
-//! causes; exit codes: 0 success, 1 finished but a sanity check failed, 2 usage/data/checkpoint/torch errors.
+//! causes; exit codes: 0 success, 1 finished but a sanity check failed, 2 usage/data/checkpoint/torch errors
+//! (and a stdout that cannot be written, e.g. a full disk; a closed pipe, as in `| head`, is not an error).
+#[macro_use]
+mod output;
 mod arch;
 mod attack;
 mod attack_args;
 mod data;
 mod data_args;
 mod demo;
+mod export;
+mod import;
 mod model;
 mod picture;
 mod progress;
@@ -67,18 +72,38 @@ enum Command {
     /// Results stores: merge shards, export cells as CSV/JSON, list what is done.
     #[command(subcommand)]
     Results(study::ResultsCommand),
+    /// Bring your own model: `import treemtl` converts a TreeMTL checkpoint into an mtrobust checkpoint.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// `export treemtl` writes a checkpoint with TreeMTL key names (a torch.save `.pt` state dict).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(n) = cli.global.threads {
-        tch::set_num_threads(n.max(1) as i32);
-    }
-    match run(cli) {
+    let code = match cli.global.threads {
+        Some(0) => Err(anyhow::anyhow!("--threads: 0 threads cannot run anything; give at least 1, or leave it out for libtorch's choice")),
+        Some(n) => {
+            tch::set_num_threads(n.min(i32::MAX as usize) as i32);
+            run(cli)
+        }
+        None => run(cli),
+    };
+    let code = match code {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    };
+    match output::finish() {
+        None => code,
+        // The reader went away (`| head`): nothing is lost that it wanted, so no error, like ripgrep.
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Some(e) => {
+            eprintln!("error: cannot write the results to stdout: {e}; the files written by the command are complete");
             ExitCode::from(2)
         }
     }
@@ -96,5 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Picture(args) => picture::run(*args, &cli.global),
         Command::Study(cmd) => study::run(cmd, &cli.global),
         Command::Results(cmd) => study::run_results(cmd, &cli.global),
+        Command::Import(cmd) => import::run(cmd, &cli.global),
+        Command::Export(cmd) => export::run(cmd, &cli.global),
     }
 }

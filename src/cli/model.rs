@@ -29,6 +29,9 @@ pub struct InitArgs {
     /// Seed of the weight initialisation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Replace a checkpoint (or its sidecar) already at --out.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -55,11 +58,19 @@ pub fn run(cmd: ModelCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode> 
 
 fn init(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let device = mtrobust::device::parse_device(&global.device)?;
+    mtrobust::model::checkpoint::check_weights_path(&args.out)?;
+    // A checkpoint is usually the result of hours of training: never replace one silently.
+    let sidecar = mtrobust::model::checkpoint::sidecar_path(&args.out);
+    if !args.force
+        && let Some(existing) = [&args.out, &sidecar].into_iter().find(|p| p.exists())
+    {
+        anyhow::bail!("{} already exists; choose another --out, or add --force to replace the checkpoint", existing.display());
+    }
     let (config, index) = args.arch.config(args.arch.task_specs()?)?;
     let mut model = mtrobust::model::Model::new(config, mtrobust::data::InputSpace::reference(), device, args.seed)?;
     model.layout_index = index;
     model.save(&args.out, Some(serde_json::json!({ "initialised": { "seed": args.seed } })))?;
-    println!("wrote an initialised model to {}", args.out.display());
+    outln!("wrote an initialised model to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -89,7 +100,7 @@ fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let (config, index) = args.arch.config(tasks)?;
     let info = describe(&config, index);
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&info)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&info)?),
         Format::Text => print_text(&info),
     }
     Ok(ExitCode::SUCCESS)
@@ -136,22 +147,22 @@ fn group(n: i64) -> String {
 }
 
 fn print_text(info: &Info) {
-    println!("backbone  {}", info.backbone);
-    println!("tasks     {}", info.tasks.iter().enumerate().map(|(i, t)| format!("{i}={t}")).collect::<Vec<_>>().join("  "));
+    outln!("backbone  {}", info.backbone);
+    outln!("tasks     {}", info.tasks.iter().enumerate().map(|(i, t)| format!("{i}={t}")).collect::<Vec<_>>().join("  "));
     match info.index {
-        Some(i) => println!("layout    #{i} {}", info.layout),
-        None => println!("layout    {}", info.layout),
+        Some(i) => outln!("layout    #{i} {}", info.layout),
+        None => outln!("layout    {}", info.layout),
     }
-    println!();
-    println!("{:<7} {:<7} {:<44} {:>13}", "coarse", "fine", "task groups (one copy of the block each)", "params");
+    outln!();
+    outln!("{:<7} {:<7} {:<44} {:>13}", "coarse", "fine", "task groups (one copy of the block each)", "params");
     for b in &info.blocks {
         let fine = if b.fine.0 == b.fine.1 { b.fine.0.to_string() } else { format!("{}-{}", b.fine.0, b.fine.1) };
         let sets = b.sets.iter().map(|s| format!("[{}]", s.join(" "))).collect::<Vec<_>>().join(" ");
-        println!("{:<7} {:<7} {:<44} {:>13}", b.coarse, fine, sets, group(b.params));
+        outln!("{:<7} {:<7} {:<44} {:>13}", b.coarse, fine, sets, group(b.params));
     }
-    println!("{:<60} {:>13}", "backbone", group(info.backbone_params));
+    outln!("{:<60} {:>13}", "backbone", group(info.backbone_params));
     for (name, p) in &info.head_params {
-        println!("{:<60} {:>13}", format!("head {name}"), group(*p));
+        outln!("{:<60} {:>13}", format!("head {name}"), group(*p));
     }
-    println!("{:<60} {:>13}", "total", group(info.total_params));
+    outln!("{:<60} {:>13}", "total", group(info.total_params));
 }

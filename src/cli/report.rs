@@ -79,13 +79,13 @@ pub fn run(a: ReportArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     if records.len() == 1 {
         let e = &records[0].1.evaluation;
-        print!("{}", table::render(e));
+        out!("{}", table::render(e));
         if !e.attacked.is_empty() {
-            println!();
-            print!("{}", table::render_arp(e));
+            outln!();
+            out!("{}", table::render_arp(e));
         }
     } else {
-        print!("{}", compare::render(&records));
+        out!("{}", compare::render(&records));
     }
     Ok(ExitCode::SUCCESS)
 }

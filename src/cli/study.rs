@@ -120,7 +120,7 @@ pub fn run(cmd: StudyCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 a.out.display()
             );
             mtrobust::files::write_bytes_atomic(&a.out, mtrobust::study::EXAMPLE)?;
-            println!("wrote {}; edit it, then `mtrobust study run {}`", a.out.display(), a.out.display());
+            outln!("wrote {}; edit it, then `mtrobust study run {}`", a.out.display(), a.out.display());
             Ok(ExitCode::SUCCESS)
         }
         StudyCommand::Run(a) => run_study(a, global),
@@ -149,7 +149,7 @@ fn run_study(a: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if a.dry_run {
         for c in &plan.cells {
             if a.shard.is_none_or(|s| s.owns(&c.id)) {
-                println!("{}\t{}\t{}", &c.id[..12], plan.models[c.model].row.name, c.config.label());
+                outln!("{}\t{}\t{}", &c.id[..12], plan.models[c.model].row.name, c.config.label());
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -158,9 +158,9 @@ fn run_study(a: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions { device, shard: a.shard, per_sample: a.per_sample };
     let s = mtrobust::study::run(&plan, &mut store, options, &mut progress)?;
     let bookkeeping = s.store_seconds + planning;
-    println!("{} cells: {} computed now, {} stored before → {}", s.cells, s.computed, s.already_done, a.db.display());
+    outln!("{} cells: {} computed now, {} stored before → {}", s.cells, s.computed, s.already_done, a.db.display());
     if s.computed > 0 {
-        println!(
+        outln!(
             "time: attacks {:.1} s ({:.0} img·it/s), clean passes {:.1} s, loading {:.1} s, bookkeeping {:.2} s ({:.1} % of attack time)",
             s.attack_seconds,
             s.image_iterations / s.attack_seconds.max(1e-9),
@@ -189,8 +189,8 @@ pub fn run_results(cmd: ResultsCommand, global: &GlobalArgs) -> anyhow::Result<E
             let filter = Filter { models: a.model, rules: a.attack, directions: a.direction, eps: a.eps };
             let cells: Vec<_> = store.cells()?.into_iter().filter(|c| filter.keeps(c)).collect();
             match a.format {
-                ExportFormat::Csv => print!("{}", to_csv(&cells)),
-                ExportFormat::Json => println!("{}", to_json(&cells)),
+                ExportFormat::Csv => out!("{}", to_csv(&cells)),
+                ExportFormat::Json => outln!("{}", to_json(&cells)),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -230,25 +230,25 @@ fn merge(a: MergeArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if !global.quiet {
         eprintln!("merged {} input(s): {} new cells, {} already present", a.inputs.len(), s.added, s.duplicates);
     }
-    println!("{}", a.out.display());
+    outln!("{}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let store = open_existing(&a.db)?;
     let cells = store.cells()?;
-    println!("{}: {} cells", a.db.display(), cells.len());
+    outln!("{}: {} cells", a.db.display(), cells.len());
     for m in store.models()? {
         let mine: Vec<_> = cells.iter().filter(|c| c.model_id == m.id).collect();
         let mut rules: Vec<&str> = mine.iter().map(|c| c.rule.as_str()).collect();
         rules.dedup();
-        println!("  {:<24} {:<12} {:>5} cells  {}", m.name, m.backbone, mine.len(), rules.join(", "));
+        outln!("  {:<24} {:<12} {:>5} cells  {}", m.name, m.backbone, mine.len(), rules.join(", "));
     }
     if let Some(study) = &a.study {
         let plan = mtrobust::study::plan(&StudyFile::read(study)?)?;
         let done = store.cell_ids()?;
         let missing: Vec<_> = plan.cells.iter().filter(|c| !done.contains(&c.id)).collect();
-        println!(
+        outln!(
             "study {}: {} of {} cells done, {} missing",
             study.display(),
             plan.cells.len() - missing.len(),
@@ -256,10 +256,10 @@ fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
             missing.len()
         );
         for c in missing.iter().take(20) {
-            println!("  missing: {} {}", plan.models[c.model].row.name, c.config.label());
+            outln!("  missing: {} {}", plan.models[c.model].row.name, c.config.label());
         }
         if missing.len() > 20 {
-            println!("  … and {} more", missing.len() - 20);
+            outln!("  … and {} more", missing.len() - 20);
         }
     }
     Ok(ExitCode::SUCCESS)

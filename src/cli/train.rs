@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
   mtrobust train --data data/synth --index 9 --steps 1500 --out runs/fat --adversarial --attack pgd --direction gbmta --eps 8 --fat-tau 3
   mtrobust train --data /data/nyuv2 --backbone resnet34 --tasks nyuv2 --index 9 --optimizer adam --lr 1e-3 --schedule step:4000:0.5 --steps 20000 --out runs/nyu9
 
-An interrupted run (Ctrl-C, or killed) resumes from its last checkpoint when the same command is run again.")]
+Ctrl-C or SIGTERM finish the current step and checkpoint it (exit 130); an interrupted or killed run resumes from its
+last checkpoint when the same command is run again, and its log.jsonl then reads as if it had never stopped.
+--out must be a new directory or a run directory of `train`; --restart discards what is there.")]
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
@@ -46,7 +48,7 @@ pub struct TrainArgs {
     /// Run directory (model, checkpoints, log).
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
-    /// Discard a checkpoint of another configuration found in --out.
+    /// Discard a checkpoint of another configuration, or a model that is not from a run, found in --out.
     #[arg(long)]
     restart: bool,
     /// Optimiser steps.
@@ -57,21 +59,21 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
     optimizer: OptimizerKind,
     /// Base learning rate (default 0.05 for SGD, 1e-3 for Adam).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     momentum: f64,
     /// Adam β₁ (the reference uses 0.5).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     beta1: f64,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     weight_decay: f64,
     /// constant, poly[:POWER], or step:EVERY:GAMMA.
     #[arg(long, default_value = "poly")]
     schedule: String,
     /// Loss weight per task in model order, e.g. 1,1,0.5 (default all 1).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     task_weights: Option<Vec<f64>>,
     #[arg(long, default_value_t = 25)]
     log_every: usize,
@@ -92,13 +94,13 @@ pub struct TrainArgs {
     #[arg(long)]
     fat_tau: Option<usize>,
     /// FAT: mean relative loss increase over the tasks that makes a sample adversarial.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     fat_threshold: f64,
     /// FAT: grow τ linearly from this value to --fat-tau over training.
     #[arg(long)]
     fat_tau_start: Option<usize>,
     /// Weight λ of the clean loss in λ·L(x) + (1−λ)·L(x_adv).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     clean_weight: f64,
 }
 
@@ -112,6 +114,10 @@ fn tasks_from_data(kinds: &[TaskKind], classes: usize) -> Vec<TaskSpec> {
 
 pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let device = mtrobust::device::parse_device(&global.device)?;
+    anyhow::ensure!(
+        a.val_limit != Some(0),
+        "--val-limit: 0 samples validates nothing; give at least 1, or --val-split none to skip validation"
+    );
     let mut progress = Progress::new(global.quiet);
     let train_set = a.data.open(&a.split, Mode::Train)?;
     let (mut model, _index) = match &a.init {
@@ -166,6 +172,8 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else {
         anyhow::ensure!(a.fat_tau.is_none() && a.fat_tau_start.is_none(), "--fat-tau needs --adversarial");
     }
+    // Ctrl-C, and SIGTERM (what batch schedulers send before killing a job; the `termination`
+    // feature of ctrlc): finish the current step, checkpoint, exit 130.
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let c = cancel.clone();
@@ -195,7 +203,7 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         eprintln!("interrupted after step {}; checkpoint saved — run the same command again to resume", s.steps);
         return Ok(ExitCode::from(130));
     }
-    println!(
+    outln!(
         "trained {} steps in {:.1} s (resumed from step {}) → {}",
         s.steps,
         s.seconds,
@@ -203,16 +211,12 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         a.out.join("model.safetensors").display()
     );
     if let Some(l) = &s.last_loss {
-        println!("last training losses: {}", l.iter().map(|(k, v)| format!("{} {v:.4}", k.short())).collect::<Vec<_>>().join(", "));
+        outln!("last training losses: {}", l.iter().map(|(k, v)| format!("{} {v:.4}", k.short())).collect::<Vec<_>>().join(", "));
     }
     if let Some(v) = &s.validation {
-        println!("validation ({}):", if profile == MetricProfile::Full { "full metrics" } else { "taskonomy metrics" });
+        outln!("validation ({}):", if profile == MetricProfile::Full { "full metrics" } else { "taskonomy metrics" });
         for (task, metrics) in v.iter() {
-            println!(
-                "  {:<5} {}",
-                task.short(),
-                metrics.iter().map(|m| format!("{} {:.4}", m.name, m.value)).collect::<Vec<_>>().join(", ")
-            );
+            outln!("  {:<5} {}", task.short(), metrics.iter().map(|m| format!("{} {:.4}", m.name, m.value)).collect::<Vec<_>>().join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)

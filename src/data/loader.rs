@@ -31,7 +31,7 @@ impl Loader {
     /// Batches of `batch_size` over the first `limit` samples (all when `None`), keeping `tasks`.
     ///
     /// # Errors
-    /// A zero batch size, an empty split, or tasks the data does not have.
+    /// A zero batch size or limit, an empty split, or tasks the data does not have.
     pub fn new(dataset: Dataset, tasks: Vec<TaskKind>, batch_size: usize, limit: Option<usize>) -> Result<Self> {
         if batch_size == 0 {
             return Err(Error::config("--batch-size", "must be at least 1"));
@@ -40,12 +40,18 @@ impl Loader {
         if n == 0 {
             return Err(Error::config("--data", "the split has no samples"));
         }
+        if limit == Some(0) {
+            return Err(Error::config(
+                "--limit",
+                "0 samples leaves nothing to evaluate; give at least 1, or leave it out for the whole split",
+            ));
+        }
         for t in &tasks {
             if !dataset.reader.tasks().contains(t) {
                 return Err(Error::config("--data", format!("the data has no `{t}` labels")));
             }
         }
-        let samples = limit.map_or(n, |l| l.min(n)).max(1);
+        let samples = limit.map_or(n, |l| l.min(n));
         Ok(Loader { dataset, tasks, batch_size, samples })
     }
 

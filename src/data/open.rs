@@ -66,9 +66,14 @@ impl Dataset {
                 if s.kind == crate::task::TaskKind::SegmentSemantic {
                     let classes = self.reader.seg_classes() as i64;
                     if classes != s.channels {
+                        // Not only `train` gets here: `attack`/`eval` have no --tasks flag to fix.
                         return Err(Error::config(
-                            "--tasks",
-                            format!("the model segments {} classes but the data has {classes}; use segm:{classes}", s.channels),
+                            "--data",
+                            format!(
+                                "the model segments {} classes but the data has {classes}: attack or evaluate a model made for this \
+                                 data, or, when training or initialising one, use segm:{classes} in --tasks",
+                                s.channels
+                            ),
                         ));
                     }
                     task.class_weights = self.reader.class_weights().map(<[f32]>::to_vec);
@@ -139,6 +144,14 @@ pub fn open(dir: &Path, split: &str, mode: Mode, sizes: Sizes) -> Result<Dataset
             Box::new(TaskonomyReader::open(dir, split, o)?)
         }
     };
+    if reader.is_empty() {
+        let (sub, file) = match format {
+            Format::Nyuv2 => (nyuv2::DIR, nyuv2::INDEX_FILE),
+            Format::Taskonomy => (taskonomy::DIR, taskonomy::INDEX_FILE),
+        };
+        let index = if dir.join(file).is_file() { dir.join(file) } else { dir.join(sub).join(file) };
+        return Err(Error::data(index, format!("split `{split}` has no samples; choose a split that lists some (--split)")));
+    }
     Ok(Dataset { reader, format, synth })
 }
 

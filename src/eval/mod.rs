@@ -10,7 +10,7 @@ pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability
 
 use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::observe::{Event, Observer};
 use crate::task::{Convention, LossParts, MetricProfile, MetricValue, Task, TaskMap, TaskMetric};
@@ -81,15 +81,34 @@ impl Accumulator {
     }
 
     /// Scores outputs; returns the `[B]` per-sample losses per task.
-    fn update(&mut self, tasks: &[Task], outputs: &TaskMap<Tensor>, targets: &TaskMap<Target>) -> TaskMap<Tensor> {
+    ///
+    /// # Errors
+    /// Outputs or a loss that are NaN or infinite (naming the task and `condition`): metrics of
+    /// such outputs would be meaningless numbers, and some metric kernels cannot take them.
+    fn update(&mut self, tasks: &[Task], outputs: &TaskMap<Tensor>, targets: &TaskMap<Target>, condition: &str) -> Result<TaskMap<Tensor>> {
         let mut per_sample = TaskMap::new();
         for (i, task) in tasks.iter().enumerate() {
             let y = outputs.get(task.kind()).expect("full forward returns every task");
             let target = targets.get(task.kind()).expect("checked by the oracle / evaluate");
-            self.metrics[i].update(y, target);
+            let non_finite = i64::try_from(y.isfinite().logical_not().sum(Kind::Int64)).unwrap_or(i64::MAX);
+            if non_finite > 0 {
+                return Err(Error::config(
+                    task.kind().name(),
+                    format!(
+                        "{non_finite} model output value(s) are NaN or infinite on the {condition} inputs; the model is broken (diverged training or corrupt weights)"
+                    ),
+                ));
+            }
             let parts: LossParts = task.loss_at_output(y, target);
             let sum = f64::try_from(parts.sum.sum(Kind::Double)).unwrap_or(f64::NAN);
             let weight = f64::try_from(parts.weight.sum(Kind::Double)).unwrap_or(0.0);
+            if !sum.is_finite() {
+                return Err(Error::config(
+                    task.kind().name(),
+                    format!("the loss is {sum} on the {condition} inputs (the outputs are finite but extreme, or the labels are corrupt)"),
+                ));
+            }
+            self.metrics[i].update(y, target);
             self.loss_sum[i] += sum;
             self.loss_weight[i] += weight;
             if weight > 0.0 {
@@ -97,7 +116,7 @@ impl Accumulator {
             }
             per_sample.insert(task.kind(), parts.per_sample());
         }
-        per_sample
+        Ok(per_sample)
     }
 
     fn report(&self, tasks: &[Task], o: EvalOptions, label: String, attack: Option<AttackConfig>) -> ConditionReport {
@@ -138,6 +157,8 @@ fn merge_checks(acc: Option<Checks>, c: &Checks) -> Checks {
             out_of_range: a.out_of_range + c.out_of_range,
             non_finite: a.non_finite + c.non_finite,
             zero_gradient_samples: a.zero_gradient_samples + c.zero_gradient_samples,
+            samples: a.samples + c.samples,
+            unmoved_samples: a.unmoved_samples + c.unmoved_samples,
         },
     }
 }
@@ -161,7 +182,7 @@ pub fn clean_losses(
         let batch = data.batch(b, model.device())?;
         let _guard = tch::no_grad_guard();
         let out = model.forward_t(&batch.x, false);
-        acc.update(tasks, &out, &batch.targets);
+        acc.update(tasks, &out, &batch.targets, "clean")?;
         observer.event(Event::Progress { done: b as u64 + 1, message: String::new() });
     }
     observer.event(Event::Finish);
@@ -215,7 +236,7 @@ pub fn clean_run(
         let batch = data.batch(b, model.device())?;
         let _guard = tch::no_grad_guard();
         let out = model.forward_t(&batch.x.to_kind(model.kind()), false);
-        let per_sample = clean.update(tasks, &out, &batch.targets);
+        let per_sample = clean.update(tasks, &out, &batch.targets, "clean")?;
         losses.push(per_sample.map(|_, t| t.to_device(tch::Device::Cpu)));
         clean.samples += batch.len();
         observer.event(Event::Progress { done: b as u64 + 1, message: format!("{} samples", clean.samples) });
@@ -266,7 +287,7 @@ pub fn attack_runs(
             let acc = &mut attacked[i];
             let _guard = tch::no_grad_guard();
             let out = model.forward_t(&outcome.x_adv, false);
-            let adv_losses = acc.update(tasks, &out, &batch.targets);
+            let adv_losses = acc.update(tasks, &out, &batch.targets, &format!("adversarial ({})", attack.config.label()))?;
             let ctx = DirectionContext { clean: Some(clean_losses.map(|_, t| t.shallow_clone())), ..Default::default() };
             let dir = &directions[i];
             let f_clean = dir.objective(&clean_losses, &ctx).sum(Kind::Double);
@@ -291,7 +312,7 @@ pub fn attack_runs(
         }
         if let Some(c) = &r.checks {
             if !c.passed() {
-                warnings.push(format!("{}: adversarial inputs failed a sanity check: {c:?}", r.label));
+                warnings.push(format!("{}: adversarial inputs failed a sanity check: {}", r.label, c.failures().join("; ")));
             }
             if c.zero_gradient_samples > 0 {
                 warnings.push(format!(
@@ -403,5 +424,25 @@ mod tests {
         let batch_mean = loss(true, Convention::Reference);
         assert!((pooled - (l + 20.0 / 3.0)).abs() < 1e-3, "{pooled} vs {l}");
         assert!((batch_mean - (l + 5.0)).abs() < 1e-3, "{batch_mean} vs {l}");
+    }
+
+    #[test]
+    fn non_finite_outputs_are_an_error_naming_the_task() {
+        let specs = three_tasks();
+        let mut model = small_model(&specs, 9, 1);
+        let tasks = tasks_of(&specs);
+        let data = InMemory(vec![random_batch(&specs, 2, 32, 2, Kind::Float)]);
+        // Poison one head only: the error names its task, not the first task.
+        let mut names: Vec<String> = model.vs.variables().into_keys().filter(|n| n.starts_with("heads.depth_zbuffer.")).collect();
+        names.sort();
+        tch::no_grad(|| {
+            // `variables()` shares storage with the model's variables.
+            let _ = model.vs.variables().get_mut(&names[0]).unwrap().fill_(f64::NAN);
+        });
+        model.vs.freeze();
+        let err = evaluate(&model, &tasks, &data, &[], EvalOptions::default(), &mut Silent, None).unwrap_err().to_string();
+        assert!(err.starts_with("depth_zbuffer: ") && err.contains("NaN or infinite on the clean inputs"), "{err}");
+        let err = clean_losses(&model, &tasks, &data, Convention::Standard, &mut Silent).unwrap_err().to_string();
+        assert!(err.starts_with("depth_zbuffer: "), "{err}");
     }
 }

@@ -9,7 +9,8 @@ use super::blocks::{BasicBlock, ConvBn, InvertedResidual, ResnetStem};
 use tch::nn::{self, ModuleT};
 
 /// Which backbone a model is built on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackboneKind {
     /// Five BasicBlocks, 16–64 channels: the CPU-sized backbone of the demo and the tests.

@@ -76,6 +76,13 @@ pub fn save(vs: &VarStore, sidecar: &Sidecar, path: &Path) -> Result<()> {
 /// A missing or malformed sidecar.
 pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
     check_weights_path(path)?;
+    // Name the missing weights, not the sidecar that would be read next.
+    if !path.is_file() {
+        return Err(Error::checkpoint(
+            path,
+            "no such file; a checkpoint is a .safetensors file with a .json sidecar beside it, made by `mtrobust train` or `mtrobust model init`",
+        ));
+    }
     let json_path = sidecar_path(path);
     let text = std::fs::read_to_string(&json_path).map_err(|e| {
         Error::checkpoint(
@@ -94,7 +101,36 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
         ));
     }
     sidecar.model.check().map_err(|e| Error::checkpoint(&json_path, e.to_string()))?;
+    check_input_space(&sidecar.input).map_err(|reason| Error::checkpoint(&json_path, reason))?;
     Ok(sidecar)
+}
+
+/// A scale of 0 maps every image to one input and a negative one flips the budget's sign, so both
+/// are refused along with non-finite means.
+fn check_input_space(input: &InputSpace) -> std::result::Result<(), String> {
+    if !(input.scale.is_finite() && input.scale > 0.0) {
+        return Err(format!("`input.scale` is {}; it must be a positive number (1 for the 0..255 pixel scale)", input.scale));
+    }
+    if let Some(m) = input.mean.iter().find(|m| !m.is_finite()) {
+        return Err(format!("`input.mean` holds {m}; the per-channel means must be finite grey levels"));
+    }
+    Ok(())
+}
+
+/// Why a tensor read from a checkpoint cannot be used: a NaN or infinite value anywhere, or a
+/// negative batch-norm variance (its square root would be NaN).
+fn invalid_values(name: &str, t: &Tensor) -> Option<String> {
+    let bad = i64::try_from(t.isfinite().logical_not().sum(tch::Kind::Int64)).unwrap_or(i64::MAX);
+    if bad > 0 {
+        return Some(format!("`{name}` holds {bad} NaN or infinite value(s)"));
+    }
+    if name.ends_with("running_var") {
+        let negative = i64::try_from(t.lt(0.0).sum(tch::Kind::Int64)).unwrap_or(i64::MAX);
+        if negative > 0 {
+            return Some(format!("`{name}` holds {negative} negative variance(s)"));
+        }
+    }
+    None
 }
 
 /// Copies the tensors of a safetensors file into `vs`, strictly: every variable present with its
@@ -133,7 +169,15 @@ pub fn load_weights(vs: &mut VarStore, path: &Path, hint: &str) -> Result<()> {
                 format!("`{name}` has shape {:?}, the model expects {:?}; {hint}", src.size(), var.size()),
             ));
         }
-        var.f_copy_(&src.to_kind(var.kind()).to_device(var.device()))?;
+        // Checked after the conversion: a value can overflow to infinity on the way to float32.
+        let value = src.to_kind(var.kind());
+        if let Some(reason) = invalid_values(name, &value) {
+            return Err(Error::checkpoint(
+                path,
+                format!("{reason}; the weights are corrupt (a diverged run or a damaged file): retrain, or use an earlier checkpoint"),
+            ));
+        }
+        var.f_copy_(&value.to_device(var.device()))?;
     }
     Ok(())
 }

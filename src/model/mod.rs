@@ -6,7 +6,9 @@ pub mod checkpoint;
 pub mod enumerate;
 pub mod head;
 pub mod layout;
+pub mod torchfile;
 pub mod tree;
+pub mod treemtl;
 
 pub use backbone::BackboneKind;
 pub use checkpoint::Sidecar;

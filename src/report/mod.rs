@@ -22,8 +22,11 @@ pub struct RunRecord {
     #[serde(default)]
     pub run_id: String,
     pub mtrobust: String,
-    /// libtorch version tch was built against.
+    /// The libtorch the binary loads (the PyTorch wheel's version, e.g. `2.11.0+cu130`).
     pub libtorch: String,
+    /// The git commit mtrobust was built from.
+    #[serde(default)]
+    pub commit: String,
     pub device: String,
     /// The checkpoint attacked.
     pub model: String,
@@ -42,7 +45,8 @@ impl RunRecord {
             schema_version: SCHEMA_VERSION,
             run_id: String::new(),
             mtrobust: env!("CARGO_PKG_VERSION").into(),
-            libtorch: "2.11.0".into(),
+            libtorch: env!("MTROBUST_LIBTORCH_VERSION").into(),
+            commit: env!("MTROBUST_GIT_COMMIT").into(),
             device,
             model,
             architecture,

@@ -312,7 +312,7 @@ impl Store {
                 serde_json::to_string(r).expect("serialisable"),
                 c.seconds,
                 c.device,
-                env!("CARGO_PKG_VERSION"),
+                concat!(env!("CARGO_PKG_VERSION"), " (", env!("MTROBUST_GIT_COMMIT"), ")"),
                 now()
             ],
         )

@@ -18,7 +18,8 @@ use crate::data::Target;
 use tch::Tensor;
 
 /// How metric values are aggregated over a dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Convention {
     /// Standard definitions: pixel-pooled means and clean losses (the APGD paper profile's GB-MTA
@@ -32,7 +33,8 @@ pub enum Convention {
 }
 
 /// Which metrics each task reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum MetricProfile {
     /// mIoU + pixel acc, five normal-angle metrics, five depth metrics, L1 for keypoints/edges (NYUv2 style).

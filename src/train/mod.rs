@@ -89,6 +89,17 @@ impl TrainConfig {
         if self.task_weights.len() != n_tasks || self.task_weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
             return Err(Error::config("--task-weights", format!("give {n_tasks} non-negative weights, one per task in model order")));
         }
+        let o = &self.optimizer;
+        // A NaN hyper-parameter would surface only as "the loss became NaN", blaming --lr.
+        if !(0.0..1.0).contains(&o.momentum) {
+            return Err(Error::config("--momentum", format!("{} must be in [0, 1) (0.9 is usual)", o.momentum)));
+        }
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
+            return Err(Error::config("--beta1", format!("Adam's β₁ = {} and β₂ = {} must be in [0, 1)", o.beta1, o.beta2)));
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return Err(Error::config("--weight-decay", format!("{} must be a finite number ≥ 0", o.weight_decay)));
+        }
         if let Some(a) = &self.adversarial {
             a.attack.check()?;
             if !(0.0..=1.0).contains(&a.clean_weight) {
@@ -120,6 +131,13 @@ struct TrainState {
     step: usize,
     /// Optimiser steps taken (Adam's bias correction).
     optimizer_t: u64,
+    /// Per task, the training-loss sum and count of the log window still open at `step`, so the
+    /// first log line after a resume averages the same steps as an uninterrupted run's.
+    #[serde(default)]
+    window: Vec<(f64, usize)>,
+    /// Seconds of training before `step` (the log's clock continues from it).
+    #[serde(default)]
+    seconds: f64,
 }
 
 /// One line of `log.jsonl`.
@@ -187,6 +205,58 @@ fn save_checkpoint(out: &Path, model: &Model, opt: &Optimizer, state: &TrainStat
     model.save(&out.join("model.safetensors"), Some(provenance.clone()))
 }
 
+/// Refuses to train into a directory holding a model that no checkpoint of a run explains (a
+/// `model init` output, a copied checkpoint): training would overwrite it.
+fn refuse_foreign_model(out: &Path) -> Result<()> {
+    let weights = out.join("model.safetensors");
+    if let Some(found) = [&weights, &checkpoint::sidecar_path(&weights)].into_iter().find(|p| p.exists()) {
+        return Err(Error::config(
+            "--out",
+            format!(
+                "{} holds {} but no checkpoints/ of a run to resume; training would overwrite it: use another --out, or --restart to replace it",
+                out.display(),
+                found.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps the lines of `log.jsonl` up to step `keep` (the checkpoint resumed from; 0 = none): a
+/// run killed after its last checkpoint logged steps it will train again.
+fn truncate_log(path: &Path, keep: usize) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let kept: String =
+        text.lines().filter(|l| serde_json::from_str::<LogLine>(l).is_ok_and(|line| line.step <= keep)).map(|l| format!("{l}\n")).collect();
+    if kept == text {
+        return Ok(());
+    }
+    let tmp = path.with_extension("jsonl.partial");
+    std::fs::write(&tmp, kept).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The error for a loss that became NaN or infinite: before any update the weights or data are
+/// at fault, afterwards the run diverged.
+fn diverged(task: &Task, value: f64, step: usize, start: usize) -> Error {
+    let name = task.kind().name();
+    if step == start {
+        Error::config(
+            "training",
+            format!(
+                "the {name} loss is {value} at step {step}, before this session updated any weight, so the learning rate is not the cause: \
+                 the starting weights or the data hold NaN or infinite values"
+            ),
+        )
+    } else {
+        Error::config("training", format!("the {name} loss became {value} at step {step}: training diverged; lower --lr"))
+    }
+}
+
 /// Trains `model` in place, writing to `out`. If `out` holds a checkpoint of the same
 /// configuration, training resumes from it; a checkpoint of another configuration is an error
 /// unless `restart` is set. When `cancel` becomes true the run checkpoints the finished steps and
@@ -208,10 +278,22 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
     config.check(tasks.len())?;
+    // Sampling more items than the split holds only repeats them, and the batch tensor grows without bound.
+    if config.batch_size > data.num_samples() {
+        return Err(Error::config(
+            "--batch-size",
+            format!("{} is larger than the {} training samples; use at most {}", config.batch_size, data.num_samples(), data.num_samples()),
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut opt = Optimizer::new(&model.vs, config.optimizer);
     let mut start = 0;
-    if let Some(ck) = latest_checkpoint(out)? {
+    let mut resumed: Option<TrainState> = None;
+    let checkpoint = latest_checkpoint(out)?;
+    if checkpoint.is_none() && !restart {
+        refuse_foreign_model(out)?;
+    }
+    if let Some(ck) = checkpoint {
         let state_path = ck.join("state.json");
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
         let state: TrainState =
@@ -232,16 +314,25 @@ pub fn train(
             opt.t = state.optimizer_t;
             start = state.step;
             observer.event(Event::Info(format!("resuming from step {start} ({})", ck.display())));
+            resumed = Some(state);
         } else {
             let _ = std::fs::remove_dir_all(checkpoints_dir(out));
             let _ = std::fs::remove_file(out.join("log.jsonl"));
         }
     }
     let log_path = out.join("log.jsonl");
+    truncate_log(&log_path, start)?;
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
     let provenance = serde_json::json!({ "training": config });
     let started = std::time::Instant::now();
     let mut running: Vec<(f64, usize)> = vec![(0.0, 0); tasks.len()];
+    if let Some(s) = &resumed
+        && s.window.len() == tasks.len()
+    {
+        running = s.window.clone();
+    }
+    let clock = resumed.as_ref().map_or(0.0, |s| s.seconds);
+    let elapsed = || clock + started.elapsed().as_secs_f64();
     let mut last_loss = None;
     let mut validation_result = None;
     observer.event(Event::Start { what: "train".into(), total: config.steps as u64 });
@@ -288,17 +379,17 @@ pub fn train(
             opt.step(lr);
             shown.map(|_, t| f64::try_from(t.detach().to_kind(Kind::Double)).unwrap_or(f64::NAN))
         };
-        for (slot, v) in running.iter_mut().zip(losses.values()) {
+        for ((slot, v), task) in running.iter_mut().zip(losses.values()).zip(tasks) {
             if v.is_finite() {
                 slot.0 += v;
                 slot.1 += 1;
             } else {
-                return Err(Error::config("training", format!("the loss became {v} at step {step}; lower --lr")));
+                return Err(diverged(task, *v, step, start));
             }
         }
         let done = step + 1;
         let is_last = done == config.steps;
-        let mut line = LogLine { step: done, lr, loss: None, val: None, seconds: started.elapsed().as_secs_f64() };
+        let mut line = LogLine { step: done, lr, loss: None, val: None, seconds: elapsed() };
         if done % config.log_every.max(1) == 0 || is_last {
             let mean: TaskMap<f64> = tasks.iter().zip(&running).map(|(t, (s, n))| (t.kind(), s / (*n).max(1) as f64)).collect();
             running.iter_mut().for_each(|r| *r = (0.0, 0));
@@ -317,7 +408,7 @@ pub fn train(
             writeln!(log, "{text}").map_err(|e| Error::io(&log_path, e))?;
         }
         if (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || is_last {
-            let state = TrainState { config: config.clone(), step: done, optimizer_t: opt.t };
+            let state = TrainState { config: config.clone(), step: done, optimizer_t: opt.t, window: running.clone(), seconds: elapsed() };
             save_checkpoint(out, model, &opt, &state, &provenance)?;
             saved_at = done;
         }
@@ -329,7 +420,8 @@ pub fn train(
     }
     let interrupted = done_steps < config.steps;
     if interrupted && saved_at < done_steps {
-        let state = TrainState { config: config.clone(), step: done_steps, optimizer_t: opt.t };
+        let state =
+            TrainState { config: config.clone(), step: done_steps, optimizer_t: opt.t, window: running.clone(), seconds: elapsed() };
         save_checkpoint(out, model, &opt, &state, &provenance)?;
     }
     observer.event(Event::Finish);

@@ -59,11 +59,18 @@ impl FromStr for Schedule {
         match parts.as_slice() {
             ["constant"] => Ok(Schedule::Constant),
             ["poly"] => Ok(Schedule::Poly { power: 0.9 }),
-            ["poly", p] => Ok(Schedule::Poly { power: p.parse().map_err(|_| bad())? }),
+            ["poly", p] => {
+                let power: f64 = p.parse().map_err(|_| bad())?;
+                // NaN or a negative power would give NaN or growing rates.
+                if !(power.is_finite() && power >= 0.0) {
+                    return Err(bad());
+                }
+                Ok(Schedule::Poly { power })
+            }
             ["step", e, g] => {
                 let every: usize = e.parse().map_err(|_| bad())?;
                 let gamma: f64 = g.parse().map_err(|_| bad())?;
-                if every == 0 {
+                if every == 0 || !(gamma.is_finite() && gamma > 0.0) {
                     return Err(bad());
                 }
                 Ok(Schedule::Step { every, gamma })
@@ -84,5 +91,8 @@ mod tests {
         assert_eq!("step:10:0.1".parse::<Schedule>().unwrap(), Schedule::Step { every: 10, gamma: 0.1 });
         assert_eq!("poly".parse::<Schedule>().unwrap().to_string(), "poly:0.9");
         assert!("step:0:1".parse::<Schedule>().is_err() && "cosine".parse::<Schedule>().is_err());
+        for bad in ["poly:nan", "poly:-1", "step:10:nan", "step:10:0", "step:10:inf"] {
+            assert!(bad.parse::<Schedule>().is_err(), "{bad}");
+        }
     }
 }

@@ -142,3 +142,53 @@ fn friendly_early_stopping_ends_pgd_once_every_sample_is_adversarial() {
     let tau = |s| tc.attack_at(s).unwrap().early_stop.unwrap().tau;
     assert_eq!((tau(0), tau(50), tau(99)), (0, 10, 19));
 }
+
+#[test]
+fn a_nan_loss_blames_the_learning_rate_only_after_an_update() {
+    let task = &tasks_of(&three_tasks())[2];
+    // At the first step of a session the loss comes before any update: weights or data are at fault.
+    let first = diverged(task, f64::NAN, 40, 40).to_string();
+    assert!(first.contains("depth_zbuffer loss is NaN at step 40") && first.contains("not the cause"), "{first}");
+    assert!(!first.contains("lower --lr"), "{first}");
+    let later = diverged(task, f64::INFINITY, 41, 40).to_string();
+    assert!(later.contains("became inf at step 41") && later.contains("lower --lr"), "{later}");
+}
+
+#[test]
+fn resuming_keeps_the_log_up_to_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl");
+    let line = |step: usize| serde_json::to_string(&LogLine { step, lr: 0.1, loss: None, val: None, seconds: 1.0 }).unwrap();
+    // Steps 2 and 4 logged, then a kill -9 while writing step 6's line.
+    std::fs::write(&path, format!("{}\n{}\n{{\"step\":6,\"lr", line(2), line(4))).unwrap();
+    truncate_log(&path, 4).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n{}\n", line(2), line(4)));
+    truncate_log(&path, 3).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", line(2)));
+    truncate_log(&path, 0).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    truncate_log(&dir.path().join("none.jsonl"), 0).unwrap();
+}
+
+#[test]
+fn a_foreign_model_in_the_run_directory_is_not_overwritten() {
+    let data = samples(4, 32, 1);
+    let specs = three_tasks();
+    let tasks = tasks_of(&specs);
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = small_model(&specs, 9, 7);
+    foreign.save(&dir.path().join("model.safetensors"), None).unwrap();
+    let before = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let cfg = TrainConfig::new(3, 1, 2);
+    let mut model = small_model(&specs, 9, 1);
+    let err = train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, None, &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("no checkpoints/") && err.to_string().contains("--restart"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("model.safetensors")).unwrap(), before);
+    // A batch larger than the data is refused, not drawn with repeats.
+    let big = TrainConfig::new(3, 1, 5);
+    let err = train(&mut model, &tasks, &data, None, EvalOptions::default(), &big, dir.path(), true, None, &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("larger than the 4 training samples"), "{err}");
+    // --restart replaces the foreign model.
+    train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), true, None, &mut Silent).unwrap();
+    assert_ne!(std::fs::read(dir.path().join("model.safetensors")).unwrap(), before);
+}

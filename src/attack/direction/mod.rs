@@ -22,7 +22,8 @@ use std::str::FromStr;
 use tch::{Kind, Tensor};
 
 /// How Single/Total/weighted terms reduce a task loss over the batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Reduction {
     /// Σ_b L_{t,b}: every sample's gradient is its own loss's gradient, independent of the batch.

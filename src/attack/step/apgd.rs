@@ -19,7 +19,8 @@ use crate::attack::direction::Need;
 use tch::{Kind, Tensor};
 
 /// Which APGD to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ApgdProfile {
     /// Croce & Hein's APGD (per-sample, random start, step 2ε, restarts).

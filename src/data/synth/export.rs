@@ -98,6 +98,29 @@ fn prior_from_counts(counts: &[u64]) -> Vec<f32> {
     freqs.iter().map(|&f| if f > 0.0 { (median / f).clamp(0.1, 10.0) as f32 } else { 1.0 }).collect()
 }
 
+/// The dataset is written into a new or empty directory only: its files (`preview.png`,
+/// `Taskonomy/…`) have common names and would silently replace a user's own.
+fn check_empty(out: &Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::config("--out", format!("{} is a file; give a new or empty directory", out.display())));
+    }
+    let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
+    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let shown = names.iter().take(3).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+    Err(Error::config(
+        "--out",
+        format!(
+            "{} is not empty (it holds {shown}{more}); `data synth` writes only into a new or empty directory, so choose another --out",
+            out.display()
+        ),
+    ))
+}
+
 /// One written scene: its files, whether it is in the train split, its class pixel counts (train
 /// only), and the scene itself when it is the one shown in the preview.
 type Written = ([String; 6], bool, Vec<u64>, Option<RenderedScene>);
@@ -116,6 +139,7 @@ pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observe
             format!("{} already holds a dataset; choose another directory or delete it first", out.display()),
         ));
     }
+    check_empty(out)?;
     let n_test = ((opts.n as f64 * opts.test_fraction).round() as usize).clamp(1, opts.n - 1);
     let n_train = opts.n - n_test;
     let root = out.join(taskonomy::DIR);
