@@ -12,9 +12,12 @@ use std::path::Path;
 const SEGM: TaskKind = TaskKind::SegmentSemantic;
 const DEPT: TaskKind = TaskKind::DepthZbuffer;
 
-/// Per model: (name, shared stages, parameters, FAT?, [(direction, ARP-segm, ARP-dept)] at ε = 8).
+/// (name, shared stages, parameters, FAT?, [(direction, ARP-segm, ARP-dept)] at ε = 8).
+pub type Model = (&'static str, usize, i64, bool, [(&'static str, f64, f64); 4]);
+
+/// The models of the store.
 /// ε = 4 has half of each ARP.
-pub const MODELS: [(&str, usize, i64, bool, [(&str, f64, f64); 4]); 4] = [
+pub const MODELS: [Model; 4] = [
     (
         "shared",
         5,

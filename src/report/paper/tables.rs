@@ -14,7 +14,7 @@ pub fn fmt_params(n: i64) -> String {
 /// `7/8` plus which direction, for a per-rule "strongest" count.
 fn strongest_summary(counts: &[(String, usize)], rows: usize, what: &str) -> String {
     let mut counts: Vec<&(String, usize)> = counts.iter().filter(|c| c.1 > 0).collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     match counts.split_first() {
         None => "no values".into(),
         Some((top, rest)) => {
@@ -101,7 +101,8 @@ pub fn per_task_table(view: &View, eps: f64) -> Table {
     let models = view.clean_models();
     let n_cols = view.tasks.len() + 1;
     // (labels, values, bold)
-    let mut rows: Vec<(Vec<String>, Vec<Option<f64>>, Vec<bool>)> = Vec::new();
+    type Draft = (Vec<String>, Vec<Option<f64>>, Vec<bool>);
+    let mut rows: Vec<Draft> = Vec::new();
     let mut best: Vec<String> = Vec::new();
     for rule in view.rules_at(eps) {
         let first = rows.len();
