@@ -59,7 +59,9 @@ enum Command {
     Attack(Box<attack::AttackCmdArgs>),
     /// Clean per-task metrics of a checkpoint.
     Eval(Box<attack::EvalArgs>),
-    /// The whole pipeline on the built-in data: render scenes, train, attack with every direction.
+    /// A small study on the built-in data: render scenes, train three models (all-shared to
+    /// independent), attack them into runs/demo/results.sqlite, write the paper's tables and
+    /// figures. Uses one libtorch thread unless --threads is given.
     Demo(Box<demo::DemoArgs>),
     /// Tables from report.json files alone (several are compared against the first), or with
     /// --db the paper's tables and figures from a results store.
