@@ -155,13 +155,21 @@ fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
     let d = tmp.path();
     let args = ["demo", "--out", "demo", "--n", "24", "--size", "32", "--steps", "6", "--limit", "8", "--eps", "4"];
     let out = ok(d, &args);
-    for needle in ["single:segm", "sign-total", "gbmta", "ARP", "transfer"] {
+    for needle in
+        ["| shared-5L | #0 AS/5L |", "FGSM GB-MTA", "APGD Single-Segm", "Transferability", "untrained", "fig6_adversarial_examples.png"]
+    {
         assert!(out.contains(needle), "demo output lacks `{needle}`:\n{out}");
     }
-    let record: RunRecord = serde_json::from_str(&std::fs::read_to_string(d.join("demo/attack/report.json")).unwrap()).unwrap();
-    assert_eq!(record.evaluation.attacked.len(), 8, "5 Single-x + Total + SignTotal + GB-MTA");
-    assert!(record.evaluation.attacked.iter().all(|r| r.checks.as_ref().unwrap().passed()));
-    // A second run reuses the data and the trained model and prints the same table.
+    let store = mtrobust::study::Store::open(&d.join("demo/results.sqlite")).unwrap();
+    let cells = store.cells().unwrap();
+    assert_eq!(cells.len(), 72, "3 models × FGSM, PGD, APGD × (5 Single-x + Total + SignTotal + GB-MTA) × one ε");
+    assert!(cells.iter().all(|c| c.checks_passed));
+    for f in
+        ["table1_arp.md", "table12_transfer.tex", "fig2_arp_vs_eps.png", "fig4_transfer_vs_sharing.svg", "fig6_adversarial_examples.png"]
+    {
+        assert!(d.join("demo/report").join(f).is_file(), "demo/report/{f} missing");
+    }
+    // A second run reuses the data, the trained models and the stored cells, and prints the same.
     assert_eq!(ok(d, &args), out);
     // Other data options in the same directory are refused.
     let mut other = args.to_vec();

@@ -1,132 +1,275 @@
-//! `mtrobust demo`: the whole pipeline on the built-in data — render the synthetic scenes, train a
-//! small five-task model, attack it with every direction (Single-x for each task, Total, SignTotal,
-//! GB-MTA) and print per-task metrics, ARP and transferability. Each stage reuses what an earlier
-//! run left in `--out` (an interrupted demo resumes).
+//! `mtrobust demo`: a small study on the built-in data — render the synthetic scenes, train three
+//! small five-task models from all-shared to independent, attack each with FGSM, PGD and APGD ×
+//! Single-x, Total, SignTotal, GB-MTA × four budgets into a results store, then write the paper's
+//! tables (Table 1 style, Table 12 style), Figures 2, 1 and 4 and one Figure-6 picture. Every stage
+//! reuses what an earlier run left in `--out`: rendered data, trained models (training resumes) and
+//! stored cells, so a rerun prints the same numbers without recomputing them.
 use super::GlobalArgs;
-use super::attack::{Format, exit_code, print_record, run_job};
-use super::data_args::DataArgs;
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
-use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind, parse_eps};
+use mtrobust::attack::{AttackConfig, DirectionSpec, StepKind};
 use mtrobust::data::synth::export::{SynthOptions, read_manifest, write_dataset};
-use mtrobust::data::{InputSpace, Loader, Mode};
-use mtrobust::eval::EvalOptions;
-use mtrobust::job::{DataSpec, Job};
-use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
+use mtrobust::data::{InputSpace, Loader, Mode, SampleSource, Sizes};
+use mtrobust::eval::{EvalOptions, clean_run};
+use mtrobust::model::{BackboneKind, Layout, Model, ModelConfig, index_of};
+use mtrobust::report::paper::{self, View, tables};
+use mtrobust::study::{RunOptions, Store, StudyFile};
 use mtrobust::task::{Convention, TaskKind, taskonomy_tasks};
 use mtrobust::train::{TrainConfig, train};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  mtrobust demo\n  mtrobust demo --out runs/demo-big --n 2000 --size 128 --steps 1500 --eps 4\n  mtrobust demo --index 4 --attack apgd"
-)]
+#[command(after_help = "Examples:
+  mtrobust --threads 2 demo
+  mtrobust demo --full --out runs/demo-full
+  mtrobust demo --out runs/demo-big --n 2000 --size 96 --steps 1500 --limit 200 --n-iter 10")]
 pub struct DemoArgs {
-    /// Run directory: data/, model/, attack/ go inside.
+    /// Run directory: data/, models/, results.sqlite and report/ go inside.
     #[arg(long, default_value = "runs/demo")]
     out: PathBuf,
-    /// Scenes to render (80 % train, 20 % test).
-    #[arg(long, default_value_t = 1200)]
-    n: usize,
-    /// Image side in pixels.
-    #[arg(long, default_value_t = 96)]
-    size: usize,
-    /// Training steps (batch 16).
-    #[arg(long, default_value_t = 800)]
-    steps: usize,
-    /// Layout by TreeMTL index for the five Taskonomy tasks (0 = all-shared, 4 = independent).
-    #[arg(long, default_value_t = 0)]
-    index: usize,
-    /// Step rule of the attacks.
-    #[arg(long = "attack", value_enum, default_value_t = StepKind::Pgd)]
-    step: StepKind,
-    /// Attack budget in grey levels.
-    #[arg(long, default_value = "8")]
-    eps: String,
-    /// Test samples to attack.
-    #[arg(long, default_value_t = 96)]
-    limit: usize,
+    /// The bigger run: 1600 scenes of 96² px, 1500 training steps, 200 test images, 10 attack
+    /// iterations, ε ∈ {1, 2, 4, 8, 12, 16} (tens of minutes on a CPU; explicit flags still win).
+    #[arg(long)]
+    full: bool,
+    /// Scenes to render (80 % train, 20 % test) [default: 480; --full 1600].
+    #[arg(long)]
+    n: Option<usize>,
+    /// Image side in pixels [default: 32; --full 96].
+    #[arg(long)]
+    size: Option<usize>,
+    /// Training steps per model (batch 16) [default: 600; --full 1500].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Test images attacked [default: 32; --full 200].
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Iterations of PGD and APGD [default: 5; --full 10].
+    #[arg(long)]
+    n_iter: Option<usize>,
+    /// Budgets in grey levels [default: 2,4,8,16; --full 1,2,4,8,12,16].
+    #[arg(long, value_delimiter = ',')]
+    eps: Option<Vec<f64>>,
+    /// Budget of the tables and Figures 1 and 4 [default: 8, or the largest budget without 8].
+    #[arg(long)]
+    table_eps: Option<f64>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
+/// The sizes a run uses after defaults.
+struct Sizes3 {
+    n: usize,
+    size: usize,
+    steps: usize,
+    limit: usize,
+    n_iter: usize,
+    eps: Vec<f64>,
+}
+
+impl DemoArgs {
+    fn sizes(&self) -> Sizes3 {
+        let full = self.full;
+        Sizes3 {
+            n: self.n.unwrap_or(if full { 1600 } else { 480 }),
+            size: self.size.unwrap_or(if full { 96 } else { 32 }),
+            steps: self.steps.unwrap_or(if full { 1500 } else { 600 }),
+            limit: self.limit.unwrap_or(if full { 200 } else { 32 }),
+            n_iter: self.n_iter.unwrap_or(if full { 10 } else { 5 }),
+            eps: self.eps.clone().unwrap_or_else(|| if full { vec![1.0, 2.0, 4.0, 8.0, 12.0, 16.0] } else { vec![2.0, 4.0, 8.0, 16.0] }),
+        }
+    }
+}
+
+/// The three demo models: (name, layout). All five tasks share the first k of the five stages.
+fn demo_layouts() -> Vec<(&'static str, Layout)> {
+    let layout = |shared: usize| -> Layout {
+        let block = |s: usize| if s < shared { "[{0, 1, 2, 3, 4}]".to_string() } else { "[{0}, {1}, {2}, {3}, {4}]".to_string() };
+        let text = format!("[{}]", (0..5).map(block).collect::<Vec<_>>().join(", "));
+        text.parse().expect("a valid five-task layout")
+    };
+    vec![("shared-5L", layout(5)), ("shared-2L", layout(2)), ("independent", layout(0))]
+}
+
+fn study_toml(data: &Path, models: &[(String, PathBuf)], s: &Sizes3, seed: u64) -> String {
+    let eps = s.eps.iter().map(|e| format!("{e}")).collect::<Vec<_>>().join(", ");
+    let mut t = format!("[data]\npath = {:?}\nlimit = {}\nbatch_size = 16\n\n", data.display().to_string(), s.limit);
+    for (name, path) in models {
+        t += &format!("[[model]]\npath = {:?}\nname = {name:?}\n\n", path.display().to_string());
+    }
+    for (rule, iters) in [("fgsm", 1), ("pgd", s.n_iter), ("apgd", s.n_iter)] {
+        t += &format!("[[attack]]\nrule = \"{rule}\"\ndirections = [\"all\"]\neps = [{eps}]\nseeds = [{seed}]\nn_iter = {iters}\n\n");
+    }
+    t
+}
+
 pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    // One thread unless --threads says otherwise: the numbers then do not depend on the machine's
+    // core count, and a busy machine does not stall libtorch's thread pool.
+    if global.threads.is_none() {
+        tch::set_num_threads(1);
+    }
     let device = mtrobust::device::parse_device(&global.device)?;
     let mut progress = Progress::new(global.quiet);
-    let eps = parse_eps(&a.eps)?;
+    let s = a.sizes();
+    if s.eps.iter().any(|e| !(e.is_finite() && *e > 0.0)) {
+        anyhow::bail!("--eps: every budget must be a positive number of grey levels, got {:?}", s.eps);
+    }
     // 1. Data.
+    let t = Instant::now();
     let data_dir = a.out.join("data");
-    let wanted = SynthOptions { n: a.n, size: a.size, seed: 7, test_fraction: 0.2 };
+    let wanted = SynthOptions { n: s.n, size: s.size, seed: 7, test_fraction: 0.2 };
     match read_manifest(&data_dir)? {
-        Some(m) if m.options == wanted => progress.info(&format!("reusing the synthetic data in {}", data_dir.display())),
+        Some(m) if m.options == wanted => progress.info(&format!("1/5 reusing the synthetic data in {}", data_dir.display())),
         Some(m) => anyhow::bail!(
             "{} holds synthetic data made with other options ({:?}); use another --out or delete it",
             data_dir.display(),
             m.options
         ),
         None => {
-            progress.info(&format!("1/3 rendering {} scenes of {}² px into {}", a.n, a.size, data_dir.display()));
+            progress.info(&format!("1/5 rendering {} scenes of {}² px into {}", s.n, s.size, data_dir.display()));
             write_dataset(&data_dir, &wanted, &mut progress)?;
         }
     }
-    let data_args = DataArgs { data: data_dir.clone(), resize: None, crop: None };
-    // 2. Model.
-    let train_set = data_args.open("train", Mode::Train)?;
+    let data_seconds = t.elapsed().as_secs_f64();
+    // 2. Models.
+    let t = Instant::now();
+    let open = |mode| mtrobust::data::open(&data_dir, if mode == Mode::Train { "train" } else { "test" }, mode, Sizes::default());
+    let train_set = open(Mode::Train)?;
     let specs = taskonomy_tasks(train_set.reader.seg_classes() as i64);
-    let layout = layout_at(specs.len(), 5, a.index)?;
-    let config = ModelConfig { backbone: BackboneKind::Small, tasks: specs.clone(), layout, head: BackboneKind::Small.default_head() };
-    let mut model = Model::new(config, InputSpace::reference(), device, a.seed)?;
-    model.layout_index = Some(a.index);
     let tasks = train_set.tasks_for(&specs)?;
-    let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();
+    let kinds: Vec<TaskKind> = specs.iter().map(|sp| sp.kind).collect();
     let profile = train_set.default_profile();
-    let loader = Loader::new(train_set, kinds.clone(), 16, None)?;
-    let mut tc = TrainConfig::new(specs.len(), a.steps, 16);
-    tc.lr = 0.05;
-    tc.seed = a.seed;
-    tc.log_every = 25;
-    tc.checkpoint_every = 200;
-    let model_dir = a.out.join("model");
-    progress.info(&format!(
-        "2/3 training the small backbone, layout #{} {}, {} steps → {}",
-        a.index,
-        model.config()?.layout,
-        a.steps,
-        model_dir.display()
-    ));
     let options = EvalOptions { profile, convention: Convention::Standard };
-    let summary = train(&mut model, &tasks, &loader, None, options, &tc, &model_dir, false, None, &mut progress)
-        .context("training the demo model (an existing --out with other settings? use another --out)")?;
-    progress.info(&format!("trained {} steps in {:.0} s", summary.steps, summary.seconds));
-    // 3. Attacks.
-    model.vs.freeze();
-    let mut directions: Vec<DirectionSpec> = kinds.iter().map(|&k| DirectionSpec::Single(k)).collect();
-    directions.extend([DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta]);
-    let attacks = directions
-        .into_iter()
-        .map(|d| Attack::new(AttackConfig { step: a.step, direction: d, eps, seed: a.seed, ..Default::default() }))
-        .collect::<Result<Vec<_>, _>>()?;
+    let loader = Loader::new(train_set, kinds.clone(), 16, None)?;
+    let mut checkpoints = Vec::new();
+    let layouts = demo_layouts();
+    for (i, (name, layout)) in layouts.iter().enumerate() {
+        let config = ModelConfig {
+            backbone: BackboneKind::Small,
+            tasks: specs.clone(),
+            layout: layout.clone(),
+            head: BackboneKind::Small.default_head(),
+        };
+        let mut model = Model::new(config, InputSpace::reference(), device, a.seed)?;
+        model.layout_index = index_of(layout);
+        let mut tc = TrainConfig::new(specs.len(), s.steps, 16);
+        tc.lr = 0.05;
+        tc.seed = a.seed;
+        tc.log_every = 25;
+        tc.checkpoint_every = 100;
+        let dir = a.out.join("models").join(name);
+        progress.info(&format!(
+            "2/5 training model {}/3 `{name}` ({} shared stages), {} steps → {}",
+            i + 1,
+            layout.shared_prefix(),
+            s.steps,
+            dir.display()
+        ));
+        let summary = train(&mut model, &tasks, &loader, None, options, &tc, &dir, false, None, &mut progress)
+            .context("training a demo model (an existing --out with other settings? use another --out)")?;
+        if summary.resumed_from < summary.steps {
+            progress.info(&format!("   trained steps {}..{} in {:.0} s", summary.resumed_from, summary.steps, summary.seconds));
+        }
+        checkpoints.push((name.to_string(), dir.join("model.safetensors")));
+    }
+    let train_seconds = t.elapsed().as_secs_f64();
+    // 3. The study.
+    let t = Instant::now();
+    let study = StudyFile::parse(&study_toml(&data_dir, &checkpoints, &s, a.seed))?;
+    let plan = mtrobust::study::plan(&study)?;
+    let db = a.out.join("results.sqlite");
+    let mut store = Store::open(&db)?;
     progress.info(&format!(
-        "3/3 attacking {} test samples with {} × {} directions at ε = {}/255",
-        a.limit,
-        a.step.id(),
-        attacks.len(),
-        a.eps
+        "3/5 study: {} models × FGSM, PGD-{n}, APGD-{n} × {} directions × ε ∈ {{{}}} on {} test images = {} cells → {}",
+        checkpoints.len(),
+        kinds.len() + 3,
+        s.eps.iter().map(|e| format!("{e}")).collect::<Vec<_>>().join(", "),
+        s.limit,
+        plan.cells.len(),
+        db.display(),
+        n = s.n_iter,
     ));
-    let attack_dir = a.out.join("attack");
-    let model_path = model_dir.join("model.safetensors");
-    let data = DataSpec { limit: Some(a.limit), ..DataSpec::new(&data_dir) };
-    let job = Job::new(&model, &model_path, data, attacks);
-    // The demo owns its directory: a run with other attack settings replaces the old report.
-    let record = run_job(&job, &attack_dir, true, false, &mut progress)?;
-    print_record(&record, Format::Table)?;
+    let summary = mtrobust::study::run(&plan, &mut store, RunOptions { device, shard: None, per_sample: false }, &mut progress)?;
+    progress.info(&format!("   {} cells computed now, {} stored before", summary.computed, summary.already_done));
+    let study_seconds = t.elapsed().as_secs_f64();
+    // 4. Tables and figures.
+    let t = Instant::now();
+    let report_dir = a.out.join("report");
+    let view = View::load(&store, None, "linf")?;
+    let table_eps = a.table_eps.unwrap_or(if s.eps.contains(&8.0) { 8.0 } else { s.eps.iter().copied().fold(0.0, f64::max) });
+    view.check_eps(table_eps)?;
+    let all = tables::all(&view, table_eps);
+    paper::write_tables(&all, &report_dir)?;
+    let figures = paper::figures::write_figures(&view, table_eps, &report_dir)?;
+    // 5. Figure 6 and clean quality vs an untrained twin.
+    let test_set = open(Mode::Test)?;
+    let test_tasks = test_set.tasks_for(&specs)?;
+    let test = Loader::new(test_set, kinds.clone(), 16, Some(s.limit))?;
+    let (shared, _) = Model::load(&checkpoints[0].1, device)?;
+    let picture_attacks: Vec<AttackConfig> =
+        [4.0, 8.0, 16.0]
+            .into_iter()
+            .flat_map(|eps| {
+                [DirectionSpec::Single(TaskKind::SegmentSemantic), DirectionSpec::Total, DirectionSpec::Gbmta].map(|direction| {
+                    AttackConfig { step: StepKind::Pgd, direction, eps, n_iter: s.n_iter, seed: a.seed, ..Default::default() }
+                })
+            })
+            .collect();
+    let sample = test.samples(&[(0, 0)], device)?;
+    let fig6 = report_dir.join("fig6_adversarial_examples.png");
+    mtrobust::report::picture::render(&shared, &test_tasks, &sample, &picture_attacks)?
+        .save(&fig6)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", fig6.display()))?;
+    let untrained = Model::new(shared.config()?.clone(), InputSpace::reference(), device, a.seed)?;
+    let untrained = clean_run(&untrained, &test_tasks, &test, options, &mut mtrobust::observe::Silent)?.report;
+    let report_seconds = t.elapsed().as_secs_f64();
+
+    let table1 = all.iter().find(|t| t.id == "table1_arp").expect("always built");
+    let table12 = all.iter().find(|t| t.id == "table12_transfer").expect("always built");
+    println!("{}", table1.markdown());
+    println!("{}", table12.markdown());
+    println!("{}", quality_table(&view, &untrained));
     progress.info(&format!(
-        "\nARP = average relative performance drop over the tasks (percent, higher = stronger attack); transfer = mean ARP \
-         of the other tasks relative to the attacked one. Reports: {}/report.json, report.csv; previews in {}/*/preview.png",
-        attack_dir.display(),
-        attack_dir.display()
+        "ARP = average relative performance drop over the five tasks (percent, higher = stronger attack); transferability = \
+         mean ARP of the other tasks relative to the attacked one.\n\
+         Times: data {data_seconds:.0} s, training {train_seconds:.0} s, study {study_seconds:.0} s, report {report_seconds:.0} s; \
+         total {:.0} s.",
+        started.elapsed().as_secs_f64()
     ));
-    Ok(exit_code(&record))
+    println!("results store: {}", db.display());
+    println!("tables (Markdown, CSV, LaTeX): {}/", report_dir.display());
+    for f in figures.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
+        println!("figure: {}", f.display());
+    }
+    println!("figure: {}", fig6.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Clean metrics of each trained model next to an untrained model of the first one's
+/// architecture: every task must have moved away from the untrained values.
+fn quality_table(view: &View, untrained: &mtrobust::eval::ConditionReport) -> String {
+    let mut out =
+        String::from("**Clean quality on the attacked test images: untrained vs each trained model**\n\n| Task | Metric | untrained |");
+    for m in &view.models {
+        out += &format!(" {} |", m.row.name);
+    }
+    out += "\n| :-- | :-- | --: |";
+    out += &" --: |".repeat(view.models.len());
+    out.push('\n');
+    for (task, metrics) in untrained.metrics.iter() {
+        for metric in metrics {
+            let arrow = if metric.higher_is_better { "↑" } else { "↓" };
+            out += &format!("| {} | {} {arrow} | {:.4} |", paper::view::task_name(task), metric.name, metric.value);
+            for m in 0..view.models.len() {
+                let v = view.clean.get(&m).and_then(|r| r.metrics.get(task)).and_then(|ms| ms.iter().find(|x| x.name == metric.name));
+                out += &v.map_or(" - |".into(), |x| format!(" {:.4} |", x.value));
+            }
+            out.push('\n');
+        }
+    }
+    out
 }

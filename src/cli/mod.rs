@@ -12,6 +12,7 @@ mod demo;
 mod export;
 mod import;
 mod model;
+mod picture;
 mod progress;
 mod report;
 mod study;
@@ -58,10 +59,15 @@ enum Command {
     Attack(Box<attack::AttackCmdArgs>),
     /// Clean per-task metrics of a checkpoint.
     Eval(Box<attack::EvalArgs>),
-    /// The whole pipeline on the built-in data: render scenes, train, attack with every direction.
+    /// A small study on the built-in data: render scenes, train three models (all-shared to
+    /// independent), attack them into runs/demo/results.sqlite, write the paper's tables and
+    /// figures. Uses one libtorch thread unless --threads is given.
     Demo(Box<demo::DemoArgs>),
-    /// Tables from report.json files alone; several reports are compared against the first.
+    /// Tables from report.json files alone (several are compared against the first), or with
+    /// --db the paper's tables and figures from a results store.
     Report(report::ReportArgs),
+    /// Figure 6: one sample's adversarial inputs, perturbations and predictions per direction and ε.
+    Picture(Box<picture::PictureArgs>),
     /// Studies: many models × attacks × directions × ε × seeds into a SQLite results store, resumable and shardable.
     #[command(subcommand)]
     Study(study::StudyCommand),
@@ -114,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => attack::run_eval(*args, &cli.global),
         Command::Demo(args) => demo::run(*args, &cli.global),
         Command::Report(args) => report::run(args, &cli.global),
+        Command::Picture(args) => picture::run(*args, &cli.global),
         Command::Study(cmd) => study::run(cmd, &cli.global),
         Command::Results(cmd) => study::run_results(cmd, &cli.global),
         Command::Import(cmd) => import::run(cmd, &cli.global),

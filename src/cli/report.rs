@@ -1,4 +1,5 @@
-//! `mtrobust report`: tables rebuilt from `report.json` files alone (no model, no data, no GPU).
+//! `mtrobust report`: tables rebuilt from `report.json` files alone (no model, no data, no GPU), or
+//! with `--db` the paper's tables and figures from a results store.
 use super::GlobalArgs;
 use anyhow::Context;
 use clap::Args;
@@ -9,18 +10,59 @@ use std::process::ExitCode;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   mtrobust report runs/attack/report.json
-  mtrobust report runs/eval-clean/report.json runs/eval-fat/report.json --name clean --name FAT-GB-MTA")]
+  mtrobust report runs/eval-clean/report.json runs/eval-fat/report.json --name clean --name FAT-GB-MTA
+  mtrobust report --db results.sqlite --eps 8 --out paper")]
 pub struct ReportArgs {
     /// Reports written by `attack`, `eval` or `demo`; with several, the first is the baseline of
     /// the comparison.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "db", conflicts_with = "db")]
     reports: Vec<PathBuf>,
     /// Row names for the models, in order (default: the report's directory).
     #[arg(long)]
     name: Vec<String>,
+    /// A results store (`study run --db`): print the paper's tables (and with --out write them
+    /// as Markdown/CSV/LaTeX, with the figures).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Budget of the tables, in grey levels (the figures show every budget).
+    #[arg(long, default_value_t = 8.0, requires = "db")]
+    eps: f64,
+    /// Norm of the cells to show.
+    #[arg(long, default_value = "linf", requires = "db")]
+    norm: String,
+    /// Dataset of the cells (path, path:split or id prefix) when the store holds several.
+    #[arg(long, requires = "db")]
+    dataset: Option<String>,
+    /// Directory for the tables (`<table>.md/.csv/.tex`, `tables.md`) and figures.
+    #[arg(long, requires = "db")]
+    out: Option<PathBuf>,
+}
+
+fn run_store(db: &std::path::Path, a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    use mtrobust::report::paper;
+    if !db.exists() {
+        anyhow::bail!("{}: no such results store; write one with `mtrobust study run STUDY.toml --db {}`", db.display(), db.display());
+    }
+    let store = mtrobust::study::Store::open(db)?;
+    let view = paper::View::load(&store, a.dataset.as_deref(), &a.norm)?;
+    view.check_eps(a.eps)?;
+    let tables = paper::tables::all(&view, a.eps);
+    print!("{}", paper::markdown(&tables));
+    if let Some(out) = &a.out {
+        let written = paper::write_tables(&tables, out)?;
+        let figures = paper::figures::write_figures(&view, a.eps, out)?;
+        eprintln!("wrote {} table files to {} (tables.md holds them all)", written.len(), out.display());
+        for f in &figures {
+            eprintln!("figure: {}", f.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(a: ReportArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if let Some(db) = &a.db {
+        return run_store(db, &a);
+    }
     let mut records = Vec::new();
     for (i, path) in a.reports.iter().enumerate() {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

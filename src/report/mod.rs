@@ -3,6 +3,8 @@
 //! docs/REFERENCE.md §6, plus ours), and the comparison of several models from their reports.
 pub mod compare;
 pub mod csv;
+pub mod paper;
+pub mod picture;
 pub mod table;
 
 use crate::eval::Evaluation;

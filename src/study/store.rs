@@ -424,6 +424,51 @@ impl Store {
         Ok(rows)
     }
 
+    /// Every stored clean baseline as (model id, dataset id, report), ordered by model and dataset.
+    ///
+    /// # Errors
+    /// SQLite errors or a malformed row.
+    pub fn cleans(&self) -> Result<Vec<(String, String, ConditionReport)>> {
+        let e = sql(&self.path);
+        let mut st =
+            self.conn.prepare("SELECT model_id, dataset_id, report FROM clean ORDER BY model_id, dataset_id, options").map_err(&e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(&e)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&e)?;
+        rows.into_iter()
+            .map(|(m, d, text)| {
+                let report =
+                    serde_json::from_str(&text).map_err(|err| Error::data(&self.path, format!("malformed clean baseline: {err}")))?;
+                Ok((m, d, report))
+            })
+            .collect()
+    }
+
+    /// Every stored dataset, ordered by path and split.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn datasets(&self) -> Result<Vec<DatasetRow>> {
+        let e = sql(&self.path);
+        let mut st = self.conn.prepare("SELECT id, path, split, samples, options FROM datasets ORDER BY path, split, id").map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(DatasetRow {
+                    id: r.get(0)?,
+                    path: r.get(1)?,
+                    split: r.get(2)?,
+                    samples: r.get::<_, i64>(3)? as usize,
+                    options: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                })
+            })
+            .map_err(&e)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&e)?;
+        Ok(rows)
+    }
+
     /// Per-sample rows of a cell.
     ///
     /// # Errors
