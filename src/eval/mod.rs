@@ -5,6 +5,7 @@
 //! item 14). When an attack needs the dataset-level clean losses (paper APGD profile with GB-MTA,
 //! the reference's `criterionBase`), a clean pass runs first.
 pub mod arp;
+pub mod csv;
 
 pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
 

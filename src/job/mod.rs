@@ -17,8 +17,10 @@
 //! # Ok::<(), mtrobust::Error>(())
 //! ```
 mod outputs;
+pub mod record;
 
 pub use outputs::OutputDir;
+pub use record::RunRecord;
 
 use crate::attack::Attack;
 use crate::data::{Dataset, Loader, Mode, Sizes};
@@ -26,7 +28,6 @@ use crate::error::Result;
 use crate::eval::{AdversarialSink, EvalOptions, evaluate};
 use crate::model::{Model, Network};
 use crate::observe::{Event, Observer};
-use crate::report::RunRecord;
 use crate::task::{Convention, MetricProfile, Task, TaskKind};
 use std::path::{Path, PathBuf};
 

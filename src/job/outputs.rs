@@ -2,11 +2,12 @@
 //! as `.npy` and a preview per attack. It is locked while the job runs; it never holds two runs'
 //! files: a report of another run (a different identity) is refused unless `force`, and `force`
 //! removes the old run's files before the new ones are written. Every file is written atomically.
+use super::record::RunRecord;
 use crate::data::{Batch, write_npy};
 use crate::error::{Error, Result};
+use crate::eval::csv;
 use crate::files::{DirLock, write_bytes_atomic};
 use crate::model::Model;
-use crate::report::{RunRecord, csv};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
