@@ -60,13 +60,21 @@ pub fn save(vs: &VarStore, sidecar: &Sidecar, path: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = path.with_extension("partial.safetensors");
-    vs.save(&tmp).map_err(|e| Error::checkpoint(&tmp, format!("cannot write weights: {e}")))?;
     let json_path = sidecar_path(path);
     let json_tmp = json_path.with_extension("json.partial");
-    let text = serde_json::to_string_pretty(sidecar).expect("the sidecar serialises");
-    std::fs::write(&json_tmp, text).map_err(|e| Error::io(&json_tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    std::fs::rename(&json_tmp, &json_path).map_err(|e| Error::io(&json_path, e))?;
+    let written = (|| {
+        vs.save(&tmp).map_err(|e| Error::checkpoint(&tmp, format!("cannot write weights: {e}")))?;
+        let text = serde_json::to_string_pretty(sidecar).expect("the sidecar serialises");
+        std::fs::write(&json_tmp, text).map_err(|e| Error::io(&json_tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        std::fs::rename(&json_tmp, &json_path).map_err(|e| Error::io(&json_path, e))
+    })();
+    if written.is_err() {
+        // A full disk must not leave half-written temporaries beside the checkpoint.
+        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(&json_tmp);
+    }
+    written?;
     Ok(())
 }
 
@@ -180,4 +188,22 @@ pub fn load_weights(vs: &mut VarStore, path: &Path, hint: &str) -> Result<()> {
         var.f_copy_(&value.to_device(var.device()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{small_model, three_tasks};
+
+    #[test]
+    fn a_failed_save_leaves_no_partial_files_and_no_checkpoint() {
+        let model = small_model(&three_tasks(), 0, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        // The sidecar's temporary name is taken by a directory: writing it fails after the weights.
+        std::fs::create_dir(dir.path().join("m.json.partial")).unwrap();
+        assert!(model.save(&path, None).is_err());
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, vec!["m.json.partial".to_string()], "only the obstacle is left");
+    }
 }
