@@ -71,6 +71,12 @@ impl Budget {
         self.clip(&self.project_ball(x_adv, x))
     }
 
+    /// One ascent step from `from` along `g` of length `size`, projected onto the budget around
+    /// the clean `x`: what every step rule does after choosing its direction and step size.
+    pub fn step(&self, from: &Tensor, g: &Tensor, size: &Tensor, x: &Tensor) -> Tensor {
+        self.project(&(from + self.ascent(g, size)), x)
+    }
+
     /// The steepest-ascent step of length `size` (`[B]` per-sample sizes) along `g`:
     /// `size·sign(g)` for L∞, `size·g/‖g‖₂` for L2.
     pub fn ascent(&self, g: &Tensor, size: &Tensor) -> Tensor {

@@ -208,7 +208,7 @@ impl Apgd {
                 let a = if i == 0 { 1.0 } else { MOMENTUM };
                 {
                     let _guard = tch::no_grad_guard();
-                    let z = cx.budget.project(&(&x_adv + cx.budget.ascent(&g, &eta)), &x);
+                    let z = cx.budget.step(&x_adv, &g, &eta, &x);
                     let next = cx.budget.project(&(&x_adv + (&z - &x_adv) * a + (&x_adv - &x_prev) * (1.0 - a)), &x);
                     x_prev = std::mem::replace(&mut x_adv, next);
                 }
@@ -252,7 +252,7 @@ impl Apgd {
         let g0 = e0.grad.expect("gradient requested");
         let x1 = {
             let _guard = tch::no_grad_guard();
-            cx.budget.project(&(&x + cx.budget.ascent(&g0, &cx.per_sample(eta0))), &x)
+            cx.budget.step(&x, &g0, &cx.per_sample(eta0), &x)
         };
         let e1 = cx.eval(&x1, if self.n_iter > 1 { Need::Gradient } else { Need::Objective }, false);
         let (f0, f1) = (batch_f(&e0.batch_objective), batch_f(&e1.batch_objective));
@@ -296,10 +296,6 @@ impl Apgd {
 }
 
 impl StepRule for Apgd {
-    fn id(&self) -> &'static str {
-        "apgd"
-    }
-
     fn run(&self, cx: &mut RunContext) -> Tensor {
         match self.profile {
             ApgdProfile::Autoattack => self.run_autoattack(cx),

@@ -35,10 +35,6 @@ pub struct AutoSage {
 }
 
 impl StepRule for AutoSage {
-    fn id(&self) -> &'static str {
-        "auto-sage"
-    }
-
     fn run(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
         let mut x_adv = x.shallow_clone();
@@ -54,7 +50,7 @@ impl StepRule for AutoSage {
             };
             let lookahead = {
                 let _guard = tch::no_grad_guard();
-                cx.budget.project(&(&x_adv + cx.budget.ascent(&g, &step)), &x)
+                cx.budget.step(&x_adv, &g, &step, &x)
             };
             let df = -cx.eval(&lookahead, Need::Gradient, false).grad.expect("gradient requested");
             let _guard = tch::no_grad_guard();
@@ -69,7 +65,7 @@ impl StepRule for AutoSage {
                 Some(prev) => prev * self.decay + g_new,
                 None => g_new,
             };
-            x_adv = cx.budget.project(&(&x_adv + cx.budget.ascent(&gb, &step)), &x);
+            x_adv = cx.budget.step(&x_adv, &gb, &step, &x);
             blended = Some(gb);
         }
         x_adv

@@ -10,10 +10,6 @@ use tch::Tensor;
 pub struct Fgsm;
 
 impl StepRule for Fgsm {
-    fn id(&self) -> &'static str {
-        "fgsm"
-    }
-
     fn run(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
         let g = cx.eval(&x, Need::Gradient, true).grad.expect("gradient requested");

@@ -15,10 +15,6 @@ pub struct MiFgsm {
 }
 
 impl StepRule for MiFgsm {
-    fn id(&self) -> &'static str {
-        "mifgsm"
-    }
-
     fn run(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
         let mut x_adv = x.shallow_clone();
@@ -29,7 +25,7 @@ impl StepRule for MiFgsm {
             let _guard = tch::no_grad_guard();
             let l1 = g.abs().flatten(1, -1).mean_dim([1i64].as_slice(), false, Kind::Float).clamp_min(1e-30);
             m = &m * self.momentum + &g / l1.to_kind(g.kind()).view([-1, 1, 1, 1]);
-            x_adv = cx.budget.project(&(&x_adv + cx.budget.ascent(&m, &alpha)), &x);
+            x_adv = cx.budget.step(&x_adv, &m, &alpha, &x);
         }
         x_adv
     }

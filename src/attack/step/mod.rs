@@ -22,8 +22,6 @@ use tch::{Kind, Tensor};
 
 /// A step rule.
 pub trait StepRule {
-    /// The stable id (`fgsm`, `mifgsm`, `pgd`, `apgd`, `auto-sage`).
-    fn id(&self) -> &'static str;
     /// Runs the attack from the clean input `cx.x`; returns the adversarial input.
     fn run(&self, cx: &mut RunContext) -> Tensor;
 }

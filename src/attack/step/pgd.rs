@@ -21,10 +21,6 @@ pub struct Pgd {
 }
 
 impl StepRule for Pgd {
-    fn id(&self) -> &'static str {
-        "pgd"
-    }
-
     fn run(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
         let mut x_adv = if self.random_start {
@@ -51,7 +47,7 @@ impl StepRule for Pgd {
                 None => None,
             };
             let _guard = tch::no_grad_guard();
-            let next = cx.budget.project(&(&x_adv + cx.budget.ascent(&g, &alpha)), &x);
+            let next = cx.budget.step(&x_adv, &g, &alpha, &x);
             x_adv = match active {
                 Some(flags) => super::select(&super::mask(&flags, &next), &next, &x_adv),
                 None => next,
