@@ -6,7 +6,7 @@
 //! missing. Then the command line: attack, eval and a study on such models, and bad specs refused.
 mod common;
 
-use common::{fails, ok};
+use common::{assert_close, fails, ok};
 use mtrobust::model::torchfile::read_state_dict;
 use mtrobust::model::{Model, ModelSource};
 use mtrobust::task::{TaskKind, TaskSet};
@@ -32,18 +32,6 @@ fn fixtures() -> PathBuf {
 fn load(name: &str) -> Model {
     let dir = fixtures();
     Model::load_script(&dir.join(format!("{name}.pt")), &dir.join(format!("{name}.toml")), Device::Cpu).unwrap()
-}
-
-fn max_abs(t: &Tensor) -> f64 {
-    f64::try_from(t.abs().max()).unwrap()
-}
-
-/// `max |a − b| ≤ 1e-5 · max |b|`.
-fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
-    assert_eq!(a.size(), b.size(), "{what}");
-    let (diff, scale) = (max_abs(&(a - b)), max_abs(b));
-    assert!(scale > 0.0, "{what}: the reference is all zeros, which proves nothing");
-    assert!(diff <= 1e-5 * scale, "{what}: max difference {diff:e} against a scale of {scale:e}");
 }
 
 /// Outputs and input gradient of `model` equal the PyTorch references in `io`.

@@ -5,7 +5,7 @@
 //! committed fixtures are used as they are; the script only runs when they are missing.
 mod common;
 
-use common::{fails, ok};
+use common::{assert_close, fails, max_abs, ok};
 use mtrobust::model::torchfile::{read_state_dict, write_state_dict};
 use mtrobust::model::treemtl::{Scheme, export, import};
 use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig};
@@ -56,18 +56,6 @@ fn deeplab_config() -> ModelConfig {
 
 fn seq_config() -> ModelConfig {
     config(BackboneKind::Small, "normal,depth", "[[{0, 1}], [{0, 1}], [{0, 1}], [{0, 1}], [{0, 1}]]", 4)
-}
-
-fn max_abs(t: &Tensor) -> f64 {
-    f64::try_from(t.abs().max()).unwrap()
-}
-
-/// `max |a − b| ≤ 1e-5 · max |b|`.
-fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
-    assert_eq!(a.size(), b.size(), "{what}");
-    let (diff, scale) = (max_abs(&(a - b)), max_abs(b));
-    assert!(scale > 0.0, "{what}: the reference is all zeros, which proves nothing");
-    assert!(diff <= 1e-5 * scale, "{what}: max difference {diff:e} against a scale of {scale:e}");
 }
 
 /// Outputs and input gradient of `model` equal the PyTorch references in `io`.

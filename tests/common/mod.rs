@@ -36,3 +36,16 @@ pub fn fails(dir: &Path, args: &[&str], code: i32, needles: &[&str]) {
         assert!(err.contains(n), "mtrobust {args:?}: stderr lacks `{n}`:\n{err}");
     }
 }
+
+/// The largest absolute value of a tensor.
+pub fn max_abs(t: &tch::Tensor) -> f64 {
+    f64::try_from(t.abs().max()).unwrap()
+}
+
+/// `max |a − b| ≤ 1e-5 · max |b|` (equivalence with PyTorch references).
+pub fn assert_close(a: &tch::Tensor, b: &tch::Tensor, what: &str) {
+    assert_eq!(a.size(), b.size(), "{what}");
+    let (diff, scale) = (max_abs(&(a - b)), max_abs(b));
+    assert!(scale > 0.0, "{what}: the reference is all zeros, which proves nothing");
+    assert!(diff <= 1e-5 * scale, "{what}: max difference {diff:e} against a scale of {scale:e}");
+}
