@@ -6,13 +6,12 @@
 //! missing. Then the command line: attack, eval and a study on such models, and bad specs refused.
 mod common;
 
-use common::{assert_close, fails, ok};
+use common::{assert_matches_pytorch, fails, ok};
 use mtrobust::model::torchfile::read_state_dict;
 use mtrobust::model::{Model, ModelSource};
 use mtrobust::task::{TaskKind, TaskSet};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,25 +31,6 @@ fn fixtures() -> PathBuf {
 fn load(name: &str) -> Model {
     let dir = fixtures();
     Model::load_script(&dir.join(format!("{name}.pt")), &dir.join(format!("{name}.toml")), Device::Cpu).unwrap()
-}
-
-/// Outputs and input gradient of `model` equal the PyTorch references in `io`.
-fn assert_matches_pytorch(model: &Model, io: &Path) {
-    let io: HashMap<String, Tensor> = read_state_dict(io).unwrap().into_iter().collect();
-    let x = io["x"].detach().set_requires_grad(true);
-    model.check_on(&x).unwrap();
-    let out = model.forward_t(&x, false);
-    assert_eq!(out.len(), model.tasks().len());
-    let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
-    for spec in model.tasks() {
-        let name = spec.kind.name();
-        let y = out.get(spec.kind).unwrap();
-        assert_close(y, &io[&format!("out.{name}")], &format!("output {name}"));
-        loss += (y * &io[&format!("w.{name}")]).sum(Kind::Float);
-    }
-    assert_close(&loss, &io["loss"], "loss");
-    let grad = Tensor::run_backward(&[loss], &[&x], false, false).pop().unwrap();
-    assert_close(&grad, &io["grad"], "input gradient");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! committed fixtures are used as they are; the script only runs when they are missing.
 mod common;
 
-use common::{assert_close, fails, max_abs, ok};
+use common::{assert_matches_pytorch, fails, max_abs, ok};
 use mtrobust::model::torchfile::{read_state_dict, write_state_dict};
 use mtrobust::model::treemtl::{Scheme, export, import};
 use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig};
@@ -56,23 +56,6 @@ fn deeplab_config() -> ModelConfig {
 
 fn seq_config() -> ModelConfig {
     config(BackboneKind::Small, "normal,depth", "[[{0, 1}], [{0, 1}], [{0, 1}], [{0, 1}], [{0, 1}]]", 4)
-}
-
-/// Outputs and input gradient of `model` equal the PyTorch references in `io`.
-fn assert_matches_pytorch(model: &Model, io: &Path) {
-    let io: HashMap<String, Tensor> = read_state_dict(io).unwrap().into_iter().collect();
-    let x = io["x"].detach().set_requires_grad(true);
-    let out = model.forward_t(&x, false);
-    let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
-    for spec in model.tasks() {
-        let name = spec.kind.name();
-        let y = out.get(spec.kind).unwrap();
-        assert_close(y, &io[&format!("out.{name}")], &format!("output {name}"));
-        loss += (y * &io[&format!("w.{name}")]).sum(Kind::Float);
-    }
-    assert_close(&loss, &io["loss"], "loss");
-    let grad = Tensor::run_backward(&[loss], &[&x], false, false).pop().unwrap();
-    assert_close(&grad, &io["grad"], "input gradient");
 }
 
 #[test]

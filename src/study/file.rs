@@ -26,7 +26,9 @@ pub struct StudyFile {
     pub attacks: Vec<AttackBlock>,
 }
 
-/// `[data]`: the data every model is attacked on, and how metrics are computed.
+/// `[data]`: the data every model is attacked on, and how metrics are computed. It repeats
+/// [`DataSpec`]'s fields instead of flattening it because serde cannot combine `flatten` with
+/// `deny_unknown_fields`, and unknown keys must be errors; [`StudyData::spec`] converts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudyData {

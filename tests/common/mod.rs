@@ -49,3 +49,24 @@ pub fn assert_close(a: &tch::Tensor, b: &tch::Tensor, what: &str) {
     assert!(scale > 0.0, "{what}: the reference is all zeros, which proves nothing");
     assert!(diff <= 1e-5 * scale, "{what}: max difference {diff:e} against a scale of {scale:e}");
 }
+
+/// Outputs, a weighted loss and the input gradient of `model` equal the PyTorch references saved
+/// in `io` (keys `x`, `out.<task>`, `w.<task>`, `loss`, `grad`).
+pub fn assert_matches_pytorch(model: &mtrobust::model::Model, io: &Path) {
+    use tch::{Device, Kind, Tensor};
+    let io: std::collections::HashMap<String, Tensor> = mtrobust::model::torchfile::read_state_dict(io).unwrap().into_iter().collect();
+    let x = io["x"].detach().set_requires_grad(true);
+    model.check_on(&x).unwrap();
+    let out = model.forward_t(&x, false);
+    assert_eq!(out.len(), model.tasks().len());
+    let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
+    for spec in model.tasks() {
+        let name = spec.kind.name();
+        let y = out.get(spec.kind).unwrap();
+        assert_close(y, &io[&format!("out.{name}")], &format!("output {name}"));
+        loss += (y * &io[&format!("w.{name}")]).sum(Kind::Float);
+    }
+    assert_close(&loss, &io["loss"], "loss");
+    let grad = Tensor::run_backward(&[loss], &[&x], false, false).pop().unwrap();
+    assert_close(&grad, &io["grad"], "input gradient");
+}
