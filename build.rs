@@ -4,6 +4,9 @@
 //! binary's needed list even though no Rust symbol refers to it directly; without it the
 //! linker drops the CUDA library and `tch::Cuda::is_available()` silently reports false.
 //! The rpath points at the wheel's `torch/lib`, so no LD_LIBRARY_PATH is needed.
+//!
+//! It also compiles `csrc/shim.cpp` (autocast, TF32, channels-last, CUDA memory statistics:
+//! libtorch switches tch does not expose) with the flags torch-sys uses for its own C++ shim.
 use std::path::PathBuf;
 
 fn main() {
@@ -24,6 +27,7 @@ fn main() {
         .and_then(|t| t.lines().find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim_matches(['\'', '"']).to_string())))
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=MTROBUST_LIBTORCH_VERSION={version}");
+    compile_shim(&libtorch);
     let lib = PathBuf::from(libtorch).join("lib");
     let lib = lib.canonicalize().unwrap_or(lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
@@ -31,6 +35,25 @@ fn main() {
     println!("cargo:rustc-link-arg=-L{}", lib.display());
     println!("cargo:rustc-link-arg=-ltorch");
     println!("cargo:rustc-link-arg=-Wl,--as-needed");
+}
+
+/// `csrc/shim.cpp` into a static library linked into the crate (its libtorch symbols resolve
+/// against the libraries torch-sys and the link arguments below bring in).
+fn compile_shim(libtorch: &str) {
+    println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    let root = PathBuf::from(libtorch);
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .file("csrc/shim.cpp")
+        .compile("mtrobust_shim");
 }
 
 /// The commit the source was built from (`unknown` outside a git checkout); rebuilt when HEAD moves.

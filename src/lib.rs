@@ -13,6 +13,7 @@
 //!
 //! Tensors and autodiff come from `tch` (libtorch 2.11).
 pub mod attack;
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod digest;

@@ -4,6 +4,7 @@
 use super::GlobalArgs;
 use super::attack_args::AttackArgs;
 use super::data_args::DataArgs;
+use super::precision_args::PrecisionArgs;
 use super::progress::Progress;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -52,6 +53,8 @@ pub struct Scope {
     /// Replace a report of another run found in --out.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    precision: PrecisionArgs,
 }
 
 impl Scope {
@@ -153,7 +156,8 @@ pub fn load_model(path: &Path, spec: Option<&Path>, global: &GlobalArgs) -> anyh
 pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
-    let model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
+    let mut model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
+    a.scope.precision.apply(&mut model)?;
     let kinds: Vec<TaskKind> = model.tasks().iter().map(|s| s.kind).collect();
     let attacks = a.attack.configs(&kinds, a.seed)?.into_iter().map(Attack::new).collect::<Result<Vec<_>, _>>()?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/attack"));
@@ -176,7 +180,8 @@ pub struct EvalArgs {
 pub fn run_eval(a: EvalArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
-    let model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
+    let mut model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
+    a.scope.precision.apply(&mut model)?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/eval"));
     let record = run_job(&a.scope.job(&model, Vec::new()), &out, a.scope.force, false, &mut progress)?;
     print_record(&record, a.scope.format)?;

@@ -6,6 +6,7 @@ mod output;
 mod arch;
 mod attack;
 mod attack_args;
+mod bench;
 mod data;
 mod data_args;
 mod demo;
@@ -13,6 +14,7 @@ mod export;
 mod import;
 mod model;
 mod picture;
+mod precision_args;
 mod progress;
 mod report;
 mod study;
@@ -37,7 +39,7 @@ pub struct GlobalArgs {
     /// Where tensors live: auto (CUDA if present), cpu, cuda, cuda:N.
     #[arg(long, global = true, default_value = "auto")]
     pub device: String,
-    /// CPU threads for libtorch (default: libtorch's choice).
+    /// CPU threads for libtorch (default: the physical cores, or OMP_NUM_THREADS when set).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// Print no progress (results and errors still go out).
@@ -80,18 +82,29 @@ enum Command {
     /// `export treemtl` writes a checkpoint with TreeMTL key names (a torch.save `.pt` state dict).
     #[command(subcommand)]
     Export(export::ExportCommand),
+    /// Time the floor (forward + backward to the input) and one iteration of every step rule ×
+    /// direction against it, with throughput, FLOPs and peak memory (see BENCHMARKS.md).
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.global.threads {
-        Some(0) => Err(anyhow::anyhow!("--threads: 0 threads cannot run anything; give at least 1, or leave it out for libtorch's choice")),
+        Some(0) => Err(anyhow::anyhow!("--threads: 0 threads cannot run anything; give at least 1, or leave it out for one per physical core")),
         Some(n) => {
             tch::set_num_threads(n.min(i32::MAX as usize) as i32);
             run(cli)
         }
-        None => run(cli),
+        None => {
+            // Hyper-threads share one core's vector units: more threads than cores only add contention.
+            if std::env::var_os("OMP_NUM_THREADS").is_none()
+                && let Some(n) = physical_cores()
+            {
+                tch::set_num_threads(n as i32);
+            }
+            run(cli)
+        }
     };
     let code = match code {
         Ok(code) => code,
@@ -111,6 +124,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Physical CPU cores (distinct core ids per package in /proc/cpuinfo; Linux only).
+fn physical_cores() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mut cores = std::collections::HashSet::new();
+    let mut package = None;
+    for line in info.lines() {
+        let mut kv = line.splitn(2, ':').map(str::trim);
+        match (kv.next(), kv.next()) {
+            (Some("physical id"), Some(v)) => package = Some(v.to_string()),
+            (Some("core id"), Some(v)) => {
+                cores.insert((package.clone(), v.to_string()));
+            }
+            _ => {}
+        }
+    }
+    (!cores.is_empty()).then_some(cores.len())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Model(cmd) => model::run(cmd, &cli.global),
@@ -125,5 +156,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(cmd) => study::run_results(cmd, &cli.global),
         Command::Import(cmd) => import::run(cmd, &cli.global),
         Command::Export(cmd) => export::run(cmd, &cli.global),
+        Command::Bench(args) => bench::run(*args, &cli.global),
     }
 }

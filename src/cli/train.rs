@@ -102,6 +102,10 @@ pub struct TrainArgs {
     /// Weight λ of the clean loss in λ·L(x) + (1−λ)·L(x_adv).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     clean_weight: f64,
+    /// fp32, tf32 (CUDA TF32 convolutions and matmuls) or bf16 (autocast over forward and
+    /// backward with fp32 master weights; losses stay fp32).
+    #[arg(long, value_enum, default_value_t = mtrobust::model::Precision::Fp32)]
+    precision: mtrobust::model::Precision,
 }
 
 /// The task list of a model trained on data that has `kinds` with `classes` segmentation classes.
@@ -137,6 +141,7 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             (m, index)
         }
     };
+    model.set_precision(a.precision)?;
     let specs = model.tasks().to_vec();
     let tasks = train_set.tasks_for(&specs)?;
     let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();

@@ -142,7 +142,8 @@ impl<'a> Job<'a> {
     }
 
     /// A digest of everything that changes the job's numbers: the checkpoint's contents (and a
-    /// TorchScript model's spec), the data and how it is read, every attack parameter, the metric options.
+    /// TorchScript model's spec), the data and how it is read, every attack parameter, the metric
+    /// options, and the model's precision when it is not fp32.
     ///
     /// # Errors
     /// An unreadable checkpoint file.
@@ -153,7 +154,13 @@ impl<'a> Job<'a> {
             weights = crate::digest::json_digest(&(weights, s.spec()));
         }
         let attacks: Vec<_> = self.attacks.iter().map(|a| &a.config).collect();
-        Ok(crate::digest::json_digest(&(weights, &self.data, attacks, self.metrics, self.convention)))
+        let precision = self.model.precision();
+        if precision.is_default() {
+            // fp32 adds nothing, so runs stored before `--precision` existed keep their identity.
+            Ok(crate::digest::json_digest(&(weights, &self.data, attacks, self.metrics, self.convention)))
+        } else {
+            Ok(crate::digest::json_digest(&(weights, &self.data, attacks, self.metrics, self.convention, precision)))
+        }
     }
 }
 

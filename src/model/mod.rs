@@ -6,7 +6,9 @@ pub mod checkpoint;
 pub mod enumerate;
 pub mod head;
 pub mod layout;
+pub mod precision;
 pub mod script;
+pub mod shim;
 mod source;
 pub mod torchfile;
 pub mod tree;
@@ -17,6 +19,7 @@ pub use checkpoint::Sidecar;
 pub use enumerate::{enumerate_layouts, index_of, layout_at};
 pub use head::HeadConfig;
 pub use layout::Layout;
+pub use precision::Precision;
 pub use script::ScriptNet;
 pub use source::ModelSource;
 pub use tree::{ModelConfig, TreeNet};
@@ -45,6 +48,10 @@ pub struct Model {
     pub input: InputSpace,
     /// TreeMTL model index of the layout, when known.
     pub layout_index: Option<usize>,
+    /// How the forward computes (see [`Precision`]); set with [`Model::set_precision`].
+    precision: Precision,
+    /// Inputs (and 4-d weights) in channels-last memory format; see [`Model::set_channels_last`].
+    channels_last: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -64,7 +71,7 @@ impl Model {
             let _rng = crate::rng::torch_rng(seed);
             TreeNet::new(&vs.root(), config)?
         };
-        Ok(Model { vs, net: Network::Tree(net), input, layout_index: None })
+        Ok(Model { vs, net: Network::Tree(net), input, layout_index: None, precision: Precision::Fp32, channels_last: false })
     }
 
     /// A TorchScript module (`path`) described by the spec file `spec`, for attacks and evaluation.
@@ -75,7 +82,14 @@ impl Model {
     pub fn load_script(path: &Path, spec: &Path, device: Device) -> Result<Model> {
         let resolved = script::ScriptSpec::read(spec)?;
         let net = ScriptNet::load(path, resolved, device)?;
-        Ok(Model { vs: VarStore::new(device), net: Network::Script(net), input: InputSpace::reference(), layout_index: None })
+        Ok(Model {
+            vs: VarStore::new(device),
+            net: Network::Script(net),
+            input: InputSpace::reference(),
+            layout_index: None,
+            precision: Precision::Fp32,
+            channels_last: false,
+        })
     }
 
     /// The tasks the model predicts, in output order.
@@ -149,22 +163,88 @@ impl Model {
         }
     }
 
+    /// How the forward computes.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Sets how the forward (and so the backward) computes; see [`Precision`]. bf16 on a model
+    /// converted to float64 is refused (autocast would silently drop the float64 checks).
+    ///
+    /// # Errors
+    /// bf16 or tf32 on a float64 model.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if !precision.is_default() && self.kind() != Kind::Float {
+            return Err(Error::config("--precision", format!("{precision} needs a float32 model; this one is {:?}", self.kind())));
+        }
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// Whether inputs and 4-d weights are in channels-last memory format.
+    pub fn channels_last(&self) -> bool {
+        self.channels_last
+    }
+
+    /// Channels-last memory format (NHWC strides; same values): every 4-d variable of a tree
+    /// network is re-laid out in place and every input is converted before the forward. Faster
+    /// convolutions on CUDA (cuDNN's NHWC kernels, above all with bf16); not worth it on CPU.
+    /// A TorchScript module keeps its own weights' layout; only its inputs are converted.
+    /// Meant for attacks, evaluation and benchmarks, not before saving a checkpoint.
+    pub fn set_channels_last(&mut self, on: bool) {
+        if on && matches!(self.net, Network::Tree(_)) {
+            for v in self.vs.variables().values() {
+                shim::channels_last_in_place(v);
+            }
+        }
+        self.channels_last = on;
+    }
+
+    /// Runs `f` on `x` with this model's precision and memory format; outputs come back in the
+    /// model's floating-point kind.
+    fn compute(&self, x: &Tensor, f: impl FnOnce(&Tensor) -> TaskMap<Tensor>) -> TaskMap<Tensor> {
+        if matches!(self.device(), Device::Cuda(_)) {
+            shim::set_tf32(self.precision == Precision::Tf32);
+        }
+        let converted;
+        let x = if self.channels_last && x.dim() == 4 {
+            converted = shim::channels_last(x);
+            &converted
+        } else {
+            x
+        };
+        let out = match self.precision {
+            Precision::Bf16 => {
+                let _autocast = shim::autocast_bf16(self.device());
+                f(x)
+            }
+            Precision::Fp32 | Precision::Tf32 => f(x),
+        };
+        let kind = self.kind();
+        if self.precision == Precision::Bf16 || self.channels_last {
+            // Back to the model's kind and to plain strides, so what follows is unchanged.
+            out.map(|_, t| if t.kind() == kind { t.contiguous() } else { t.to_kind(kind).contiguous() })
+        } else {
+            out
+        }
+    }
+
     /// All task outputs.
     ///
     /// # Panics
     /// A TorchScript module that fails on an input of a size it did not see in [`Model::check_on`]
     /// (its output structure is checked there).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> TaskMap<Tensor> {
-        match &self.net {
+        self.compute(x, |x| match &self.net {
             Network::Tree(t) => t.forward_t(x, train),
             Network::Script(s) => s.forward(x, &self.input),
-        }
+        })
     }
 
     /// The outputs of the tasks in `tasks` only (their paths through the tree). A TorchScript
     /// model has no per-task path: it runs the full forward and keeps the wanted outputs.
     pub fn forward_tasks(&self, x: &Tensor, tasks: TaskSet, train: bool) -> TaskMap<Tensor> {
-        match &self.net {
+        self.compute(x, |x| match &self.net {
             Network::Tree(t) => t.forward_tasks(x, tasks, train),
             Network::Script(s) => {
                 let all = s.forward(x, &self.input);
@@ -175,7 +255,7 @@ impl Model {
                     .filter_map(|(_, t)| Some((t.kind, all.get(t.kind)?.shallow_clone())))
                     .collect()
             }
-        }
+        })
     }
 
     /// Checks that the model runs on `x` (a batch of data) and gives what it promises: for a

@@ -5,7 +5,7 @@
 use crate::attack::{ApgdProfile, Norm, Reduction, StepKind};
 use crate::error::{Error, Result};
 use crate::job::DataSpec;
-use crate::model::ModelSource;
+use crate::model::{ModelSource, Precision};
 use crate::task::{Convention, MetricProfile};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +49,21 @@ pub struct StudyData {
     pub metrics: Option<MetricProfile>,
     #[serde(default)]
     pub convention: Convention,
+    /// `fp32` (default), `tf32` or `bf16` (see [`Precision`]); not fp32: part of every cell's identity.
+    #[serde(default, skip_serializing_if = "is_fp32")]
+    pub precision: Precision,
+}
+
+fn is_fp32(p: &Precision) -> bool {
+    p.is_default()
+}
+
+impl StudyData {
+    /// A cell identity with the precision folded in when it is not fp32 (fp32 cells keep the
+    /// identities they had before `precision` existed, so stored results stay valid).
+    pub fn cell_identity(&self, id: String) -> String {
+        if self.precision.is_default() { id } else { crate::digest::json_digest(&(id, self.precision)) }
+    }
 }
 
 /// `[[model]]`: a checkpoint, or a glob matching several.
@@ -275,6 +290,7 @@ batch_size = 16
 # crop = 224                 # Taskonomy: final size
 # metrics = "full"           # full | taskonomy (default: the data's own)
 convention = "standard"      # standard | reference (the authors' code's quirks)
+# precision = "fp32"         # fp32 | tf32 | bf16 (autocast; see BENCHMARKS.md for the ARP change)
 
 [[model]]
 path = "runs/clean/model.safetensors"

@@ -36,6 +36,8 @@ pub struct Plan {
     pub options: EvalOptions,
     pub models: Vec<PlannedModel>,
     pub cells: Vec<Cell>,
+    /// How the models compute (`[data] precision`).
+    pub precision: crate::model::Precision,
 }
 
 fn at_model(name: &str, path: &std::path::Path, e: Error) -> Error {
@@ -140,7 +142,7 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
                                 seed,
                             };
                             config.check().map_err(|e| Error::config(&at, e.to_string()))?;
-                            let id = cell_id(&row.id, &dataset_row.id, &config, &options);
+                            let id = study.data.cell_identity(cell_id(&row.id, &dataset_row.id, &config, &options));
                             if !cells.iter().any(|c: &Cell| c.id == id) {
                                 cells.push(Cell { id, model: m, config });
                             }
@@ -151,7 +153,7 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
         }
         models.push(PlannedModel { row, path, spec: source.spec, tasks: kinds });
     }
-    Ok(Plan { data: spec, dataset: dataset_row, options, models, cells })
+    Ok(Plan { data: spec, dataset: dataset_row, options, models, cells, precision: study.data.precision })
 }
 
 /// How to run a plan.
@@ -256,6 +258,9 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
         let source = ModelSource::new(&planned.path, planned.spec.clone());
         let (mut model, _) = source.load(options.device).map_err(|e| at_model(name, &planned.path, e))?;
         model.vs.freeze();
+        model.set_precision(plan.precision).map_err(|e| at_model(name, &planned.path, e))?;
+        // Same values, faster cuDNN kernels (BENCHMARKS.md).
+        model.set_channels_last(matches!(options.device, Device::Cuda(_)));
         if model.script().is_some() {
             observer.event(Event::Info(format!(
                 "model `{name}` is a TorchScript module: no per-task path, so Single-x attacks run its full forward"

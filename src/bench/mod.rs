@@ -1,0 +1,227 @@
+//! `mtrobust bench`: how close each attack's iteration is to the cheapest possible one.
+//!
+//! In one run, on one random batch: (a) the **floor** — the network's forward plus the backward to
+//! the input only (no weight gradients), which every gradient attack needs at least once per
+//! iteration; (b) one iteration of every requested step rule × direction through the real
+//! [`Attack`] code, as the difference between runs of `1 + k` and `1` iterations divided by `k`
+//! (so the clean pass, the checks and the set-up cancel), reported as a ratio to (a) with
+//! images·iterations/s and the forward/backward passes per iteration; plus the model's forward
+//! FLOPs per image (counted from the convolution and matmul shapes), the achieved FLOP rate of
+//! the floor, and peak memory. Timings are medians over repeats; ratios are the point: they are
+//! measured minutes apart on the same machine under the same load.
+pub mod autobatch;
+mod batch;
+pub mod memory;
+
+pub use batch::random_batch;
+
+use crate::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
+use crate::data::Batch;
+use crate::error::{Error, Result};
+use crate::model::{Model, shim};
+use crate::task::Task;
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+/// What to time.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Step rules to time.
+    pub steps: Vec<StepKind>,
+    /// Directions to time with every rule.
+    pub directions: Vec<DirectionSpec>,
+    /// Extra iterations `k` per timed attack (an iteration = (t(1 + k) − t(1)) / k).
+    pub iterations: usize,
+    /// Timed repeats (the median is kept) after one untimed warm-up.
+    pub repeats: usize,
+    /// Seed of the random batch.
+    pub seed: u64,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            steps: vec![StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage],
+            directions: vec![DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta],
+            iterations: 4,
+            repeats: 3,
+            seed: 0,
+        }
+    }
+}
+
+/// The floor: forward + backward to the input.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Floor {
+    /// Median seconds of one forward + input-backward of the batch.
+    pub seconds: f64,
+    /// Batch size / seconds.
+    pub images_iterations_per_s: f64,
+    /// Forward FLOPs of the batch × 2 (the input backward costs about one forward) / seconds.
+    pub flops_per_s: f64,
+}
+
+/// One step rule × direction.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// `rule/direction`, e.g. `pgd/gbmta`.
+    pub attack: String,
+    /// Median seconds of one iteration (FGSM: of the whole one-step attack, clean pass included).
+    pub seconds: f64,
+    /// `seconds` / the floor's.
+    pub ratio: f64,
+    /// Batch size / seconds.
+    pub images_iterations_per_s: f64,
+    /// Forward passes per iteration (from the attack's own pass counters).
+    pub forwards: f64,
+    /// Backward passes per iteration.
+    pub backwards: f64,
+}
+
+/// Everything `mtrobust bench` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    pub device: String,
+    /// Backbone, layout and tasks.
+    pub model: String,
+    pub batch: i64,
+    /// Input side in pixels.
+    pub size: i64,
+    pub precision: String,
+    pub channels_last: bool,
+    /// libtorch intra-op threads.
+    pub threads: i64,
+    /// Forward FLOPs per image (2 × multiply-accumulates of convolutions and matmuls).
+    pub flops_per_image: f64,
+    pub floor: Floor,
+    pub rows: Vec<Row>,
+    /// Peak memory in bytes: CUDA allocator peak, or the process's peak resident set on CPU.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Waits for the device's queued work (CUDA kernels run asynchronously).
+pub fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Median seconds of `f` over `repeats` runs after one warm-up.
+fn time(device: Device, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    sync(device);
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        f()?;
+        sync(device);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+/// One forward of every task plus the backward to the input alone (weights frozen or not, no
+/// weight gradient is computed: only `x` is asked for).
+pub fn floor_pass(model: &Model, x: &Tensor) -> Tensor {
+    let x = x.detach().set_requires_grad(true);
+    let out = model.forward_t(&x, false);
+    let loss = out.values().map(|t| t.sum(t.kind())).reduce(|a, b| a + b).expect("a model has at least one task");
+    let mut g = Tensor::run_backward(&[loss], &[&x], false, false);
+    g.pop().expect("one gradient per input")
+}
+
+/// Forward FLOPs per image of `model` on inputs like `x` (one no-grad forward, counted).
+pub fn flops_per_image(model: &Model, x: &Tensor) -> f64 {
+    let _g = tch::no_grad_guard();
+    let ((), flops) = shim::count_flops(|| {
+        let _ = model.forward_t(x, false);
+    });
+    flops / x.size()[0].max(1) as f64
+}
+
+/// Runs the benchmark on `batch` (tasks with their class weights in `tasks`).
+///
+/// # Errors
+/// No rule or direction, a direction the model's tasks do not allow, or an attack that fails.
+pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -> Result<BenchReport> {
+    if config.steps.is_empty() || config.directions.is_empty() {
+        return Err(Error::config("--attack/--direction", "give at least one step rule and one direction to time"));
+    }
+    let device = model.device();
+    let x = batch.x.to_device(device);
+    let b = x.size()[0];
+    memory::reset(device);
+    let flops_per_image = flops_per_image(model, &x);
+    let floor_s = time(device, config.repeats, || {
+        let _ = floor_pass(model, &x);
+        Ok(())
+    })?;
+    let floor = Floor {
+        seconds: floor_s,
+        images_iterations_per_s: b as f64 / floor_s,
+        flops_per_s: 2.0 * flops_per_image * b as f64 / floor_s,
+    };
+    let k = config.iterations.max(1);
+    let mut rows = Vec::new();
+    for &step in &config.steps {
+        for direction in &config.directions {
+            let attack = |n_iter: usize| {
+                Attack::new(AttackConfig { step, direction: direction.clone(), n_iter, seed: config.seed, ..AttackConfig::default() })
+            };
+            let (short, long) = (attack(1)?, attack(1 + k)?);
+            let mut counts = [(0, 0); 2];
+            let mut timed = |a: &Attack, slot: usize| {
+                time(device, config.repeats, || {
+                    let out = a.run(model, tasks, batch, 0, None)?;
+                    counts[slot] = (out.counts.forward, out.counts.backward);
+                    Ok(())
+                })
+            };
+            let (seconds, forwards, backwards) = if step == StepKind::Fgsm {
+                // One step whatever n_iter says: time the whole call.
+                let s = timed(&short, 0)?;
+                (s, counts[0].0 as f64, counts[0].1 as f64)
+            } else {
+                let (t1, tk) = (timed(&short, 0)?, timed(&long, 1)?);
+                let per = |a: usize, c: usize| (c as f64 - a as f64) / k as f64;
+                ((tk - t1) / k as f64, per(counts[0].0, counts[1].0), per(counts[0].1, counts[1].1))
+            };
+            rows.push(Row {
+                attack: format!("{}/{}", step.id(), direction),
+                seconds,
+                ratio: seconds / floor_s,
+                images_iterations_per_s: b as f64 / seconds,
+                forwards,
+                backwards,
+            });
+        }
+    }
+    Ok(BenchReport {
+        device: crate::device::device_name(device),
+        model: crate::job::describe(model),
+        batch: b,
+        size: x.size()[3],
+        precision: model.precision().id().to_string(),
+        channels_last: model.channels_last(),
+        threads: i64::from(tch::get_num_threads()),
+        flops_per_image,
+        floor,
+        rows,
+        peak_memory_bytes: memory::peak_bytes(device),
+    })
+}
+
+#[cfg(test)]
+mod tests;

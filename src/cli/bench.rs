@@ -1,0 +1,124 @@
+//! `mtrobust bench`: the floor (forward + backward to the input) and one iteration of every step
+//! rule × direction as a ratio to it, with throughput, FLOPs and peak memory. See BENCHMARKS.md.
+use super::GlobalArgs;
+use super::arch::ArchArgs;
+use super::precision_args::PrecisionArgs;
+use clap::{Args, ValueEnum};
+use mtrobust::attack::{DirectionSpec, StepKind};
+use mtrobust::bench::{BenchConfig, BenchReport};
+use mtrobust::model::Model;
+use mtrobust::task::Task;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mtrobust bench --backbone small --size 32 --batch-size 4
+  mtrobust bench --device cuda --backbone resnet34 --tasks nyuv2 --index 9 --size 321 --batch-size 16 --precision bf16
+  mtrobust bench --device cuda --backbone resnet34 --index 9 --size 321 --batch-size auto --attack pgd --direction gbmta --format json")]
+pub struct BenchArgs {
+    #[command(flatten)]
+    arch: ArchArgs,
+    /// Input side in pixels (square inputs).
+    #[arg(long, default_value_t = 32)]
+    size: i64,
+    /// Images per batch, or `auto`: the largest that fits the GPU (CUDA only).
+    #[arg(long, default_value = "4")]
+    batch_size: String,
+    #[command(flatten)]
+    precision: PrecisionArgs,
+    /// Step rules to time (repeat or comma-separate).
+    #[arg(long = "attack", value_enum, value_delimiter = ',', default_values_t = [StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage])]
+    steps: Vec<StepKind>,
+    /// Directions to time with every rule (repeat or comma-separate): total, sign-total, gbmta, single:<task>, weighted:….
+    #[arg(long = "direction", value_delimiter = ',', default_values_t = ["total".to_string(), "sign-total".to_string(), "gbmta".to_string()])]
+    directions: Vec<String>,
+    /// Extra iterations k per timed attack: an iteration is (t(1 + k) − t(1)) / k.
+    #[arg(long, default_value_t = 4)]
+    iterations: usize,
+    /// Timed repeats (median kept) after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(a.size >= 8, "--size: {} pixels is too small for the backbones' strides; give at least 8", a.size);
+    anyhow::ensure!(a.repeats >= 1 && a.iterations >= 1, "--repeats and --iterations must be at least 1");
+    let device = mtrobust::device::parse_device(&global.device)?;
+    let specs = a.arch.task_specs()?;
+    let (config, index) = a.arch.config(specs.clone())?;
+    let mut model = Model::new(config, mtrobust::data::InputSpace::reference(), device, 0)?;
+    model.layout_index = index;
+    model.vs.freeze();
+    a.precision.apply(&mut model)?;
+    let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
+    let directions = a.directions.iter().map(|d| d.parse::<DirectionSpec>()).collect::<Result<Vec<_>, _>>()?;
+    let bench = BenchConfig { steps: a.steps.clone(), directions, iterations: a.iterations, repeats: a.repeats, seed: 0 };
+    let batch_size = match a.batch_size.trim() {
+        "auto" => {
+            let size = a.size;
+            mtrobust::bench::autobatch::auto_batch_size(device, 4096, |n| {
+                let batch = mtrobust::bench::random_batch(&specs, &model.input, n as i64, size, device, 0);
+                let _ = mtrobust::bench::floor_pass(&model, &batch.x);
+                Ok(())
+            })?
+        }
+        n => n.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| {
+            anyhow::anyhow!("--batch-size: `{n}` is not a batch size; give a number ≥ 1 or `auto` (CUDA)")
+        })?,
+    };
+    let batch = mtrobust::bench::random_batch(&specs, &model.input, batch_size as i64, a.size, device, 0);
+    let report = mtrobust::bench::run(&model, &tasks, &batch, &bench)?;
+    match a.format {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => out!("{}", render(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(r: &BenchReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let mem = r.peak_memory_bytes.map_or("n/a".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64));
+    let _ = writeln!(
+        s,
+        "{} on {} ({} threads), batch {} at {}², {}{}",
+        r.model,
+        r.device,
+        r.threads,
+        r.batch,
+        r.size,
+        r.precision,
+        if r.channels_last { ", channels-last" } else { "" }
+    );
+    let _ = writeln!(s, "forward: {:.3} GFLOP/image; peak memory {mem}", r.flops_per_image / 1e9);
+    let _ = writeln!(
+        s,
+        "floor (forward + backward to the input): {:.2} ms, {:.1} images·iterations/s, {:.1} GFLOP/s",
+        r.floor.seconds * 1e3,
+        r.floor.images_iterations_per_s,
+        r.floor.flops_per_s / 1e9
+    );
+    let _ = writeln!(s, "{:<22} {:>10} {:>8} {:>12} {:>6} {:>6}", "attack (1 iteration)", "ms", "× floor", "img·it/s", "fwd", "bwd");
+    for row in &r.rows {
+        let _ = writeln!(
+            s,
+            "{:<22} {:>10.2} {:>8.3} {:>12.1} {:>6.2} {:>6.2}",
+            row.attack,
+            row.seconds * 1e3,
+            row.ratio,
+            row.images_iterations_per_s,
+            row.forwards,
+            row.backwards
+        );
+    }
+    s
+}
