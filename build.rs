@@ -52,6 +52,9 @@ fn compile_shim(libtorch: &str) {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        // As libtorch itself is built: its headers' debug-only checks read state a release
+        // libtorch never sets (RecordFunction's `inputs_valid_`).
+        .define("NDEBUG", None)
         .file("csrc/shim.cpp")
         .compile("mtrobust_shim");
 }

@@ -168,11 +168,8 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
         let _ = floor_pass(model, &x);
         Ok(())
     })?;
-    let floor = Floor {
-        seconds: floor_s,
-        images_iterations_per_s: b as f64 / floor_s,
-        flops_per_s: 2.0 * flops_per_image * b as f64 / floor_s,
-    };
+    let floor =
+        Floor { seconds: floor_s, images_iterations_per_s: b as f64 / floor_s, flops_per_s: 2.0 * flops_per_image * b as f64 / floor_s };
     let k = config.iterations.max(1);
     let mut rows = Vec::new();
     for &step in &config.steps {

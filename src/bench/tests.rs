@@ -46,7 +46,17 @@ fn bench_reports_every_rule_and_direction_with_sane_numbers() {
     let names: Vec<&str> = report.rows.iter().map(|r| r.attack.as_str()).collect();
     assert_eq!(
         names,
-        ["fgsm/total", "fgsm/sign-total", "fgsm/gbmta", "pgd/total", "pgd/sign-total", "pgd/gbmta", "apgd/total", "apgd/sign-total", "apgd/gbmta"]
+        [
+            "fgsm/total",
+            "fgsm/sign-total",
+            "fgsm/gbmta",
+            "pgd/total",
+            "pgd/sign-total",
+            "pgd/gbmta",
+            "apgd/total",
+            "apgd/sign-total",
+            "apgd/gbmta"
+        ]
     );
     assert_eq!((report.batch, report.size, report.precision.as_str()), (2, 32, "fp32"));
     assert!(report.flops_per_image > 0.0 && report.floor.seconds > 0.0 && report.floor.flops_per_s > 0.0);

@@ -71,9 +71,11 @@ pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 Ok(())
             })?
         }
-        n => n.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| {
-            anyhow::anyhow!("--batch-size: `{n}` is not a batch size; give a number ≥ 1 or `auto` (CUDA)")
-        })?,
+        n => n
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| anyhow::anyhow!("--batch-size: `{n}` is not a batch size; give a number ≥ 1 or `auto` (CUDA)"))?,
     };
     let batch = mtrobust::bench::random_batch(&specs, &model.input, batch_size as i64, a.size, device, 0);
     let report = mtrobust::bench::run(&model, &tasks, &batch, &bench)?;

@@ -91,7 +91,9 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.global.threads {
-        Some(0) => Err(anyhow::anyhow!("--threads: 0 threads cannot run anything; give at least 1, or leave it out for one per physical core")),
+        Some(0) => {
+            Err(anyhow::anyhow!("--threads: 0 threads cannot run anything; give at least 1, or leave it out for one per physical core"))
+        }
         Some(n) => {
             tch::set_num_threads(n.min(i32::MAX as usize) as i32);
             run(cli)
