@@ -36,6 +36,37 @@ pub struct BenchConfig {
     pub repeats: usize,
     /// Seed of the random batch.
     pub seed: u64,
+    /// What a duration is measured with.
+    pub clock: Clock,
+}
+
+/// The clock timings are read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Clock {
+    /// Elapsed time (what a user waits for).
+    #[default]
+    Wall,
+    /// CPU time of the whole process (all its threads): on a CPU shared with other jobs it
+    /// does not count the time the scheduler gives them, so ratios stay meaningful; with one
+    /// libtorch thread (`--threads 1`) it equals the wall time of an idle machine.
+    Cpu,
+}
+
+impl Clock {
+    /// Seconds on this clock from an arbitrary origin.
+    fn now(self, origin: Instant) -> f64 {
+        match self {
+            Clock::Wall => origin.elapsed().as_secs_f64(),
+            Clock::Cpu => {
+                let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: a valid clock id and a pointer to a live timespec.
+                unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+                t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+            }
+        }
+    }
 }
 
 impl Default for BenchConfig {
@@ -46,6 +77,7 @@ impl Default for BenchConfig {
             iterations: 4,
             repeats: 3,
             seed: 0,
+            clock: Clock::Wall,
         }
     }
 }
@@ -91,6 +123,8 @@ pub struct BenchReport {
     pub channels_last: bool,
     /// libtorch intra-op threads.
     pub threads: i64,
+    /// What the durations were measured with.
+    pub clock: Clock,
     /// Forward FLOPs per image (2 × multiply-accumulates of convolutions and matmuls).
     pub flops_per_image: f64,
     pub floor: Floor,
@@ -118,16 +152,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Median seconds of `f` over `repeats` runs after one warm-up.
-fn time(device: Device, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// Median seconds of `f` on `clock` over `repeats` runs after one warm-up.
+fn time(device: Device, clock: Clock, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     sync(device);
+    let origin = Instant::now();
     let mut times = Vec::with_capacity(repeats);
     for _ in 0..repeats.max(1) {
-        let t = Instant::now();
+        let t = clock.now(origin);
         f()?;
         sync(device);
-        times.push(t.elapsed().as_secs_f64());
+        times.push(clock.now(origin) - t);
     }
     Ok(median(times))
 }
@@ -164,7 +199,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
     let b = x.size()[0];
     memory::reset(device);
     let flops_per_image = flops_per_image(model, &x);
-    let floor_s = time(device, config.repeats, || {
+    let floor_s = time(device, config.clock, config.repeats, || {
         let _ = floor_pass(model, &x);
         Ok(())
     })?;
@@ -180,7 +215,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
             let (short, long) = (attack(1)?, attack(1 + k)?);
             let mut counts = [(0, 0); 2];
             let mut timed = |a: &Attack, slot: usize| {
-                time(device, config.repeats, || {
+                time(device, config.clock, config.repeats, || {
                     let out = a.run(model, tasks, batch, 0, None)?;
                     counts[slot] = (out.counts.forward, out.counts.backward);
                     Ok(())
@@ -213,6 +248,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
         precision: model.precision().id().to_string(),
         channels_last: model.channels_last(),
         threads: i64::from(tch::get_num_threads()),
+        clock: config.clock,
         flops_per_image,
         floor,
         rows,

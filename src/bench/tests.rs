@@ -41,6 +41,7 @@ fn bench_reports_every_rule_and_direction_with_sane_numbers() {
         iterations: 1,
         repeats: 1,
         seed: 0,
+        clock: Clock::Cpu,
     };
     let report = run(&model, &tasks, &batch, &config).unwrap();
     let names: Vec<&str> = report.rows.iter().map(|r| r.attack.as_str()).collect();

@@ -35,8 +35,10 @@ pub struct Scope {
     /// Use at most this many samples.
     #[arg(long)]
     limit: Option<usize>,
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
+    /// Images per batch, or `auto`: the largest batch whose attack iteration fits the GPU's memory
+    /// (CUDA only; 90 % of what a doubling-and-bisection probe finds).
+    #[arg(long, default_value = "16")]
+    batch_size: String,
     /// Metrics: `full` (mIoU, angles, δ …) or `taskonomy` (one per task); default from the data.
     #[arg(long, value_enum)]
     metrics: Option<MetricProfile>,
@@ -64,7 +66,7 @@ impl Scope {
             path: self.data.data.clone(),
             split: self.split.clone(),
             limit: self.limit,
-            batch_size: self.batch_size,
+            batch_size: self.fixed_batch_size().unwrap_or(16),
             resize: self.data.resize,
             crop: self.data.crop,
         }
@@ -76,7 +78,46 @@ impl Scope {
             self.limit != Some(0),
             "--limit: 0 samples leaves nothing to evaluate; give at least 1, or leave it out for the whole split"
         );
-        anyhow::ensure!(self.batch_size > 0, "--batch-size: must be at least 1");
+        if self.batch_size.trim() != "auto" {
+            self.fixed_batch_size()?;
+        }
+        Ok(())
+    }
+
+    /// The batch size given as a number.
+    fn fixed_batch_size(&self) -> anyhow::Result<usize> {
+        let t = self.batch_size.trim();
+        t.parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| anyhow::anyhow!("--batch-size: `{t}` is not a batch size; give a number ≥ 1, or `auto` on CUDA"))
+    }
+
+    /// Resolves `--batch-size auto` for `model` under `attacks` (one iteration of each is probed
+    /// on random inputs of the data's size); a number is kept as it is.
+    fn resolve_batch_size(&mut self, model: &Model, attacks: &[Attack]) -> anyhow::Result<()> {
+        if self.batch_size.trim() != "auto" {
+            return Ok(());
+        }
+        let device = model.device();
+        let spec = DataSpec { batch_size: 1, limit: Some(1), ..self.data_spec() };
+        let opened = mtrobust::job::open_for(model, &spec)?;
+        let first = mtrobust::data::BatchSource::batch(&opened.loader, 0, tch::Device::Cpu)?;
+        let (h, w) = (first.x.size()[2], first.x.size()[3]);
+        let specs = model.tasks().to_vec();
+        let n = mtrobust::bench::autobatch::auto_batch_size(device, 4096, |n| {
+            let batch = mtrobust::bench::random_batch(&specs, &model.input, n as i64, (h, w), device, 0);
+            for a in attacks {
+                let one = Attack::new(mtrobust::AttackConfig { n_iter: 1, restarts: 1, ..a.config.clone() })?;
+                one.run(model, &opened.tasks, &batch, 0, None)?;
+            }
+            if attacks.is_empty() {
+                let _ = mtrobust::bench::floor_pass(model, &batch.x);
+            }
+            Ok(())
+        })?;
+        eprintln!("--batch-size auto: {n} images per batch on {}", mtrobust::device::device_name(device));
+        self.batch_size = n.to_string();
         Ok(())
     }
 
@@ -160,6 +201,8 @@ pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.scope.precision.apply(&mut model)?;
     let kinds: Vec<TaskKind> = model.tasks().iter().map(|s| s.kind).collect();
     let attacks = a.attack.configs(&kinds, a.seed)?.into_iter().map(Attack::new).collect::<Result<Vec<_>, _>>()?;
+    let mut a = a;
+    a.scope.resolve_batch_size(&model, &attacks)?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/attack"));
     let record = run_job(&a.scope.job(&model, attacks), &out, a.scope.force, a.save_all, &mut progress)?;
     print_record(&record, a.scope.format)?;
@@ -182,6 +225,8 @@ pub fn run_eval(a: EvalArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(global.quiet);
     let mut model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
     a.scope.precision.apply(&mut model)?;
+    let mut a = a;
+    a.scope.resolve_batch_size(&model, &[])?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/eval"));
     let record = run_job(&a.scope.job(&model, Vec::new()), &out, a.scope.force, false, &mut progress)?;
     print_record(&record, a.scope.format)?;

@@ -5,7 +5,7 @@ use super::arch::ArchArgs;
 use super::precision_args::PrecisionArgs;
 use clap::{Args, ValueEnum};
 use mtrobust::attack::{DirectionSpec, StepKind};
-use mtrobust::bench::{BenchConfig, BenchReport};
+use mtrobust::bench::{BenchConfig, BenchReport, Clock};
 use mtrobust::model::Model;
 use mtrobust::task::Task;
 use std::process::ExitCode;
@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Timed repeats (median kept) after one warm-up.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Durations from the `wall` clock, or the process's `cpu` clock (a CPU shared with other
+    /// jobs: use it with --threads 1).
+    #[arg(long, value_enum, default_value_t = Clock::Wall)]
+    clock: Clock,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -61,12 +65,12 @@ pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.precision.apply(&mut model)?;
     let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
     let directions = a.directions.iter().map(|d| d.parse::<DirectionSpec>()).collect::<Result<Vec<_>, _>>()?;
-    let bench = BenchConfig { steps: a.steps.clone(), directions, iterations: a.iterations, repeats: a.repeats, seed: 0 };
+    let bench = BenchConfig { steps: a.steps.clone(), directions, iterations: a.iterations, repeats: a.repeats, seed: 0, clock: a.clock };
     let batch_size = match a.batch_size.trim() {
         "auto" => {
             let size = a.size;
             mtrobust::bench::autobatch::auto_batch_size(device, 4096, |n| {
-                let batch = mtrobust::bench::random_batch(&specs, &model.input, n as i64, size, device, 0);
+                let batch = mtrobust::bench::random_batch(&specs, &model.input, n as i64, (size, size), device, 0);
                 let _ = mtrobust::bench::floor_pass(&model, &batch.x);
                 Ok(())
             })?
@@ -77,7 +81,7 @@ pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .filter(|&n| n >= 1)
             .ok_or_else(|| anyhow::anyhow!("--batch-size: `{n}` is not a batch size; give a number ≥ 1 or `auto` (CUDA)"))?,
     };
-    let batch = mtrobust::bench::random_batch(&specs, &model.input, batch_size as i64, a.size, device, 0);
+    let batch = mtrobust::bench::random_batch(&specs, &model.input, batch_size as i64, (a.size, a.size), device, 0);
     let report = mtrobust::bench::run(&model, &tasks, &batch, &bench)?;
     match a.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
@@ -92,10 +96,11 @@ fn render(r: &BenchReport) -> String {
     let mem = r.peak_memory_bytes.map_or("n/a".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64));
     let _ = writeln!(
         s,
-        "{} on {} ({} threads), batch {} at {}², {}{}",
+        "{} on {} ({} threads, {:?} clock), batch {} at {}², {}{}",
         r.model,
         r.device,
         r.threads,
+        r.clock,
         r.batch,
         r.size,
         r.precision,

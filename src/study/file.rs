@@ -360,4 +360,19 @@ mod tests {
         let e = StudyFile::parse("[data]\npath='d'\n[[attack]]\nrule='pgd'\n").unwrap_err().to_string();
         assert!(e.contains("model"), "{e}");
     }
+
+    #[test]
+    fn precision_enters_cell_identities_only_when_not_fp32() {
+        let base = "[data]\npath='d'\n{}[[model]]\npath='m'\n[[attack]]\nrule='pgd'\n";
+        let parse = |extra: &str| StudyFile::parse(&base.replace("{}", extra)).unwrap().data;
+        let (plain, fp32, bf16) = (parse(""), parse("precision='fp32'\n"), parse("precision='bf16'\n"));
+        assert_eq!((plain.precision, bf16.precision), (Precision::Fp32, Precision::Bf16));
+        let id = "0123456789abcdef".to_string();
+        assert_eq!(plain.cell_identity(id.clone()), id, "fp32 cells keep the identity they had before");
+        assert_eq!(fp32.cell_identity(id.clone()), id);
+        assert_ne!(bf16.cell_identity(id.clone()), id);
+        assert_ne!(bf16.cell_identity(id.clone()), parse("precision='tf32'\n").cell_identity(id));
+        let e = StudyFile::parse(&base.replace("{}", "precision='fp16'\n")).unwrap_err().to_string();
+        assert!(e.contains("fp16"), "{e}");
+    }
 }
