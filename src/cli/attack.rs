@@ -90,7 +90,7 @@ impl Scope {
         t.parse::<usize>()
             .ok()
             .filter(|&n| n >= 1)
-            .ok_or_else(|| anyhow::anyhow!("--batch-size: `{t}` is not a batch size; give a number ≥ 1, or `auto` on CUDA"))
+            .ok_or_else(|| anyhow::anyhow!("--batch-size: `{t}` is not a batch size; give a number, at least 1, or `auto` (CUDA)"))
     }
 
     /// Resolves `--batch-size auto` for `model` under `attacks` (one iteration of each is probed

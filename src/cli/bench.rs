@@ -79,7 +79,7 @@ pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .parse::<usize>()
             .ok()
             .filter(|&n| n >= 1)
-            .ok_or_else(|| anyhow::anyhow!("--batch-size: `{n}` is not a batch size; give a number ≥ 1 or `auto` (CUDA)"))?,
+            .ok_or_else(|| anyhow::anyhow!("--batch-size: `{n}` is not a batch size; give a number, at least 1, or `auto` (CUDA)"))?,
     };
     let batch = mtrobust::bench::random_batch(&specs, &model.input, batch_size as i64, (a.size, a.size), device, 0);
     let report = mtrobust::bench::run(&model, &tasks, &batch, &bench)?;
