@@ -113,14 +113,12 @@ int mt_autocast_is_enabled(int cuda) {
   }
 }
 
-// CUDA convolutions and matmuls in TF32 (enabled) or libtorch's defaults (TF32 cuDNN
-// convolutions, IEEE fp32 matmuls). Process-wide.
+// CUDA matmuls in TF32 (enabled) or IEEE fp32 (libtorch's default). cuDNN convolutions use TF32
+// either way (libtorch's default, left alone). Through torch.set_float32_matmul_precision's setter,
+// which keeps the legacy and the per-backend precision settings consistent. Process-wide.
 int mt_set_tf32(int enabled) {
   try {
-    auto &ctx = at::globalContext();
-    ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV, at::Float32Precision::TF32);
-    ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL,
-                            enabled ? at::Float32Precision::TF32 : at::Float32Precision::IEEE);
+    at::globalContext().setFloat32MatmulPrecision(enabled ? "high" : "highest");
     return 0;
   } catch (...) {
     return -1;

@@ -5,7 +5,7 @@ use mtrobust::model::{Model, Precision};
 /// How the network computes.
 #[derive(Debug, Clone, Args)]
 pub struct PrecisionArgs {
-    /// fp32 (libtorch's defaults; exact on CPU), tf32 (TF32 convolutions and matmuls on CUDA), or
+    /// fp32 (libtorch's defaults: exact on CPU, TF32 cuDNN convolutions on CUDA), tf32 (TF32 matmuls too), or
     /// bf16 (autocast over forward and backward; losses, objective, adversarial input, projection
     /// and clip stay fp32). Not fp32: part of a run's identity.
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]

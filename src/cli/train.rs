@@ -102,7 +102,7 @@ pub struct TrainArgs {
     /// Weight λ of the clean loss in λ·L(x) + (1−λ)·L(x_adv).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     clean_weight: f64,
-    /// fp32, tf32 (CUDA TF32 convolutions and matmuls) or bf16 (autocast over forward and
+    /// fp32, tf32 (CUDA: TF32 matmuls too) or bf16 (autocast over forward and
     /// backward with fp32 master weights; losses stay fp32).
     #[arg(long, value_enum, default_value_t = mtrobust::model::Precision::Fp32)]
     precision: mtrobust::model::Precision,

@@ -2,7 +2,8 @@
 //!
 //! - `fp32`: libtorch's defaults — exact fp32 on CPU; on CUDA, cuDNN may run convolutions in TF32
 //!   (PyTorch's default too), matmuls stay IEEE fp32. Runs and cells keep their identities.
-//! - `tf32`: on CUDA, convolutions and matmuls in TF32; on CPU the same as fp32.
+//! - `tf32`: on CUDA, matmuls in TF32 too (`torch.set_float32_matmul_precision("high")`); on CPU
+//!   the same as fp32.
 //! - `bf16`: autocast (PyTorch's `torch.autocast(dtype=torch.bfloat16)`) over the network's
 //!   forward, so its backward runs in the dtypes the forward chose; the weights stay fp32 (master
 //!   weights for training) and the outputs are cast back to fp32, so losses, the attack objective,
@@ -17,7 +18,7 @@ pub enum Precision {
     /// libtorch's defaults (exact fp32 on CPU).
     #[default]
     Fp32,
-    /// TF32 convolutions and matmuls on CUDA (fp32 on CPU).
+    /// TF32 matmuls on CUDA as well as the TF32 cuDNN convolutions fp32 already allows (fp32 on CPU).
     Tf32,
     /// bf16 autocast over the forward (and so the backward); fp32 weights, outputs and losses.
     Bf16,

@@ -60,11 +60,19 @@ pub fn autocast_enabled(device: Device) -> bool {
     unsafe { mt_autocast_is_enabled(is_cuda(device)) == 1 }
 }
 
-/// CUDA convolutions and matmuls in TF32 (`true`), or libtorch's defaults (TF32 cuDNN
-/// convolutions, IEEE matmuls). Process-wide; no effect on CPU.
+/// Whether [`set_tf32`] last turned TF32 matmuls on.
+static TF32: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// CUDA matmuls in TF32 (`true`) or IEEE fp32 (libtorch's default), like
+/// `torch.set_float32_matmul_precision("high" | "highest")`; cuDNN convolutions stay in TF32,
+/// libtorch's default. Process-wide. Only a change from the last call touches libtorch, so an
+/// fp32 model leaves a precision its library user set alone.
 pub fn set_tf32(enabled: bool) {
-    // SAFETY: a plain value.
-    unsafe { mt_set_tf32(i32::from(enabled)) };
+    if TF32.swap(enabled, std::sync::atomic::Ordering::SeqCst) != enabled {
+        // SAFETY: a plain value.
+        let rc = unsafe { mt_set_tf32(i32::from(enabled)) };
+        debug_assert_eq!(rc, 0, "libtorch refused the matmul precision");
+    }
 }
 
 /// `x` in channels-last memory format (same values, NHWC strides); other ranks unchanged.
