@@ -226,3 +226,29 @@ pub fn run(job: &Job, observer: &mut dyn Observer, sink: Option<&mut Adversarial
         evaluation,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Precision;
+    use crate::testutil::{small_model, three_tasks};
+
+    #[test]
+    fn precision_enters_the_identity_only_when_not_fp32() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.safetensors");
+        let mut model = small_model(&three_tasks(), 0, 0);
+        model.save(&path, None).unwrap();
+        let data = DataSpec::new("data");
+        let id = |m: &Model| Job::new(m, &path, data.clone(), Vec::new()).identity().unwrap();
+        // fp32: exactly the digest runs had before precision existed.
+        let weights = crate::digest::files_digest(&[&path]).unwrap();
+        let attacks: Vec<&crate::attack::AttackConfig> = Vec::new();
+        let before = crate::digest::json_digest(&(weights, &data, attacks, None::<MetricProfile>, Convention::Standard));
+        assert_eq!(id(&model), before);
+        model.set_precision(Precision::Bf16).unwrap();
+        let bf16 = id(&model);
+        model.set_precision(Precision::Tf32).unwrap();
+        assert!(bf16 != before && id(&model) != before && id(&model) != bf16);
+    }
+}

@@ -156,5 +156,8 @@ mod tests {
         model.set_kind(Kind::Double);
         assert!(model.set_precision(Precision::Bf16).is_err());
         assert!(model.set_precision(Precision::Fp32).is_ok());
+        // The TF32 switch is process-wide and harmless without CUDA.
+        shim::set_tf32(true);
+        shim::set_tf32(false);
     }
 }
