@@ -1,5 +1,15 @@
 //! Progress and warnings leave the library as events; the CLI turns them into progress bars and
 //! messages, tests ignore them. The library itself never prints.
+//!
+//! ```
+//! use mtrobust::observe::{Collect, Event, Observer};
+//!
+//! let mut seen = Collect::default();
+//! seen.event(Event::Start { what: "attack".into(), total: 2 });
+//! seen.event(Event::Warning("1 sample left out".into()));
+//! seen.event(Event::Finish);
+//! assert_eq!(seen.warnings, ["1 sample left out"]);
+//! ```
 
 /// Something a long-running operation reports.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,26 @@
 //! Batches are visited in order (the reference shuffles its test set without a seed, docs/REFERENCE.md §7
 //! item 14). When an attack needs the dataset-level clean losses (paper APGD profile with GB-MTA,
 //! the reference's `criterionBase`), a clean pass runs first.
+//!
+//! ARP from two sets of metrics (the arithmetic of [`arp`]; [`evaluate`] produces the metrics):
+//!
+//! ```
+//! use mtrobust::eval::{arp, transferability};
+//! use mtrobust::task::{MetricValue, TaskKind, TaskMap};
+//!
+//! let one = |name: &str, v: f64, higher: bool| vec![MetricValue::new(name, v, higher)];
+//! let mut clean = TaskMap::new();
+//! clean.insert(TaskKind::SegmentSemantic, one("mIoU", 0.40, true));
+//! clean.insert(TaskKind::DepthZbuffer, one("abs_err", 0.50, false));
+//! let mut attacked = TaskMap::new();
+//! attacked.insert(TaskKind::SegmentSemantic, one("mIoU", 0.30, true)); // r = −25 %
+//! attacked.insert(TaskKind::DepthZbuffer, one("abs_err", 0.60, false)); // r = −20 %
+//! let (result, skipped) = arp(&clean, &attacked);
+//! assert!(skipped.is_empty());
+//! assert!((result.arp - 22.5).abs() < 1e-9); // −100 × mean(−0.25, −0.20)
+//! // Had this been a Single-Segm attack: ARP-depth / ARP-segm = 20 / 25.
+//! assert!((transferability(&result, TaskKind::SegmentSemantic).unwrap() - 0.8).abs() < 1e-9);
+//! ```
 pub mod arp;
 pub mod csv;
 
