@@ -15,7 +15,6 @@
 //! Both fuse the objective evaluation into the gradient pass at the same point, so N steps cost
 //! N+1 forwards (the reference: 2N+1, docs/REFERENCE.md §8 item 4).
 use super::{RunContext, StepRule, mask, select};
-use crate::attack::direction::Need;
 use tch::{Kind, Tensor};
 
 /// Which APGD to run.
@@ -198,12 +197,11 @@ impl Apgd {
                 let _guard = tch::no_grad_guard();
                 cx.budget.random_start(&x, &mut rng)
             };
-            let e = cx.eval(&start, Need::Gradient, false);
-            let mut g = e.grad.expect("gradient requested");
+            let (p, mut g) = cx.gradient(&start, false);
             let (mut x_adv, mut x_prev) = (start.shallow_clone(), start.shallow_clone());
-            let (mut x_best, mut f_best, mut g_best) = (start.shallow_clone(), e.objective.shallow_clone(), g.shallow_clone());
+            let (mut x_best, mut f_best, mut g_best) = (start.shallow_clone(), p.objective.shallow_clone(), g.shallow_clone());
             let mut eta = cx.per_sample(2.0 * cx.budget.eps);
-            let mut schedule = AutoAttackSchedule::new(self.n_iter, &to_vec(&e.objective));
+            let mut schedule = AutoAttackSchedule::new(self.n_iter, &to_vec(&p.objective));
             for i in 0..self.n_iter {
                 let a = if i == 0 { 1.0 } else { MOMENTUM };
                 {
@@ -212,18 +210,16 @@ impl Apgd {
                     let next = cx.budget.project(&(&x_adv + (&z - &x_adv) * a + (&x_adv - &x_prev) * (1.0 - a)), &x);
                     x_prev = std::mem::replace(&mut x_adv, next);
                 }
-                // The last point needs no gradient: nothing steps from it.
-                let need = if i + 1 < self.n_iter { Need::Gradient } else { Need::Objective };
-                let e = cx.eval(&x_adv, need, false);
+                let (p, new_g) = cx.probe(&x_adv, i + 1 < self.n_iter);
                 let _guard = tch::no_grad_guard();
-                if let Some(new_g) = e.grad {
+                if let Some(new_g) = new_g {
                     g = new_g;
                 }
-                let improved = e.objective.gt_tensor(&f_best);
+                let improved = p.objective.gt_tensor(&f_best);
                 x_best = select(&improved, &x_adv, &x_best);
                 g_best = select(&improved, &g, &g_best);
-                f_best = e.objective.where_self(&improved, &f_best);
-                if let Some(reduce) = schedule.observe(&to_vec(&e.objective), &to_vec(&f_best)) {
+                f_best = p.objective.where_self(&improved, &f_best);
+                if let Some(reduce) = schedule.observe(&to_vec(&p.objective), &to_vec(&f_best)) {
                     let m = mask(&reduce, &eta);
                     eta = (&eta / 2.0).where_self(&m, &eta);
                     x_adv = select(&m, &x_best, &x_adv);
@@ -248,34 +244,33 @@ impl Apgd {
         let x = cx.x.shallow_clone();
         let batch_f = |t: &Tensor| f64::try_from(t).unwrap_or(f64::NAN);
         let eta0 = cx.budget.eps / self.n_iter.max(1) as f64;
-        let e0 = cx.eval(&x, Need::Gradient, true);
-        let g0 = e0.grad.expect("gradient requested");
+        let (p0, g0) = cx.gradient(&x, true);
         let x1 = {
             let _guard = tch::no_grad_guard();
             cx.budget.step(&x, &g0, &cx.per_sample(eta0), &x)
         };
-        let e1 = cx.eval(&x1, if self.n_iter > 1 { Need::Gradient } else { Need::Objective }, false);
-        let (f0, f1) = (batch_f(&e0.batch_objective), batch_f(&e1.batch_objective));
+        let (p1, g1) = cx.probe(&x1, self.n_iter > 1);
+        let (f0, f1) = (batch_f(&p0.batch_objective), batch_f(&p1.batch_objective));
         // First index on ties: x⁰ stays best unless x¹ is strictly better.
         let (mut x_best, mut g_best, mut f_best) = if f1 > f0 {
-            (x1.shallow_clone(), e1.grad.as_ref().map(Tensor::shallow_clone), f1)
+            (x1.shallow_clone(), g1.as_ref().map(Tensor::shallow_clone), f1)
         } else {
             (x.shallow_clone(), Some(g0.shallow_clone()), f0)
         };
         let mut schedule = PaperSchedule::new(self.n_iter, eta0, f0, f1);
-        let (mut x_prev, mut x_cur, mut g) = (x.shallow_clone(), x1, e1.grad);
+        // x¹ has no gradient only when N = 1, and then nothing steps from it.
+        let mut g = g1.unwrap_or(g0);
+        let (mut x_prev, mut x_cur) = (x.shallow_clone(), x1);
         for k in 1..self.n_iter {
             let next = {
                 let _guard = tch::no_grad_guard();
                 let eta = cx.per_sample(schedule.eta());
-                let step = cx.budget.ascent(g.as_ref().expect("a gradient at every point that is stepped from"), &eta);
+                let step = cx.budget.ascent(&g, &eta);
                 let z = cx.budget.project_ball(&(&x_cur + step), &x);
                 cx.budget.project(&(&x_cur + (&z - &x_cur) * MOMENTUM + (&x_cur - &x_prev) * (1.0 - MOMENTUM)), &x)
             };
-            let need = if k + 1 < self.n_iter { Need::Gradient } else { Need::Objective };
-            let e = cx.eval(&next, need, false);
-            let f_next = batch_f(&e.batch_objective);
-            let mut g_next = e.grad;
+            let (p, mut g_next) = cx.probe(&next, k + 1 < self.n_iter);
+            let f_next = batch_f(&p.batch_objective);
             // Ties move the best point (the reference uses ≥).
             if f_next >= f_best {
                 x_best = next.shallow_clone();
@@ -289,7 +284,10 @@ impl Apgd {
                 g_next = g_best.as_ref().map(Tensor::shallow_clone);
             }
             x_prev = std::mem::replace(&mut x_cur, next);
-            g = g_next;
+            // Only the last point has no gradient, and nothing steps from it.
+            if let Some(g_next) = g_next {
+                g = g_next;
+            }
         }
         x_best
     }

@@ -15,7 +15,7 @@ pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
 
 use super::budget::Budget;
-use super::direction::{Direction, DirectionContext, Evaluation, Need, evaluate};
+use super::direction::{self, Direction, DirectionContext, Probe};
 use super::oracle::Oracle;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
@@ -62,20 +62,49 @@ impl<'a> RunContext<'a> {
         RunContext { oracle, direction, budget, x, dctx, seed, trace: Trace::default(), seen_gradient: false }
     }
 
-    /// Evaluates the direction at `point` (`at_clean`: the point is the clean input).
-    pub fn eval(&mut self, point: &Tensor, need: Need, at_clean: bool) -> Evaluation {
-        let e = evaluate(self.direction, self.oracle, point, &mut self.dctx, need, at_clean);
-        let _guard = tch::no_grad_guard();
-        if !self.seen_gradient {
-            let first = e.grad.as_ref().or(e.components.first());
-            if let Some(g) = first {
-                let zero = g.abs().flatten(1, -1).amax([1i64].as_slice(), false).eq(0.0).sum(Kind::Int64);
-                self.trace.zero_gradient_samples = i64::try_from(zero).unwrap_or(0) as usize;
-                self.seen_gradient = true;
-            }
+    /// The losses and objectives at `point`, no autograd (`at_clean`: the point is the clean input).
+    pub fn objective(&mut self, point: &Tensor, at_clean: bool) -> Probe {
+        let p = direction::objective(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+        self.record(&p, None);
+        p
+    }
+
+    /// [`RunContext::objective`] plus the direction's gradient at `point`.
+    pub fn gradient(&mut self, point: &Tensor, at_clean: bool) -> (Probe, Tensor) {
+        let (p, g) = direction::gradient(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+        self.record(&p, Some(&g));
+        (p, g)
+    }
+
+    /// [`RunContext::objective`] plus one gradient per term of the direction at `point`.
+    pub fn components(&mut self, point: &Tensor, at_clean: bool) -> (Probe, Vec<Tensor>) {
+        let (p, d) = direction::components(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+        self.record(&p, d.first());
+        (p, d)
+    }
+
+    /// [`RunContext::gradient`] when `with_gradient`, else [`RunContext::objective`]: the last
+    /// point of a run needs no gradient, since nothing steps from it.
+    pub fn probe(&mut self, point: &Tensor, with_gradient: bool) -> (Probe, Option<Tensor>) {
+        if with_gradient {
+            let (p, g) = self.gradient(point, false);
+            (p, Some(g))
+        } else {
+            (self.objective(point, false), None)
         }
-        self.trace.objective.push(f64::try_from(e.objective.mean(Kind::Double)).unwrap_or(f64::NAN));
-        e
+    }
+
+    /// Traces the objective, and the zero-gradient samples of the first gradient seen.
+    fn record(&mut self, p: &Probe, first_gradient: Option<&Tensor>) {
+        let _guard = tch::no_grad_guard();
+        if !self.seen_gradient
+            && let Some(g) = first_gradient
+        {
+            let zero = g.abs().flatten(1, -1).amax([1i64].as_slice(), false).eq(0.0).sum(Kind::Int64);
+            self.trace.zero_gradient_samples = i64::try_from(zero).unwrap_or(0) as usize;
+            self.seen_gradient = true;
+        }
+        self.trace.objective.push(f64::try_from(p.objective.mean(Kind::Double)).unwrap_or(f64::NAN));
     }
 
     /// Makes sure the clean per-sample losses are known when the direction's objective needs them,
@@ -83,7 +112,7 @@ impl<'a> RunContext<'a> {
     pub fn ensure_clean(&mut self, force: bool) {
         if (force || self.direction.needs_clean()) && self.dctx.clean.is_none() {
             let x = self.x.shallow_clone();
-            let _ = evaluate(self.direction, self.oracle, &x, &mut self.dctx, Need::Objective, true);
+            let _ = direction::objective(self.direction, self.oracle, &x, &mut self.dctx, true);
         }
     }
 
