@@ -312,6 +312,24 @@ pub struct AttackOutcome {
     pub clean_losses: Option<TaskMap<Tensor>>,
 }
 
+/// Where a batch sits in its run, as far as an attack cares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchContext<'a> {
+    /// The batch's position in the run: selects its random streams (random starts, restarts).
+    pub index: u64,
+    /// Dataset-level clean `mean` losses per task: the reference's `criterionBase`, which the
+    /// paper APGD profile's GB-MTA objective is relative to (docs/REFERENCE.md §7 item 9). Batch
+    /// clean means when absent.
+    pub clean_losses: Option<&'a TaskMap<f64>>,
+}
+
+impl BatchContext<'_> {
+    /// Batch `index`, without dataset-level clean losses.
+    pub fn at(index: u64) -> Self {
+        BatchContext { index, clean_losses: None }
+    }
+}
+
 /// A configured attack.
 #[derive(Debug, Clone)]
 pub struct Attack {
@@ -328,25 +346,17 @@ impl Attack {
         Ok(Attack { config })
     }
 
-    /// Attacks `batch`; `batch_index` selects this batch's random streams, `base` optionally gives
-    /// the dataset-level clean losses (paper APGD profile's GB-MTA objective).
+    /// Attacks `batch`, placed in its run by `at` (random streams, dataset-level clean losses).
     ///
     /// # Errors
     /// Tasks that do not match the model, a direction naming a missing task, or a bad budget.
-    pub fn run(
-        &self,
-        model: &Model,
-        tasks: &[Task],
-        batch: &Batch,
-        batch_index: u64,
-        base: Option<&TaskMap<f64>>,
-    ) -> Result<AttackOutcome> {
+    pub fn run(&self, model: &Model, tasks: &[Task], batch: &Batch, at: BatchContext) -> Result<AttackOutcome> {
         let oracle = Oracle::new(model, tasks, &batch.targets)?;
         let direction = self.config.direction.build(tasks)?;
         let x = batch.x.to_kind(model.kind()).to_device(model.device());
         let budget = Budget::new(self.config.norm, self.config.eps, &model.input, x.kind(), x.device())?;
-        let dctx = DirectionContext { reduction: self.config.reduction, clean: None, base: base.cloned() };
-        let seed = crate::rng::derive_seed(self.config.seed, &[batch_index]);
+        let dctx = DirectionContext { reduction: self.config.reduction, clean: None, base: at.clean_losses.cloned() };
+        let seed = crate::rng::derive_seed(self.config.seed, &[at.index]);
         let rule = self.config.rule(&budget);
         let mut cx = step::RunContext::new(&oracle, direction.as_ref(), &budget, &x, dctx, seed);
         let x_adv = rule.run(&mut cx).detach();

@@ -26,7 +26,7 @@ fn fgsm_is_the_clipped_signed_gradient_step() {
     let g = Tensor::run_backward(&[total], &[&x], false, false).pop().unwrap();
     let (lo, hi) = model.input.bound_tensors(Kind::Float, tch::Device::Cpu);
     let want = (&batch.x + g.sign() * 8.0).maximum(&lo).minimum(&hi);
-    let got = Attack::new(config(StepKind::Fgsm, "total")).unwrap().run(&model, &tasks, &batch, 0, None).unwrap();
+    let got = Attack::new(config(StepKind::Fgsm, "total")).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
     assert!(got.x_adv.allclose(&want, 0.0, 1e-4, false));
     assert_eq!((got.counts.forward, got.counts.backward), (1, 1));
 }
@@ -48,7 +48,7 @@ fn every_rule_and_direction_stays_in_budget_and_range() {
                 c.norm = norm;
                 c.eps = if norm == Norm::L2 { 300.0 } else { 6.0 };
                 c.random_start = true;
-                let out = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, 0, None).unwrap();
+                let out = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
                 let ch = &out.checks;
                 assert!(ch.passed(), "{}: {ch:?}", c.label());
                 assert!(ch.max_perturbation <= c.eps + 1e-5, "{}", c.label());
@@ -72,7 +72,7 @@ fn pass_counts_per_iteration_are_as_designed() {
     let model = small_model(&specs, 9, 1);
     let tasks = tasks_of(&specs);
     let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
-    let run = |c: AttackConfig| Attack::new(c).unwrap().run(&model, &tasks, &batch, 0, None).unwrap().counts;
+    let run = |c: AttackConfig| Attack::new(c).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap().counts;
     let counts = |step, dir: &str, n: usize| {
         let mut c = config(step, dir);
         c.n_iter = n;
@@ -106,11 +106,11 @@ fn same_seed_same_examples_bit_for_bit() {
     let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
     let mut c = config(StepKind::Apgd, "gbmta");
     c.restarts = 2;
-    let a = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, 3, None).unwrap().x_adv;
-    let b = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, 3, None).unwrap().x_adv;
+    let a = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(3)).unwrap().x_adv;
+    let b = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(3)).unwrap().x_adv;
     assert!(a.equal(&b));
     c.seed += 1;
-    let other = Attack::new(c).unwrap().run(&model, &tasks, &batch, 3, None).unwrap().x_adv;
+    let other = Attack::new(c).unwrap().run(&model, &tasks, &batch, BatchContext::at(3)).unwrap().x_adv;
     assert!(!a.equal(&other), "another seed draws another random start");
 }
 
@@ -148,7 +148,7 @@ fn an_attack_that_moves_no_sample_fails_its_checks() {
     let model = small_model(&specs, 9, 1);
     let tasks = tasks_of(&specs);
     let batch = random_batch(&specs, 3, 32, 2, Kind::Float);
-    let c = Attack::new(config(StepKind::Pgd, "total")).unwrap().run(&model, &tasks, &batch, 0, None).unwrap().checks;
+    let c = Attack::new(config(StepKind::Pgd, "total")).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap().checks;
     assert_eq!((c.samples, c.unmoved_samples), (3, 0));
     assert!(c.passed(), "{:?}", c.failures());
     // Two of three samples unmoved: still a valid attack; all three: a failed one, with its reason.

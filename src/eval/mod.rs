@@ -9,7 +9,7 @@ pub mod csv;
 
 pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
 
-use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
+use crate::attack::{Attack, AttackConfig, BatchContext, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -281,7 +281,7 @@ pub fn attack_runs(
         samples += n;
         let clean_losses = clean.losses[b].map(|_, t| t.to_device(model.device()));
         for (i, attack) in attacks.iter().enumerate() {
-            let outcome = attack.run(model, tasks, &batch, b as u64, base.as_ref())?;
+            let outcome = attack.run(model, tasks, &batch, BatchContext { index: b as u64, clean_losses: base.as_ref() })?;
             if let Some(sink) = sink.as_deref_mut() {
                 sink(i, b, &batch, &outcome.x_adv)?;
             }

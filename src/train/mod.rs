@@ -17,7 +17,7 @@ pub mod schedule;
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use schedule::Schedule;
 
-use crate::attack::{Attack, AttackConfig};
+use crate::attack::{Attack, AttackConfig, BatchContext};
 use crate::data::{BatchSource, SampleSource};
 use crate::error::{Error, Result};
 use crate::eval::{EvalOptions, evaluate};
@@ -348,7 +348,7 @@ pub fn train(
         let items = sampler::step_items(data.num_samples(), config.batch_size, config.seed, step);
         let batch = data.samples(&items, model.device())?;
         let x_adv = match config.attack_at(step) {
-            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, step as u64, None)?.x_adv),
+            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, BatchContext::at(step as u64))?.x_adv),
             None => None,
         };
         let losses = {
