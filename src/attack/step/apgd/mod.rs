@@ -27,6 +27,16 @@ pub enum ApgdProfile {
     Paper,
 }
 
+impl ApgdProfile {
+    /// The stable id, as the CLI spells it.
+    pub fn id(self) -> &'static str {
+        match self {
+            ApgdProfile::Autoattack => "autoattack",
+            ApgdProfile::Paper => "paper",
+        }
+    }
+}
+
 /// Momentum weight α of both profiles.
 const MOMENTUM: f64 = 0.75;
 /// Condition 1's fraction of successful steps.
