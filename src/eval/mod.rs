@@ -6,8 +6,10 @@
 //! the reference's `criterionBase`), a clean pass runs first.
 pub mod arp;
 pub mod csv;
+pub mod warning;
 
 pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
+pub use warning::Warning;
 
 use crate::attack::{Attack, AttackConfig, BatchContext, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
@@ -51,7 +53,7 @@ pub struct Evaluation {
     pub options: EvalOptions,
     pub clean: ConditionReport,
     pub attacked: Vec<ConditionReport>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Running sums of one condition.
@@ -262,7 +264,7 @@ pub fn attack_runs(
     options: EvalOptions,
     observer: &mut dyn Observer,
     mut sink: Option<&mut AdversarialSink>,
-) -> Result<(Vec<ConditionReport>, Vec<String>)> {
+) -> Result<(Vec<ConditionReport>, Vec<Warning>)> {
     if clean.losses.len() != data.num_batches() || clean.report.samples != data.num_samples() {
         return Err(crate::error::Error::config("evaluation", "the clean run was made on other data than the attacks"));
     }
@@ -309,24 +311,21 @@ pub fn attack_runs(
         let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
         let (a, skipped) = arp::arp_with(&clean.report.metrics, &r.metrics, options.convention);
         if !skipped.is_empty() {
-            warnings.push(format!("{}: left out of ARP because the clean value is 0 or not finite: {}", r.label, skipped.join(", ")));
+            warnings.push(Warning::ArpSkipped { label: r.label.clone(), metrics: skipped });
         }
         if let Some(c) = &r.checks {
             if !c.passed() {
-                warnings.push(format!("{}: adversarial inputs failed a sanity check: {}", r.label, c.failures().join("; ")));
+                warnings.push(Warning::SanityCheck { label: r.label.clone(), failures: c.failures() });
             }
             if c.zero_gradient_samples > 0 {
-                warnings.push(format!(
-                    "{}: {} sample(s) had an all-zero input gradient; the attack cannot move them",
-                    r.label, c.zero_gradient_samples
-                ));
+                warnings.push(Warning::ZeroGradient { label: r.label.clone(), samples: c.zero_gradient_samples });
             }
         }
         r.arp = Some(a);
         reports.push(r);
     }
     for w in &warnings {
-        observer.event(Event::Warning(w.clone()));
+        observer.event(Event::Warning(w.to_string()));
     }
     Ok((reports, warnings))
 }
