@@ -297,8 +297,8 @@ pub fn train(
     if let Some(ck) = checkpoint {
         let state_path = ck.join("state.json");
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-        let state: TrainState =
-            serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("malformed training state: {e}")))?;
+        let state: TrainState = serde_json::from_str(&text)
+            .map_err(|e| Error::context(format!("checkpoint {}: malformed training state", state_path.display()), e))?;
         if state.config != *config && !restart {
             return Err(Error::config(
                 "--out",
