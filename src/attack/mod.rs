@@ -406,7 +406,7 @@ impl Attack {
         let rule = self.config.rule(&budget);
         let mut cx = step::RunContext::new(&oracle, direction.as_ref(), &budget, &x, dctx, seed);
         let x_adv = rule.run(&mut cx).detach();
-        let trace = std::mem::take(&mut cx.trace);
+        let trace = cx.take_trace();
         let clean_losses = cx.dctx.clean.take();
         let checks = check(&budget, &x_adv, &x, trace.zero_gradient_samples);
         Ok(AttackOutcome { x_adv, counts: oracle.counts(), checks, trace, clean_losses })

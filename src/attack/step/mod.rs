@@ -45,8 +45,11 @@ pub struct RunContext<'a> {
     pub dctx: DirectionContext,
     /// Seed of this batch's random streams.
     pub seed: u64,
-    pub trace: Trace,
-    seen_gradient: bool,
+    /// The batch mean objective of every evaluated point, left on the device until the run ends
+    /// (no host synchronisation per iteration).
+    objective_means: Vec<Tensor>,
+    /// How many samples had an all-zero first gradient (a device scalar), once one was seen.
+    zero_gradient: Option<Tensor>,
 }
 
 impl<'a> RunContext<'a> {
@@ -59,7 +62,7 @@ impl<'a> RunContext<'a> {
         dctx: DirectionContext,
         seed: u64,
     ) -> Self {
-        RunContext { oracle, direction, budget, x, dctx, seed, trace: Trace::default(), seen_gradient: false }
+        RunContext { oracle, direction, budget, x, dctx, seed, objective_means: Vec::new(), zero_gradient: None }
     }
 
     /// The losses and objectives at `point`, no autograd (`at_clean`: the point is the clean input).
@@ -94,17 +97,28 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    /// Traces the objective, and the zero-gradient samples of the first gradient seen.
+    /// Traces the objective, and the zero-gradient samples of the first gradient seen; both stay
+    /// on the device until [`RunContext::take_trace`].
     fn record(&mut self, p: &Probe, first_gradient: Option<&Tensor>) {
         let _guard = tch::no_grad_guard();
-        if !self.seen_gradient
+        if self.zero_gradient.is_none()
             && let Some(g) = first_gradient
         {
-            let zero = g.abs().flatten(1, -1).amax([1i64].as_slice(), false).eq(0.0).sum(Kind::Int64);
-            self.trace.zero_gradient_samples = i64::try_from(zero).unwrap_or(0) as usize;
-            self.seen_gradient = true;
+            self.zero_gradient = Some(g.abs().flatten(1, -1).amax([1i64].as_slice(), false).eq(0.0).sum(Kind::Int64));
         }
-        self.trace.objective.push(f64::try_from(p.objective.mean(Kind::Double)).unwrap_or(f64::NAN));
+        self.objective_means.push(p.objective.mean(Kind::Double));
+    }
+
+    /// The run's diagnostics, read from the device once.
+    pub fn take_trace(&mut self) -> Trace {
+        let means = std::mem::take(&mut self.objective_means);
+        let objective = if means.is_empty() {
+            Vec::new()
+        } else {
+            Vec::<f64>::try_from(Tensor::stack(&means, 0).to_device(tch::Device::Cpu)).unwrap_or_else(|_| vec![f64::NAN; means.len()])
+        };
+        let zero_gradient_samples = self.zero_gradient.take().map_or(0, |z| i64::try_from(z).unwrap_or(0) as usize);
+        Trace { zero_gradient_samples, objective }
     }
 
     /// Makes sure the clean per-sample losses are known when the direction's objective needs them,
