@@ -118,7 +118,7 @@ mod tests {
             w.write_all(b"half")?;
             Err(std::io::Error::other("disk full"))
         });
-        assert!(err.unwrap_err().to_string().contains("disk full"));
+        assert!(err.unwrap_err().chain().contains("disk full"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
     }

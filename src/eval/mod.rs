@@ -26,10 +26,12 @@
 //! ```
 pub mod arp;
 pub mod csv;
+pub mod warning;
 
 pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
+pub use warning::Warning;
 
-use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
+use crate::attack::{Attack, AttackConfig, BatchContext, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -71,7 +73,7 @@ pub struct Evaluation {
     pub options: EvalOptions,
     pub clean: ConditionReport,
     pub attacked: Vec<ConditionReport>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Running sums of one condition.
@@ -282,7 +284,7 @@ pub fn attack_runs(
     options: EvalOptions,
     observer: &mut dyn Observer,
     mut sink: Option<&mut AdversarialSink>,
-) -> Result<(Vec<ConditionReport>, Vec<String>)> {
+) -> Result<(Vec<ConditionReport>, Vec<Warning>)> {
     if clean.losses.len() != data.num_batches() || clean.report.samples != data.num_samples() {
         return Err(crate::error::Error::config("evaluation", "the clean run was made on other data than the attacks"));
     }
@@ -301,7 +303,7 @@ pub fn attack_runs(
         samples += n;
         let clean_losses = clean.losses[b].map(|_, t| t.to_device(model.device()));
         for (i, attack) in attacks.iter().enumerate() {
-            let outcome = attack.run(model, tasks, &batch, b as u64, base.as_ref())?;
+            let outcome = attack.run(model, tasks, &batch, BatchContext { index: b as u64, clean_losses: base.as_ref() })?;
             if let Some(sink) = sink.as_deref_mut() {
                 sink(i, b, &batch, &outcome.x_adv)?;
             }
@@ -329,24 +331,21 @@ pub fn attack_runs(
         let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
         let (a, skipped) = arp::arp_with(&clean.report.metrics, &r.metrics, options.convention);
         if !skipped.is_empty() {
-            warnings.push(format!("{}: left out of ARP because the clean value is 0 or not finite: {}", r.label, skipped.join(", ")));
+            warnings.push(Warning::ArpSkipped { label: r.label.clone(), metrics: skipped });
         }
         if let Some(c) = &r.checks {
             if !c.passed() {
-                warnings.push(format!("{}: adversarial inputs failed a sanity check: {}", r.label, c.failures().join("; ")));
+                warnings.push(Warning::SanityCheck { label: r.label.clone(), failures: c.failures() });
             }
             if c.zero_gradient_samples > 0 {
-                warnings.push(format!(
-                    "{}: {} sample(s) had an all-zero input gradient; the attack cannot move them",
-                    r.label, c.zero_gradient_samples
-                ));
+                warnings.push(Warning::ZeroGradient { label: r.label.clone(), samples: c.zero_gradient_samples });
             }
         }
         r.arp = Some(a);
         reports.push(r);
     }
     for w in &warnings {
-        observer.event(Event::Warning(w.clone()));
+        observer.event(Event::Warning(w.to_string()));
     }
     Ok((reports, warnings))
 }

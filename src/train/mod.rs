@@ -17,7 +17,7 @@ pub mod schedule;
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use schedule::Schedule;
 
-use crate::attack::{Attack, AttackConfig};
+use crate::attack::{Attack, AttackConfig, BatchContext};
 use crate::data::{BatchSource, SampleSource};
 use crate::error::{Error, Result};
 use crate::eval::{EvalOptions, evaluate};
@@ -297,8 +297,8 @@ pub fn train(
     if let Some(ck) = checkpoint {
         let state_path = ck.join("state.json");
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-        let state: TrainState =
-            serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("malformed training state: {e}")))?;
+        let state: TrainState = serde_json::from_str(&text)
+            .map_err(|e| Error::context(format!("checkpoint {}: malformed training state", state_path.display()), e))?;
         if state.config != *config && !restart {
             return Err(Error::config(
                 "--out",
@@ -348,7 +348,7 @@ pub fn train(
         let items = sampler::step_items(data.num_samples(), config.batch_size, config.seed, step);
         let batch = data.samples(&items, model.device())?;
         let x_adv = match config.attack_at(step) {
-            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, step as u64, None)?.x_adv),
+            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, BatchContext::at(step as u64))?.x_adv),
             None => None,
         };
         let losses = {
