@@ -1,5 +1,14 @@
 //! The library's one error type. Messages are lower-case, name the file, flag or value that
 //! caused the problem, and say how to fix it; the library never prints and never exits.
+//!
+//! ```
+//! use mtrobust::Error;
+//! let denied = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+//! let err = Error::io("results.sqlite", denied);
+//! assert_eq!(err.to_string(), "results.sqlite"); // the message names the file…
+//! assert_eq!(err.chain(), "results.sqlite: permission denied"); // …and the cause stays its source
+//! assert!(std::error::Error::source(&err).is_some());
+//! ```
 use std::path::PathBuf;
 
 /// Everything that can go wrong in mtrobust.

@@ -6,6 +6,38 @@
 //! an attack); only input gradients are computed; the adversarial batch is checked after every
 //! run (largest perturbation, pixels outside the valid range, NaNs, samples with a zero gradient).
 //! Runs are seeded: the same seed gives the same adversarial examples, bit for bit on CPU.
+//!
+//! ```
+//! use mtrobust::attack::{Attack, AttackConfig, BatchContext, DirectionSpec, StepKind};
+//! use mtrobust::data::{Batch, InputSpace, Target};
+//! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
+//! use mtrobust::task::{Task, TaskKind, TaskMap, parse_tasks};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let specs = parse_tasks("segm:4,depth")?;
+//! let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
+//! let head = HeadConfig { width: 8, rates: vec![1], dropout: 0.0 };
+//! let config = ModelConfig { backbone: BackboneKind::Small, tasks: specs, layout: layout_at(2, 5, 0)?, head };
+//! let model = Model::new(config, InputSpace::reference(), Device::Cpu, 0)?;
+//!
+//! // Two 32² images inside the model's valid pixel range, labelled for both tasks.
+//! let opts = (Kind::Float, Device::Cpu);
+//! let (lo, hi) = model.input.bound_tensors(Kind::Float, Device::Cpu);
+//! let x = &lo + (&hi - &lo) * Tensor::rand([2, 3, 32, 32], opts);
+//! let all = Tensor::ones([2, 1, 32, 32], opts);
+//! let mut targets = TaskMap::new();
+//! targets.insert(TaskKind::SegmentSemantic, Target { value: Tensor::randint(4, [2, 1, 32, 32], opts), valid: all.copy() });
+//! targets.insert(TaskKind::DepthZbuffer, Target { value: &all * 2.0, valid: all });
+//! let batch = Batch { x, targets, names: vec!["a".into(), "b".into()] };
+//!
+//! // PGD-3 along GB-MTA's direction in an L∞ ball of 8 grey levels.
+//! let attack = Attack::new(AttackConfig { step: StepKind::Pgd, direction: DirectionSpec::Gbmta, eps: 8.0, n_iter: 3, ..Default::default() })?;
+//! let outcome = attack.run(&model, &tasks, &batch, BatchContext::at(0))?;
+//! assert!(outcome.checks.passed());
+//! assert!(outcome.checks.max_perturbation <= 8.0 + 1e-4);
+//! assert_eq!(outcome.counts.backward, 3); // one backward per iteration, for both tasks at once
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 pub mod budget;
 pub mod direction;
 pub mod oracle;

@@ -10,6 +10,36 @@
 //! Output directory: `model.safetensors` + `model.json` (an ordinary checkpoint, refreshed at every
 //! checkpoint), `checkpoints/step-N/` (model, optimiser state, `state.json`) with `checkpoints/latest`
 //! naming the newest complete one, and `log.jsonl` (training losses and validation metrics).
+//!
+//! ```
+//! use mtrobust::data::{InputSpace, Loader, Mode, Sizes, open};
+//! use mtrobust::data::synth::export::{SynthOptions, write_dataset};
+//! use mtrobust::eval::EvalOptions;
+//! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
+//! use mtrobust::task::{Task, parse_tasks};
+//! use mtrobust::train::{TrainConfig, train};
+//!
+//! let dir = std::env::temp_dir().join(format!("mtrobust-doc-train-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! write_dataset(&dir.join("data"), &SynthOptions { n: 10, size: 16, seed: 7, test_fraction: 0.2 }, &mut mtrobust::observe::Silent)?;
+//! let specs = parse_tasks("segm:10,depth")?;
+//! let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
+//! let head = HeadConfig { width: 8, rates: vec![1], dropout: 0.0 };
+//! let config = ModelConfig { backbone: BackboneKind::Small, tasks: specs, layout: layout_at(2, 5, 0)?, head };
+//! let mut model = Model::new(config, InputSpace::reference(), tch::Device::Cpu, 0)?;
+//!
+//! let kinds = tasks.iter().map(|t| t.kind()).collect::<Vec<_>>();
+//! let data = Loader::new(open(&dir.join("data"), "train", Mode::Train, Sizes::default())?, kinds, 4, None)?;
+//! let out = dir.join("run");
+//! let summary = train(&mut model, &tasks, &data, None, EvalOptions::default(), &TrainConfig::new(2, 3, 4), &out, false, None, &mut mtrobust::observe::Silent)?;
+//! assert_eq!(summary.steps, 3);
+//! assert!(out.join("model.safetensors").exists()); // a checkpoint every command reads
+//! // The same command again finds the finished run and does not train twice.
+//! let again = train(&mut model, &tasks, &data, None, EvalOptions::default(), &TrainConfig::new(2, 3, 4), &out, false, None, &mut mtrobust::observe::Silent)?;
+//! assert_eq!(again.resumed_from, 3);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 pub mod optimizer;
 pub mod sampler;
 pub mod schedule;
