@@ -26,10 +26,9 @@
 //! ```
 pub mod arp;
 pub mod csv;
-pub mod warning;
 
 pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
-pub use warning::Warning;
+pub use crate::warning::Warning;
 
 use crate::attack::{Attack, AttackConfig, BatchContext, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
@@ -345,7 +344,7 @@ pub fn attack_runs(
         reports.push(r);
     }
     for w in &warnings {
-        observer.event(Event::Warning(w.to_string()));
+        observer.event(Event::Warning(w.clone()));
     }
     Ok((reports, warnings))
 }

@@ -1,4 +1,4 @@
-//! Problems an evaluation reports without stopping: typed, so that callers can match on them,
+//! Problems a run (an evaluation, for now) reports without stopping: typed, so that callers can match on them,
 //! and written to report.json as the same one-line text as always (old reports still read).
 use std::fmt;
 
