@@ -27,8 +27,8 @@
 pub mod arp;
 pub mod csv;
 
-pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
 pub use crate::warning::Warning;
+pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
 
 use crate::attack::{Attack, AttackConfig, BatchContext, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
