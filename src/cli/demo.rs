@@ -13,7 +13,7 @@ use mtrobust::data::synth::export::{SynthOptions, read_manifest, write_dataset};
 use mtrobust::data::{InputSpace, Loader, Mode, SampleSource, Sizes};
 use mtrobust::eval::{EvalOptions, clean_run};
 use mtrobust::model::{BackboneKind, Layout, Model, ModelConfig, index_of};
-use mtrobust::report::paper::{self, View, tables};
+use mtrobust::report::paper::{self, View, quality, tables};
 use mtrobust::study::{RunOptions, Store, StudyFile};
 use mtrobust::task::{Convention, TaskKind, taskonomy_tasks};
 use mtrobust::train::{TrainConfig, train};
@@ -205,7 +205,7 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let all = tables::all(&view, table_eps);
     paper::write_tables(&all, &report_dir)?;
     let figures = paper::figures::write_figures(&view, table_eps, &report_dir)?;
-    // 5. Figure 6 and clean quality vs an untrained twin.
+    // 5. Figure 6, and clean quality against an untrained twin and the best constant prediction.
     let test_set = open(Mode::Test)?;
     let test_tasks = test_set.tasks_for(&specs)?;
     let test = Loader::new(test_set, kinds.clone(), 16, Some(s.limit))?;
@@ -226,13 +226,17 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", fig6.display()))?;
     let untrained = Model::new(shared.config()?.clone(), InputSpace::reference(), device, a.seed)?;
     let untrained = clean_run(&untrained, &test_tasks, &test, options, &mut mtrobust::observe::Silent)?.report;
+    let constants = quality::best_constants(&test_tasks, &test, profile)?;
+    let constant = quality::constant_metrics(&test_tasks, &test, &constants, profile, options.convention)?;
     let report_seconds = t.elapsed().as_secs_f64();
 
     let table1 = all.iter().find(|t| t.id == "table1_arp").expect("always built");
     let table12 = all.iter().find(|t| t.id == "table12_transfer").expect("always built");
     println!("{}", table1.markdown());
     println!("{}", table12.markdown());
-    println!("{}", quality_table(&view, &untrained));
+    let trained: Vec<_> =
+        view.models.iter().enumerate().filter_map(|(m, info)| view.clean.get(&m).map(|r| (info.row.name.clone(), &r.metrics))).collect();
+    println!("{}", quality::quality_table(&untrained, &constant, &trained));
     progress.info(&format!(
         "ARP = average relative performance drop over the five tasks (percent, higher = stronger attack); transferability = \
          mean ARP of the other tasks relative to the attacked one.\n\
@@ -247,29 +251,4 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     println!("figure: {}", fig6.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Clean metrics of each trained model next to an untrained model of the first one's
-/// architecture: every task must have moved away from the untrained values.
-fn quality_table(view: &View, untrained: &mtrobust::eval::ConditionReport) -> String {
-    let mut out =
-        String::from("**Clean quality on the attacked test images: untrained vs each trained model**\n\n| Task | Metric | untrained |");
-    for m in &view.models {
-        out += &format!(" {} |", m.row.name);
-    }
-    out += "\n| :-- | :-- | --: |";
-    out += &" --: |".repeat(view.models.len());
-    out.push('\n');
-    for (task, metrics) in untrained.metrics.iter() {
-        for metric in metrics {
-            let arrow = if metric.higher_is_better { "↑" } else { "↓" };
-            out += &format!("| {} | {} {arrow} | {:.4} |", paper::view::task_name(task), metric.name, metric.value);
-            for m in 0..view.models.len() {
-                let v = view.clean.get(&m).and_then(|r| r.metrics.get(task)).and_then(|ms| ms.iter().find(|x| x.name == metric.name));
-                out += &v.map_or(" - |".into(), |x| format!(" {:.4} |", x.value));
-            }
-            out.push('\n');
-        }
-    }
-    out
 }
