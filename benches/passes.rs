@@ -4,7 +4,6 @@
 //! 2. input-only gradients (`run_backward` on x) vs `backward()` through every weight (the reference).
 //!
 //! `cargo bench --bench passes [-- small|resnet34]`
-use mtrobust::attack::direction::Need;
 use mtrobust::attack::{DirectionContext, DirectionSpec, Oracle};
 use mtrobust::data::{Batch, InputSpace, Target};
 use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
@@ -61,7 +60,7 @@ fn main() {
     // 1. GB-MTA: one backward of Σ L/sg(L) vs the reference's T backwards with retain_graph.
     let ours = time(reps, || {
         let mut ctx = DirectionContext::default();
-        let _ = mtrobust::attack::direction::evaluate(gbmta.as_ref(), &oracle, &data.x, &mut ctx, Need::Gradient, true);
+        let _ = mtrobust::attack::direction::gradient(gbmta.as_ref(), &oracle, &data.x, &mut ctx, true);
     });
     let reference = time(reps, || {
         let x = data.x.detach().set_requires_grad(true);

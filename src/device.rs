@@ -1,5 +1,13 @@
 //! Device choice (`--device auto|cpu|cuda|cuda:N`), picked once and passed down. Asking for CUDA
 //! where there is none is an error, never a silent CPU run.
+//!
+//! ```
+//! use mtrobust::device::{device_name, parse_device};
+//! assert_eq!(device_name(parse_device("cpu")?), "cpu");
+//! // A typo is an error that lists the accepted names.
+//! assert!(parse_device("gpu").is_err());
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 use crate::error::{Error, Result};
 use tch::Device;
 

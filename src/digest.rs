@@ -1,5 +1,12 @@
 //! Content digests (SHA-256, hex): what identifies a checkpoint, a dataset split, a run or a
 //! study cell independently of where the files live.
+//!
+//! ```
+//! use mtrobust::digest::{bytes_digest, json_digest};
+//! assert_eq!(bytes_digest(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+//! // Equal values give equal digests, whatever the order the fields were built in.
+//! assert_eq!(json_digest(&serde_json::json!({"a": 1, "b": 2})), json_digest(&serde_json::json!({"b": 2, "a": 1})));
+//! ```
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;

@@ -1,5 +1,14 @@
 //! The library's one error type. Messages are lower-case, name the file, flag or value that
 //! caused the problem, and say how to fix it; the library never prints and never exits.
+//!
+//! ```
+//! use mtrobust::Error;
+//! let denied = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+//! let err = Error::io("results.sqlite", denied);
+//! assert_eq!(err.to_string(), "results.sqlite"); // the message names the file…
+//! assert_eq!(err.chain(), "results.sqlite: permission denied"); // …and the cause stays its source
+//! assert!(std::error::Error::source(&err).is_some());
+//! ```
 use std::path::PathBuf;
 
 /// Everything that can go wrong in mtrobust.
@@ -25,14 +34,25 @@ pub enum Error {
     #[error("{name}: {reason}")]
     Config { name: String, reason: String },
 
-    /// An I/O error on a named path.
-    #[error("{}: {source}", path.display())]
+    /// An I/O error on a named path. The I/O error is the [`source`](std::error::Error::source),
+    /// not part of the message: `{:#}` (anyhow, the CLI) prints "path: cause".
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
-    /// An error reported by libtorch.
-    #[error("torch: {0}")]
+    /// What mtrobust was doing when an underlying error occurred (SQLite, JSON, TOML, image,
+    /// libtorch, or an mtrobust error from a lower layer). The cause stays the
+    /// [`source`](std::error::Error::source) instead of being copied into the message, so `{:#}`
+    /// (anyhow, the CLI) prints "context: cause" once and a caller can downcast the cause.
+    #[error("{context}")]
+    Context { context: String, source: Cause },
+
+    /// An error reported by libtorch (its message, once, whether printed with `{}` or `{:#}`).
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
+
+/// The underlying error of [`Error::Context`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,6 +73,22 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// A [`Error::Context`]: `source` happened while doing `context`.
+    pub fn context(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Error::Context { context: context.into(), source: source.into() }
+    }
+
+    /// The message with every cause, `context: cause: …` (what the CLI prints).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out += &format!(": {c}");
+            cause = c.source();
+        }
+        out
+    }
+
     /// A [`Error::Checkpoint`] for `path`.
     pub fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Checkpoint { path: path.into(), reason: reason.into() }
@@ -61,5 +97,32 @@ impl Error {
     /// A [`Error::Shape`] describing `what`.
     pub fn shape(what: impl Into<String>, expected: impl std::fmt::Debug, got: impl std::fmt::Debug) -> Self {
         Error::Shape { what: what.into(), expected: format!("{expected:?}"), got: format!("{got:?}") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_sources_printed_once_by_the_cli() {
+        let io = Error::io("r.json", std::io::Error::other("disk full"));
+        assert_eq!(io.to_string(), "r.json");
+        assert_eq!(io.chain(), "r.json: disk full");
+        // What the CLI prints (`{:#}` of anyhow): every cause once.
+        assert_eq!(format!("{:#}", anyhow::Error::from(io)), "r.json: disk full");
+        // A lower layer's error under a context, itself with a cause: three links.
+        let inner = Error::context("results.sqlite: results store", std::io::Error::other("database is locked"));
+        let outer = Error::context("[[attack]] #1 (pgd)", inner);
+        assert_eq!(outer.to_string(), "[[attack]] #1 (pgd)");
+        assert_eq!(outer.chain(), "[[attack]] #1 (pgd): results.sqlite: results store: database is locked");
+        assert_eq!(format!("{:#}", anyhow::Error::from(outer)), "[[attack]] #1 (pgd): results.sqlite: results store: database is locked");
+        // The cause can be downcast.
+        let e = Error::context("x", std::io::Error::other("boom"));
+        let source = std::error::Error::source(&e).unwrap();
+        assert_eq!(source.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::Other);
+        // libtorch's message once, without a source of its own.
+        let t = Error::from(tch::TchError::Torch("shape mismatch".into()));
+        assert_eq!(format!("{:#}", anyhow::Error::from(t)), "Internal torch error: shape mismatch");
     }
 }

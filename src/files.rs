@@ -3,6 +3,22 @@
 //! symlink at the final name is replaced rather than followed. A directory that a run writes
 //! into is locked for the duration of the run (an advisory `flock`, released by the kernel
 //! even when the process is killed), so two runs never interleave their files.
+//!
+//! ```
+//! use mtrobust::files::{write_atomic, write_bytes_atomic};
+//! use std::io::Write;
+//!
+//! let dir = std::env::temp_dir().join(format!("mtrobust-doc-files-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("result.txt");
+//! write_bytes_atomic(&path, "first")?;
+//! write_atomic(&path, |w| w.write_all(b"second"))?;
+//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+//! // Only the result is there: the temporary file was renamed over it.
+//! assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -102,7 +118,7 @@ mod tests {
             w.write_all(b"half")?;
             Err(std::io::Error::other("disk full"))
         });
-        assert!(err.unwrap_err().to_string().contains("disk full"));
+        assert!(err.unwrap_err().chain().contains("disk full"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
     }

@@ -30,6 +30,7 @@ pub mod task;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod train;
+pub mod warning;
 
 pub use attack::{Attack, AttackConfig, DirectionSpec, Norm, StepKind};
 pub use data::{Dataset, Loader};

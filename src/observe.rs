@@ -1,5 +1,18 @@
 //! Progress and warnings leave the library as events; the CLI turns them into progress bars and
 //! messages, tests ignore them. The library itself never prints.
+//!
+//! ```
+//! use mtrobust::observe::{Collect, Event, Observer};
+//! use mtrobust::warning::Warning;
+//!
+//! let mut seen = Collect::default();
+//! seen.event(Event::Start { what: "attack".into(), total: 2 });
+//! seen.event(Event::Warning(Warning::Other("1 sample left out".into())));
+//! seen.event(Event::Finish);
+//! assert_eq!(seen.warnings[0].to_string(), "1 sample left out");
+//! ```
+
+use crate::warning::Warning;
 
 /// Something a long-running operation reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +26,7 @@ pub enum Event {
     /// A status line worth showing (e.g. "resuming from step 200").
     Info(String),
     /// A problem that does not stop the run.
-    Warning(String),
+    Warning(Warning),
 }
 
 /// Receives events.
@@ -33,7 +46,7 @@ impl Observer for Silent {
 /// Collects warnings (and drops progress): for tests and for reports that list warnings.
 #[derive(Debug, Default, Clone)]
 pub struct Collect {
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl Observer for Collect {

@@ -155,9 +155,15 @@ fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
     let d = tmp.path();
     let args = ["demo", "--out", "demo", "--n", "24", "--size", "32", "--steps", "6", "--limit", "8", "--eps", "4"];
     let out = ok(d, &args);
-    for needle in
-        ["| shared-5L | #0 AS/5L |", "FGSM GB-MTA", "APGD Single-Segm", "Transferability", "untrained", "fig6_adversarial_examples.png"]
-    {
+    for needle in [
+        "| shared-5L | #0 AS/5L |",
+        "FGSM GB-MTA",
+        "APGD Single-Segm",
+        "Transferability",
+        "untrained",
+        "constant",
+        "fig6_adversarial_examples.png",
+    ] {
         assert!(out.contains(needle), "demo output lacks `{needle}`:\n{out}");
     }
     let store = mtrobust::study::Store::open(&d.join("demo/results.sqlite")).unwrap();

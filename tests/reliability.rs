@@ -149,6 +149,10 @@ fn numeric_options_are_checked_before_any_work() {
         (attack(&["--batch-size", "0"]), vec!["--batch-size", "at least 1"]),
         (attack(&["--threads", "0"]), vec!["--threads", "at least 1"]),
         (attack(&["--step-size", "-1"]), vec!["--step-size"]),
+        (
+            attack(&["--attack", "pgd", "--restarts", "3"]),
+            vec!["--restarts", "`--attack pgd` ignores it", "apgd with --apgd-profile autoattack"],
+        ),
         (train(&["--adversarial", "--fat-tau", "2", "--fat-threshold", "nan"]), vec!["--fat-threshold", "NaN"]),
         (train(&["--momentum", "nan"]), vec!["--momentum", "NaN"]),
         (train(&["--optimizer", "adam", "--beta1", "1.5"]), vec!["β₁"]),

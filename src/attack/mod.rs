@@ -6,6 +6,38 @@
 //! an attack); only input gradients are computed; the adversarial batch is checked after every
 //! run (largest perturbation, pixels outside the valid range, NaNs, samples with a zero gradient).
 //! Runs are seeded: the same seed gives the same adversarial examples, bit for bit on CPU.
+//!
+//! ```
+//! use mtrobust::attack::{Attack, AttackConfig, BatchContext, DirectionSpec, StepKind};
+//! use mtrobust::data::{Batch, InputSpace, Target};
+//! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
+//! use mtrobust::task::{Task, TaskKind, TaskMap, parse_tasks};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let specs = parse_tasks("segm:4,depth")?;
+//! let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
+//! let head = HeadConfig { width: 8, rates: vec![1], dropout: 0.0 };
+//! let config = ModelConfig { backbone: BackboneKind::Small, tasks: specs, layout: layout_at(2, 5, 0)?, head };
+//! let model = Model::new(config, InputSpace::reference(), Device::Cpu, 0)?;
+//!
+//! // Two 32² images inside the model's valid pixel range, labelled for both tasks.
+//! let opts = (Kind::Float, Device::Cpu);
+//! let (lo, hi) = model.input.bound_tensors(Kind::Float, Device::Cpu);
+//! let x = &lo + (&hi - &lo) * Tensor::rand([2, 3, 32, 32], opts);
+//! let all = Tensor::ones([2, 1, 32, 32], opts);
+//! let mut targets = TaskMap::new();
+//! targets.insert(TaskKind::SegmentSemantic, Target { value: Tensor::randint(4, [2, 1, 32, 32], opts), valid: all.copy() });
+//! targets.insert(TaskKind::DepthZbuffer, Target { value: &all * 2.0, valid: all });
+//! let batch = Batch { x, targets, names: vec!["a".into(), "b".into()] };
+//!
+//! // PGD-3 along GB-MTA's direction in an L∞ ball of 8 grey levels.
+//! let attack = Attack::new(AttackConfig { step: StepKind::Pgd, direction: DirectionSpec::Gbmta, eps: 8.0, n_iter: 3, ..Default::default() })?;
+//! let outcome = attack.run(&model, &tasks, &batch, BatchContext::at(0))?;
+//! assert!(outcome.checks.passed());
+//! assert!(outcome.checks.max_perturbation <= 8.0 + 1e-4);
+//! assert_eq!(outcome.counts.backward, 3); // one backward per iteration, for both tasks at once
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 pub mod budget;
 pub mod direction;
 pub mod oracle;
@@ -119,12 +151,13 @@ impl AttackConfig {
         format!("{}/{}/{}/eps={}", self.step.id(), self.direction, norm_id(self.norm), fmt_eps(self.eps))
     }
 
-    /// Checks ranges.
+    /// Checks ranges, and that every option given is one the chosen rule reads.
     ///
     /// # Errors
     /// Zero iterations, budgets or step sizes that are not positive, zero restarts, and
     /// hyper-parameters that are NaN, infinite or out of range (a NaN spreads into the update and
-    /// leaves the inputs unmoved, which would look like a robust model).
+    /// leaves the inputs unmoved, which would look like a robust model); an option set away from
+    /// its default for a rule that ignores it (see [`AttackConfig::check_ignored`]).
     pub fn check(&self) -> Result<()> {
         if !self.eps.is_finite() {
             return Err(Error::config("--eps", format!("{} is not a budget; give grey levels, e.g. 8 or 8/255", self.eps)));
@@ -169,7 +202,52 @@ impl AttackConfig {
                 format!("{} must be a finite relative loss increase (default 0.5)", es.threshold),
             ));
         }
-        Ok(())
+        self.check_ignored()
+    }
+
+    /// Rejects rule-specific options that the chosen rule would silently ignore (e.g. `--restarts`
+    /// with `pgd`). "Given" means "different from [`AttackConfig::default`]", which is also the
+    /// CLI's and the study file's default, so plain commands keep working.
+    ///
+    /// # Errors
+    /// The first such option, with the rules that use it.
+    pub fn check_ignored(&self) -> Result<()> {
+        let d = AttackConfig::default();
+        let apgd = self.step == StepKind::Apgd;
+        let sage = self.step == StepKind::AutoSage;
+        // (option, given, read by the chosen rule, the rules that read it)
+        let options = [
+            (
+                "--step-size",
+                self.step_size.is_some(),
+                matches!(self.step, StepKind::Pgd | StepKind::Mifgsm | StepKind::AutoSage),
+                "pgd, mifgsm and auto-sage (fgsm steps by ε; apgd sets its own step size)",
+            ),
+            ("--random-start", self.random_start, self.step == StepKind::Pgd, "pgd (apgd's autoattack profile always starts at random)"),
+            (
+                "--restarts",
+                self.restarts != d.restarts,
+                apgd && self.apgd_profile == ApgdProfile::Autoattack,
+                "apgd with --apgd-profile autoattack",
+            ),
+            ("--apgd-profile", self.apgd_profile != d.apgd_profile, apgd, "apgd"),
+            ("--apgd-revised", self.apgd_revised, apgd && self.apgd_profile == ApgdProfile::Paper, "apgd with --apgd-profile paper"),
+            ("--mi-momentum", self.momentum != d.momentum, self.step == StepKind::Mifgsm, "mifgsm"),
+            ("--sage-lr", self.sage_lr != d.sage_lr, sage, "auto-sage"),
+            ("--sage-fitting", self.sage_fitting != d.sage_fitting, sage, "auto-sage"),
+            ("sage_decay", self.sage_decay != d.sage_decay, sage, "auto-sage"),
+        ];
+        let rule = match (self.step, self.apgd_profile) {
+            (StepKind::Apgd, p) => format!("apgd --apgd-profile {}", p.id()),
+            (s, _) => s.id().to_string(),
+        };
+        match options.iter().find(|(_, given, read, _)| *given && !*read) {
+            Some((name, _, _, users)) => Err(Error::config(
+                *name,
+                format!("`--attack {rule}` ignores it; it is read by {users} only. Remove it, or choose a rule that reads it"),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn rule(&self, budget: &Budget) -> Box<dyn StepRule> {
@@ -312,6 +390,24 @@ pub struct AttackOutcome {
     pub clean_losses: Option<TaskMap<Tensor>>,
 }
 
+/// Where a batch sits in its run, as far as an attack cares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchContext<'a> {
+    /// The batch's position in the run: selects its random streams (random starts, restarts).
+    pub index: u64,
+    /// Dataset-level clean `mean` losses per task: the reference's `criterionBase`, which the
+    /// paper APGD profile's GB-MTA objective is relative to (docs/REFERENCE.md §7 item 9). Batch
+    /// clean means when absent.
+    pub clean_losses: Option<&'a TaskMap<f64>>,
+}
+
+impl BatchContext<'_> {
+    /// Batch `index`, without dataset-level clean losses.
+    pub fn at(index: u64) -> Self {
+        BatchContext { index, clean_losses: None }
+    }
+}
+
 /// A configured attack.
 #[derive(Debug, Clone)]
 pub struct Attack {
@@ -328,29 +424,21 @@ impl Attack {
         Ok(Attack { config })
     }
 
-    /// Attacks `batch`; `batch_index` selects this batch's random streams, `base` optionally gives
-    /// the dataset-level clean losses (paper APGD profile's GB-MTA objective).
+    /// Attacks `batch`, placed in its run by `at` (random streams, dataset-level clean losses).
     ///
     /// # Errors
     /// Tasks that do not match the model, a direction naming a missing task, or a bad budget.
-    pub fn run(
-        &self,
-        model: &Model,
-        tasks: &[Task],
-        batch: &Batch,
-        batch_index: u64,
-        base: Option<&TaskMap<f64>>,
-    ) -> Result<AttackOutcome> {
+    pub fn run(&self, model: &Model, tasks: &[Task], batch: &Batch, at: BatchContext) -> Result<AttackOutcome> {
         let oracle = Oracle::new(model, tasks, &batch.targets)?;
         let direction = self.config.direction.build(tasks)?;
         let x = batch.x.to_kind(model.kind()).to_device(model.device());
         let budget = Budget::new(self.config.norm, self.config.eps, &model.input, x.kind(), x.device())?;
-        let dctx = DirectionContext { reduction: self.config.reduction, clean: None, base: base.cloned() };
-        let seed = crate::rng::derive_seed(self.config.seed, &[batch_index]);
+        let dctx = DirectionContext { reduction: self.config.reduction, clean: None, base: at.clean_losses.cloned() };
+        let seed = crate::rng::derive_seed(self.config.seed, &[at.index]);
         let rule = self.config.rule(&budget);
         let mut cx = step::RunContext::new(&oracle, direction.as_ref(), &budget, &x, dctx, seed);
         let x_adv = rule.run(&mut cx).detach();
-        let trace = std::mem::take(&mut cx.trace);
+        let trace = cx.take_trace();
         let clean_losses = cx.dctx.clean.take();
         let checks = check(&budget, &x_adv, &x, trace.zero_gradient_samples);
         Ok(AttackOutcome { x_adv, counts: oracle.counts(), checks, trace, clean_losses })

@@ -216,7 +216,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
             let mut counts = [(0, 0); 2];
             let mut timed = |a: &Attack, slot: usize| {
                 time(device, config.clock, config.repeats, || {
-                    let out = a.run(model, tasks, batch, 0, None)?;
+                    let out = a.run(model, tasks, batch, crate::attack::BatchContext::at(0))?;
                     counts[slot] = (out.counts.forward, out.counts.backward);
                     Ok(())
                 })

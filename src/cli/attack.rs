@@ -109,7 +109,7 @@ impl Scope {
             let batch = mtrobust::bench::random_batch(&specs, &model.input, n as i64, (h, w), device, 0);
             for a in attacks {
                 let one = Attack::new(mtrobust::AttackConfig { n_iter: 1, restarts: 1, ..a.config.clone() })?;
-                one.run(model, &opened.tasks, &batch, 0, None)?;
+                one.run(model, &opened.tasks, &batch, mtrobust::attack::BatchContext::at(0))?;
             }
             if attacks.is_empty() {
                 let _ = mtrobust::bench::floor_pass(model, &batch.x);

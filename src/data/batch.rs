@@ -100,7 +100,7 @@ fn stack_u8<'a>(items: impl Iterator<Item = &'a Dense<u8>>) -> Tensor {
 pub fn write_npy(path: &std::path::Path, t: &Tensor) -> Result<()> {
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
     let data = Vec::<f32>::try_from(t.detach().to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))
-        .map_err(|e| Error::data(path, format!("cannot convert the tensor: {e}")))?;
+        .map_err(|e| Error::context(format!("{}: cannot convert the tensor", path.display()), e))?;
     super::codec::write_npy_f32(path, &shape, &data)
 }
 

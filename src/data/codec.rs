@@ -15,9 +15,10 @@ use crate::error::{Error, Result};
 
 /// Opens and fully decodes an image file (format sniffed from its bytes, not its extension).
 fn decode(path: &Path) -> Result<DynamicImage> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| Error::data(path, format!("cannot open image ({e}); check the path in the split file and the dataset root")))?;
-    let reader = reader.with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image header ({e})")))?;
+    let reader = ImageReader::open(path).map_err(|e| {
+        Error::context(format!("{}: cannot open image (check the path in the split file and the dataset root)", path.display()), e)
+    })?;
+    let reader = reader.with_guessed_format().map_err(|e| Error::context(format!("{}: cannot read image header", path.display()), e))?;
     reader.decode().map_err(|e| {
         Error::data(
             path,
@@ -184,10 +185,11 @@ pub(crate) struct NpyArray {
 
 /// Reads a float32 or float64 `.npy` file (either byte order, C or Fortran order) into `f32`.
 pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
-    let file = File::open(path)
-        .map_err(|e| Error::data(path, format!("cannot open .npy file ({e}); check the path in the split file and the dataset root")))?;
+    let file = File::open(path).map_err(|e| {
+        Error::context(format!("{}: cannot open .npy file (check the path in the split file and the dataset root)", path.display()), e)
+    })?;
     let npy = npyz::NpyFile::new(BufReader::new(file))
-        .map_err(|e| Error::data(path, format!("not a valid .npy file ({e}); re-save it with numpy.save")))?;
+        .map_err(|e| Error::context(format!("{}: not a valid .npy file (re-save it with numpy.save)", path.display()), e))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&n| n as usize).collect();
     let order = npy.order();
     let dtype = npy.dtype();
@@ -259,9 +261,11 @@ pub(crate) fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Resul
 
 /// Reads split `split` of a JSON split index: a list of `N`-path entries.
 pub(crate) fn read_split<const N: usize>(json: &Path, split: &str) -> Result<Vec<[String; N]>> {
-    let text = std::fs::read_to_string(json)
-        .map_err(|e| Error::data(json, format!("cannot read the split index ({e}); pass the dataset root that contains it")))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::data(json, format!("is not valid JSON ({e})")))?;
+    let text = std::fs::read_to_string(json).map_err(|e| {
+        Error::context(format!("{}: cannot read the split index (pass the dataset root that contains it)", json.display()), e)
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::context(format!("{}: is not valid JSON", json.display()), e))?;
     let obj = value.as_object().ok_or_else(|| Error::data(json, "expected a JSON object mapping split names to lists of entries"))?;
     let entries = obj.get(split).ok_or_else(|| {
         let known: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -293,7 +297,7 @@ pub(crate) fn write_split_index<const N: usize>(json: &Path, splits: &[(&str, Ve
     }
     create_parent(json)?;
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(map))
-        .map_err(|e| Error::data(json, format!("cannot serialise the split index ({e})")))?;
+        .map_err(|e| Error::context(format!("{}: cannot serialise the split index", json.display()), e))?;
     let mut file = File::create(json).map_err(|e| Error::io(json, e))?;
     file.write_all(text.as_bytes()).map_err(|e| Error::io(json, e))
 }

@@ -4,12 +4,33 @@
 //! Batches are visited in order (the reference shuffles its test set without a seed, docs/REFERENCE.md §7
 //! item 14). When an attack needs the dataset-level clean losses (paper APGD profile with GB-MTA,
 //! the reference's `criterionBase`), a clean pass runs first.
+//!
+//! ARP from two sets of metrics (the arithmetic of [`arp`]; [`evaluate`] produces the metrics):
+//!
+//! ```
+//! use mtrobust::eval::{arp, transferability};
+//! use mtrobust::task::{MetricValue, TaskKind, TaskMap};
+//!
+//! let one = |name: &str, v: f64, higher: bool| vec![MetricValue::new(name, v, higher)];
+//! let mut clean = TaskMap::new();
+//! clean.insert(TaskKind::SegmentSemantic, one("mIoU", 0.40, true));
+//! clean.insert(TaskKind::DepthZbuffer, one("abs_err", 0.50, false));
+//! let mut attacked = TaskMap::new();
+//! attacked.insert(TaskKind::SegmentSemantic, one("mIoU", 0.30, true)); // r = −25 %
+//! attacked.insert(TaskKind::DepthZbuffer, one("abs_err", 0.60, false)); // r = −20 %
+//! let (result, skipped) = arp(&clean, &attacked);
+//! assert!(skipped.is_empty());
+//! assert!((result.arp - 22.5).abs() < 1e-9); // −100 × mean(−0.25, −0.20)
+//! // Had this been a Single-Segm attack: ARP-depth / ARP-segm = 20 / 25.
+//! assert!((transferability(&result, TaskKind::SegmentSemantic).unwrap() - 0.8).abs() < 1e-9);
+//! ```
 pub mod arp;
 pub mod csv;
 
+pub use crate::warning::Warning;
 pub use arp::{Arp, MetricChange, arp, arp_with, relative_change, transferability};
 
-use crate::attack::{Attack, AttackConfig, Checks, DirectionContext, PassCounts};
+use crate::attack::{Attack, AttackConfig, BatchContext, Checks, DirectionContext, PassCounts};
 use crate::data::{Batch, BatchSource, Target};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -51,7 +72,7 @@ pub struct Evaluation {
     pub options: EvalOptions,
     pub clean: ConditionReport,
     pub attacked: Vec<ConditionReport>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Running sums of one condition.
@@ -262,7 +283,7 @@ pub fn attack_runs(
     options: EvalOptions,
     observer: &mut dyn Observer,
     mut sink: Option<&mut AdversarialSink>,
-) -> Result<(Vec<ConditionReport>, Vec<String>)> {
+) -> Result<(Vec<ConditionReport>, Vec<Warning>)> {
     if clean.losses.len() != data.num_batches() || clean.report.samples != data.num_samples() {
         return Err(crate::error::Error::config("evaluation", "the clean run was made on other data than the attacks"));
     }
@@ -281,7 +302,7 @@ pub fn attack_runs(
         samples += n;
         let clean_losses = clean.losses[b].map(|_, t| t.to_device(model.device()));
         for (i, attack) in attacks.iter().enumerate() {
-            let outcome = attack.run(model, tasks, &batch, b as u64, base.as_ref())?;
+            let outcome = attack.run(model, tasks, &batch, BatchContext { index: b as u64, clean_losses: base.as_ref() })?;
             if let Some(sink) = sink.as_deref_mut() {
                 sink(i, b, &batch, &outcome.x_adv)?;
             }
@@ -309,17 +330,14 @@ pub fn attack_runs(
         let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
         let (a, skipped) = arp::arp_with(&clean.report.metrics, &r.metrics, options.convention);
         if !skipped.is_empty() {
-            warnings.push(format!("{}: left out of ARP because the clean value is 0 or not finite: {}", r.label, skipped.join(", ")));
+            warnings.push(Warning::ArpSkipped { label: r.label.clone(), metrics: skipped });
         }
         if let Some(c) = &r.checks {
             if !c.passed() {
-                warnings.push(format!("{}: adversarial inputs failed a sanity check: {}", r.label, c.failures().join("; ")));
+                warnings.push(Warning::SanityCheck { label: r.label.clone(), failures: c.failures() });
             }
             if c.zero_gradient_samples > 0 {
-                warnings.push(format!(
-                    "{}: {} sample(s) had an all-zero input gradient; the attack cannot move them",
-                    r.label, c.zero_gradient_samples
-                ));
+                warnings.push(Warning::ZeroGradient { label: r.label.clone(), samples: c.zero_gradient_samples });
             }
         }
         r.arp = Some(a);

@@ -3,17 +3,28 @@
 //! batches and previews, into an output directory ([`OutputDir`]). `mtrobust attack`/`eval`,
 //! the demo and the tests all go through [`run`]; the study runner uses the same pieces.
 //!
-//! ```no_run
+//! ```
 //! use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
 //! use mtrobust::job::{DataSpec, Job};
 //! use mtrobust::model::Model;
-//!
-//! let (model, _) = Model::load("runs/clean/model.safetensors".as_ref(), tch::Device::cuda_if_available())?;
+//! # use mtrobust::model::{BackboneKind, HeadConfig, ModelConfig, layout_at};
+//! # let dir = std::env::temp_dir().join(format!("mtrobust-doc-job-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! # let synth = mtrobust::data::synth::export::SynthOptions { n: 10, size: 16, seed: 7, test_fraction: 0.2 };
+//! # mtrobust::data::synth::export::write_dataset(&dir.join("data"), &synth, &mut mtrobust::observe::Silent)?;
+//! # let config = ModelConfig { backbone: BackboneKind::Small, tasks: mtrobust::task::parse_tasks("segm:10,depth,normal")?,
+//! #     layout: layout_at(3, 5, 0)?, head: HeadConfig { width: 8, rates: vec![1], dropout: 0.0 } };
+//! # Model::new(config, mtrobust::data::InputSpace::reference(), tch::Device::Cpu, 0)?.save(&dir.join("model.safetensors"), None)?;
+//! // A trained checkpoint, and `mtrobust data synth` output.
+//! let (model_path, data) = (dir.join("model.safetensors"), dir.join("data"));
+//! let (model, _) = Model::load(&model_path, tch::Device::cuda_if_available())?;
 //! let attack = Attack::new(AttackConfig { step: StepKind::Pgd, direction: DirectionSpec::Gbmta, eps: 8.0, ..Default::default() })?;
-//! let job = Job::new(&model, "runs/clean/model.safetensors", DataSpec::new("data/synth"), vec![attack]);
+//! let job = Job::new(&model, &model_path, DataSpec::new(data), vec![attack]);
 //! let record = mtrobust::job::run(&job, &mut mtrobust::observe::Silent, None)?;
 //! let gbmta = &record.evaluation.attacked[0];
 //! println!("{}: ARP {:.2}", gbmta.label, gbmta.arp.as_ref().unwrap().arp);
+//! assert_eq!(record.evaluation.clean.samples, 2);
+//! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), mtrobust::Error>(())
 //! ```
 mod outputs;

@@ -139,6 +139,7 @@ fn write_preview(path: &Path, model: &Model, x: &Tensor, x_adv: &Tensor, eps: f6
     let hwc = Vec::<u8>::try_from(row.permute([1, 2, 0]).contiguous().flatten(0, -1).to_device(tch::Device::Cpu))?;
     let img = image::RgbImage::from_raw(w, h, hwc).ok_or_else(|| Error::data(path, "preview buffer size"))?;
     let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| Error::data(path, e.to_string()))?;
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::context(format!("{}: cannot encode the PNG", path.display()), e))?;
     write_bytes_atomic(path, png)
 }

@@ -63,7 +63,7 @@ pub fn save(vs: &VarStore, sidecar: &Sidecar, path: &Path) -> Result<()> {
     let json_path = sidecar_path(path);
     let json_tmp = json_path.with_extension("json.partial");
     let written = (|| {
-        vs.save(&tmp).map_err(|e| Error::checkpoint(&tmp, format!("cannot write weights: {e}")))?;
+        vs.save(&tmp).map_err(|e| Error::context(format!("checkpoint {}: cannot write weights", tmp.display()), e))?;
         let text = serde_json::to_string_pretty(sidecar).expect("the sidecar serialises");
         std::fs::write(&json_tmp, text).map_err(|e| Error::io(&json_tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
@@ -101,7 +101,8 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
             ),
         )
     })?;
-    let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| Error::checkpoint(&json_path, format!("malformed sidecar: {e}")))?;
+    let sidecar: Sidecar =
+        serde_json::from_str(&text).map_err(|e| Error::context(format!("checkpoint {}: malformed sidecar", json_path.display()), e))?;
     if sidecar.format != SIDECAR_FORMAT {
         return Err(Error::checkpoint(
             &json_path,
@@ -151,7 +152,7 @@ pub fn load_weights(vs: &mut VarStore, path: &Path, hint: &str) -> Result<()> {
         return Err(Error::checkpoint(path, "file not found"));
     }
     let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| Error::checkpoint(path, format!("not a readable safetensors file: {e}")))?
+        .map_err(|e| Error::context(format!("checkpoint {}: not a readable safetensors file", path.display()), e))?
         .into_iter()
         .collect();
     let mut variables = vs.variables();

@@ -1,5 +1,22 @@
 //! Models: TreeMTL layouts, backbones as fine blocks, ASPP heads, the branched tree network,
 //! and checkpoints; or a TorchScript module with a model spec.
+//!
+//! ```
+//! use mtrobust::data::InputSpace;
+//! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
+//! use mtrobust::task::{TaskKind, parse_tasks};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let tasks = parse_tasks("segm:5,depth,normal")?;
+//! // TreeMTL layout #0 of 3 tasks over 5 blocks: everything shared.
+//! let layout = layout_at(tasks.len(), 5, 0)?;
+//! let config = ModelConfig { backbone: BackboneKind::Small, tasks, layout, head: HeadConfig { width: 8, rates: vec![1, 2], dropout: 0.0 } };
+//! let model = Model::new(config, InputSpace::reference(), Device::Cpu, 0)?;
+//! let out = model.forward_t(&Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)), false);
+//! assert_eq!(out.get(TaskKind::SegmentSemantic).unwrap().size()[..2], [2, 5]);
+//! assert_eq!(out.get(TaskKind::Normal).unwrap().size()[1], 3);
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 pub mod backbone;
 pub mod blocks;
 pub mod checkpoint;

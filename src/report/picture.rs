@@ -3,7 +3,7 @@
 //! the perturbation amplified so that ±ε spans the full range, and each task's prediction —
 //! segmentation in a fixed class palette, depth in viridis, normals as RGB, keypoints and edges in
 //! inferno. Depth and heat maps share the ground truth's value range in every row, so rows compare.
-use crate::attack::{Attack, AttackConfig, fmt_eps};
+use crate::attack::{Attack, AttackConfig, BatchContext, fmt_eps};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -169,7 +169,7 @@ pub fn render(model: &Model, tasks: &[Task], batch: &Batch, attacks: &[AttackCon
     clean.extend(predict(&x)?);
     rows.push(GridRow { label: "clean (ε = 0)".into(), tiles: clean });
     for cfg in attacks {
-        let outcome = Attack::new(cfg.clone())?.run(model, tasks, batch, 0, None)?;
+        let outcome = Attack::new(cfg.clone())?.run(model, tasks, batch, BatchContext::at(0))?;
         let x_adv = outcome.x_adv.to_kind(model.kind());
         let to_px = |t: &Tensor| model.input.to_rgb_pixels(t);
         // ±ε grey levels → 0..255.

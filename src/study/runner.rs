@@ -41,7 +41,7 @@ pub struct Plan {
 }
 
 fn at_model(name: &str, path: &std::path::Path, e: Error) -> Error {
-    Error::config(format!("[[model]] `{name}` ({})", path.display()), e.to_string())
+    Error::context(format!("[[model]] `{name}` ({})", path.display()), e)
 }
 
 /// Validates `study` and lists its cells (models in file order, then attack blocks, ε, norms,
@@ -51,7 +51,7 @@ fn at_model(name: &str, path: &std::path::Path, e: Error) -> Error {
 /// The first problem found, naming the study entry it comes from.
 pub fn plan(study: &StudyFile) -> Result<Plan> {
     let spec = study.data.spec();
-    let dataset = spec.open().map_err(|e| Error::config("[data]", e.to_string()))?;
+    let dataset = spec.open().map_err(|e| Error::context("[data]", e))?;
     let samples = spec.limit.map_or(dataset.reader.len(), |l| l.min(dataset.reader.len()));
     if samples == 0 {
         return Err(Error::config("[data]", format!("split `{}` of {} has no samples", spec.split, spec.path.display())));
@@ -113,8 +113,8 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
                     directions.extend(kinds.iter().map(|&k| DirectionSpec::Single(k)));
                     directions.extend([DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta]);
                 } else {
-                    let parsed: DirectionSpec = d.parse().map_err(|e: Error| Error::config(&at, e.to_string()))?;
-                    parsed.build(&tasks).map_err(|e| Error::config(&at, e.to_string()))?;
+                    let parsed: DirectionSpec = d.parse().map_err(|e: Error| Error::context(&at, e))?;
+                    parsed.build(&tasks).map_err(|e| Error::context(&at, e))?;
                     directions.push(parsed);
                 }
             }
@@ -141,7 +141,7 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
                                 early_stop: None,
                                 seed,
                             };
-                            config.check().map_err(|e| Error::config(&at, e.to_string()))?;
+                            config.check().map_err(|e| Error::context(&at, e))?;
                             let id = study.data.cell_identity(cell_id(&row.id, &dataset_row.id, &config, &options));
                             if !cells.iter().any(|c: &Cell| c.id == id) {
                                 cells.push(Cell { id, model: m, config });

@@ -128,7 +128,7 @@ pub struct Store {
 }
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::data(path, format!("results store: {e}"))
+    move |e| Error::context(format!("{}: results store", path.display()), e)
 }
 
 fn now() -> i64 {
@@ -146,7 +146,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(&e)?;
         let _: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|err| Error::data(path, format!("is not an mtrobust results store (a SQLite file): {err}")))?;
+            .map_err(|err| Error::context(format!("{}: is not an mtrobust results store (a SQLite file)", path.display()), err))?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(&e)?;
         let has_meta: bool = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0))
@@ -236,7 +236,8 @@ impl Store {
             )
             .optional()
             .map_err(sql(&self.path))?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| Error::data(&self.path, format!("malformed clean baseline: {e}")))).transpose()
+        text.map(|t| serde_json::from_str(&t).map_err(|e| Error::context(format!("{}: malformed clean baseline", self.path.display()), e)))
+            .transpose()
     }
 
     /// Stores a clean baseline (the first one stored is kept).
@@ -439,8 +440,8 @@ impl Store {
             .map_err(&e)?;
         rows.into_iter()
             .map(|(m, d, text)| {
-                let report =
-                    serde_json::from_str(&text).map_err(|err| Error::data(&self.path, format!("malformed clean baseline: {err}")))?;
+                let report = serde_json::from_str(&text)
+                    .map_err(|err| Error::context(format!("{}: malformed clean baseline", self.path.display()), err))?;
                 Ok((m, d, report))
             })
             .collect()

@@ -1,6 +1,28 @@
 //! Tasks: what each head predicts, its loss (with `mean` and per-sample reductions) and its
 //! metrics (docs/REFERENCE.md §3). A [`Task`] is a [`TaskSpec`] plus the dataset facts its loss needs
 //! (segmentation class weights).
+//!
+//! ```
+//! use mtrobust::task::{Convention, MetricProfile, Target, Task, parse_tasks};
+//! use tch::Tensor;
+//!
+//! let specs = parse_tasks("segm:3,depth")?;
+//! let depth = Task::new(specs[1]);
+//! // A 2×2 depth map predicted 1 everywhere, labelled 1, 3, ignored, 1.
+//! let map = |v: [f32; 4]| Tensor::from_slice(&v).view([1, 1, 2, 2]);
+//! let pred = map([1.0, 1.0, 1.0, 1.0]);
+//! let target = Target { value: map([1.0, 3.0, 0.0, 1.0]), valid: map([1.0, 1.0, 0.0, 1.0]) };
+//! // L1 over the three valid pixels: (0 + 2 + 0) / 3.
+//! let loss = depth.loss(&pred, &target).pooled().double_value(&[]);
+//! assert!((loss - 2.0 / 3.0).abs() < 1e-6);
+//!
+//! let mut metric = depth.metric(MetricProfile::Full, Convention::Standard);
+//! metric.update(&pred, &target);
+//! let values = metric.finish(Convention::Standard);
+//! assert_eq!(values[0].name, "abs_err");
+//! assert!((values[0].value - 2.0 / 3.0).abs() < 1e-6);
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 mod kind;
 pub mod loss;
 mod map;

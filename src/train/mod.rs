@@ -10,6 +10,36 @@
 //! Output directory: `model.safetensors` + `model.json` (an ordinary checkpoint, refreshed at every
 //! checkpoint), `checkpoints/step-N/` (model, optimiser state, `state.json`) with `checkpoints/latest`
 //! naming the newest complete one, and `log.jsonl` (training losses and validation metrics).
+//!
+//! ```
+//! use mtrobust::data::{InputSpace, Loader, Mode, Sizes, open};
+//! use mtrobust::data::synth::export::{SynthOptions, write_dataset};
+//! use mtrobust::eval::EvalOptions;
+//! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
+//! use mtrobust::task::{Task, parse_tasks};
+//! use mtrobust::train::{TrainConfig, train};
+//!
+//! let dir = std::env::temp_dir().join(format!("mtrobust-doc-train-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! write_dataset(&dir.join("data"), &SynthOptions { n: 10, size: 16, seed: 7, test_fraction: 0.2 }, &mut mtrobust::observe::Silent)?;
+//! let specs = parse_tasks("segm:10,depth")?;
+//! let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
+//! let head = HeadConfig { width: 8, rates: vec![1], dropout: 0.0 };
+//! let config = ModelConfig { backbone: BackboneKind::Small, tasks: specs, layout: layout_at(2, 5, 0)?, head };
+//! let mut model = Model::new(config, InputSpace::reference(), tch::Device::Cpu, 0)?;
+//!
+//! let kinds = tasks.iter().map(|t| t.kind()).collect::<Vec<_>>();
+//! let data = Loader::new(open(&dir.join("data"), "train", Mode::Train, Sizes::default())?, kinds, 4, None)?;
+//! let out = dir.join("run");
+//! let summary = train(&mut model, &tasks, &data, None, EvalOptions::default(), &TrainConfig::new(2, 3, 4), &out, false, None, &mut mtrobust::observe::Silent)?;
+//! assert_eq!(summary.steps, 3);
+//! assert!(out.join("model.safetensors").exists()); // a checkpoint every command reads
+//! // The same command again finds the finished run and does not train twice.
+//! let again = train(&mut model, &tasks, &data, None, EvalOptions::default(), &TrainConfig::new(2, 3, 4), &out, false, None, &mut mtrobust::observe::Silent)?;
+//! assert_eq!(again.resumed_from, 3);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 pub mod optimizer;
 pub mod sampler;
 pub mod schedule;
@@ -17,7 +47,7 @@ pub mod schedule;
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use schedule::Schedule;
 
-use crate::attack::{Attack, AttackConfig};
+use crate::attack::{Attack, AttackConfig, BatchContext};
 use crate::data::{BatchSource, SampleSource};
 use crate::error::{Error, Result};
 use crate::eval::{EvalOptions, evaluate};
@@ -297,8 +327,8 @@ pub fn train(
     if let Some(ck) = checkpoint {
         let state_path = ck.join("state.json");
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-        let state: TrainState =
-            serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("malformed training state: {e}")))?;
+        let state: TrainState = serde_json::from_str(&text)
+            .map_err(|e| Error::context(format!("checkpoint {}: malformed training state", state_path.display()), e))?;
         if state.config != *config && !restart {
             return Err(Error::config(
                 "--out",
@@ -348,7 +378,7 @@ pub fn train(
         let items = sampler::step_items(data.num_samples(), config.batch_size, config.seed, step);
         let batch = data.samples(&items, model.device())?;
         let x_adv = match config.attack_at(step) {
-            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, step as u64, None)?.x_adv),
+            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, BatchContext::at(step as u64))?.x_adv),
             None => None,
         };
         let losses = {

@@ -108,7 +108,8 @@ impl Optimizer {
                 named.push((format!("v.{name}"), v.shallow_clone()));
             }
         }
-        Tensor::write_safetensors(&named, path).map_err(|e| Error::checkpoint(path, format!("cannot write optimizer state: {e}")))
+        Tensor::write_safetensors(&named, path)
+            .map_err(|e| Error::context(format!("checkpoint {}: cannot write optimizer state", path.display()), e))
     }
 
     /// Reads state written by [`Optimizer::save`] for the same parameters; `t` is set by the caller.
@@ -117,7 +118,7 @@ impl Optimizer {
     /// A missing or mismatched state tensor.
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let saved: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|e| Error::checkpoint(path, format!("cannot read optimizer state: {e}")))?
+            .map_err(|e| Error::context(format!("checkpoint {}: cannot read optimizer state", path.display()), e))?
             .into_iter()
             .collect();
         let _guard = tch::no_grad_guard();

@@ -96,7 +96,7 @@ fn attacks_in_the_middle_of_training_leave_batch_norm_statistics_alone() {
     let before = stats(&model);
     let batch = data.samples(&[(0, 0), (1, 0)], Device::Cpu).unwrap();
     let attack = Attack::new(AttackConfig { step: StepKind::Pgd, n_iter: 2, ..Default::default() }).unwrap();
-    attack.run(&model, &tasks, &batch, 0, None).unwrap();
+    attack.run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
     for ((n, a), (_, b)) in before.iter().zip(stats(&model).iter()) {
         assert!(a.equal(b), "{n} moved during an eval-mode attack");
     }
@@ -123,7 +123,7 @@ fn friendly_early_stopping_ends_pgd_once_every_sample_is_adversarial() {
             early_stop: Some(EarlyStop { tau, threshold }),
             ..Default::default()
         };
-        Attack::new(cfg).unwrap().run(&model, &tasks, &batch, 0, None).unwrap()
+        Attack::new(cfg).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap()
     };
     // Threshold −1: every sample is adversarial at the clean point. τ = 0 → no step at all.
     let out = run(0, -1.0);

@@ -34,10 +34,6 @@ fn inverse(l: &Tensor) -> Tensor {
 }
 
 impl Direction for Gbmta {
-    fn id(&self) -> String {
-        "gbmta".into()
-    }
-
     fn tasks(&self) -> TaskSet {
         TaskSet::from_ids(self.tasks.iter().map(|t| t.0))
     }

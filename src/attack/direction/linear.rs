@@ -11,23 +11,18 @@ use tch::{Kind, Tensor};
 
 /// A weighted sum of task losses.
 pub struct Linear {
-    id: String,
     /// (task id, task, weight), in task order.
     terms: Vec<(usize, TaskKind, f64)>,
 }
 
 impl Linear {
-    /// A direction named `id` over `terms`.
-    pub fn new(id: String, terms: Vec<(usize, TaskKind, f64)>) -> Self {
-        Linear { id, terms }
+    /// A direction over `terms`.
+    pub fn new(terms: Vec<(usize, TaskKind, f64)>) -> Self {
+        Linear { terms }
     }
 }
 
 impl Direction for Linear {
-    fn id(&self) -> String {
-        self.id.clone()
-    }
-
     fn tasks(&self) -> TaskSet {
         TaskSet::from_ids(self.terms.iter().map(|t| t.0))
     }

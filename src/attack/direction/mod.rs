@@ -1,7 +1,7 @@
 //! Directions: how the task losses become one input gradient (docs/REFERENCE.md §4.1). A direction is data —
 //! one differentiable scalar *term* per task it uses, a rule to combine the terms' gradients, and
 //! the per-sample objective that APGD tracks — so each file states its formula and nothing else;
-//! [`evaluate`] does the autograd for all of them:
+//! [`objective`], [`gradient`] and [`components`] do the autograd for all of them:
 //! - `Sum`: one backward of Σ terms (Single, Total, weighted, GB-MTA: one backward each);
 //! - `SignSum`: one backward per term from one shared forward, then Σ sign(·) (SignTotal).
 //!
@@ -57,8 +57,6 @@ pub struct DirectionContext {
 
 /// A direction.
 pub trait Direction {
-    /// The stable id (`single:segment_semantic`, `total`, `sign-total`, `gbmta`, `weighted:…`).
-    fn id(&self) -> String;
     /// The tasks whose paths the forward pass runs.
     fn tasks(&self) -> TaskSet;
     /// How term gradients combine.
@@ -171,15 +169,15 @@ impl DirectionSpec {
         };
         let all: Vec<(usize, TaskKind)> = tasks.iter().enumerate().map(|(i, t)| (i, t.kind())).collect();
         Ok(match self {
-            DirectionSpec::Single(kind) => Box::new(Linear::new(self.to_string(), vec![(id_of(*kind)?, *kind, 1.0)])),
-            DirectionSpec::Total => Box::new(Linear::new(self.to_string(), all.iter().map(|&(i, k)| (i, k, 1.0)).collect())),
+            DirectionSpec::Single(kind) => Box::new(Linear::new(vec![(id_of(*kind)?, *kind, 1.0)])),
+            DirectionSpec::Total => Box::new(Linear::new(all.iter().map(|&(i, k)| (i, k, 1.0)).collect())),
             DirectionSpec::Weighted(w) => {
                 let mut terms = Vec::new();
                 for &(kind, weight) in w {
                     terms.push((id_of(kind)?, kind, weight));
                 }
                 terms.sort_by_key(|t| t.0);
-                Box::new(Linear::new(self.to_string(), terms))
+                Box::new(Linear::new(terms))
             }
             DirectionSpec::SignTotal => Box::new(SignTotal::new(all)),
             DirectionSpec::Gbmta => Box::new(Gbmta::new(all)),
@@ -187,24 +185,9 @@ impl DirectionSpec {
     }
 }
 
-/// What to compute at a point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    /// Losses and objective only (no autograd).
-    Objective,
-    /// The combined direction.
-    Gradient,
-    /// One gradient per term (Auto-SAGE).
-    Components,
-}
-
-/// Everything known at one point.
+/// What one forward pass at a point tells, whatever else was computed there.
 #[derive(Debug)]
-pub struct Evaluation {
-    /// The combined direction (`Need::Gradient`).
-    pub grad: Option<Tensor>,
-    /// Per-term gradients (`Need::Components`; signs for `SignSum` directions).
-    pub components: Vec<Tensor>,
+pub struct Probe {
     /// `[B]` per-sample objective.
     pub objective: Tensor,
     /// The reference's batch-level objective (scalar).
@@ -213,48 +196,71 @@ pub struct Evaluation {
     pub losses: TaskMap<Tensor>,
 }
 
-/// Evaluates `dir` at `x`. With `at_clean`, the point is the clean input and its per-sample
-/// losses become the clean reference of `ctx` if it has none yet.
-pub fn evaluate(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, need: Need, at_clean: bool) -> Evaluation {
+/// The losses and objectives of `dir` at `x`, without autograd. With `at_clean`, the point is the
+/// clean input and its per-sample losses become the clean reference of `ctx` if it has none yet.
+pub fn objective(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> Probe {
     let leaf = x.detach();
-    let parts = if need == Need::Objective {
+    let parts = {
         let _guard = tch::no_grad_guard();
         oracle.losses(&leaf, dir.tasks())
-    } else {
-        let leaf = leaf.set_requires_grad(true);
-        oracle.losses(&leaf, dir.tasks())
     };
+    probe(dir, ctx, parts, at_clean)
+}
+
+/// [`objective`] plus the combined direction at `x`: one backward of Σ terms (`Combine::Sum`) or
+/// Σ sign(∇ term) with one backward per term (`Combine::SignSum`).
+pub fn gradient(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> (Probe, Tensor) {
+    let (leaf, parts) = forward_with_grad(dir, oracle, x);
+    let losses = remember_clean(ctx, &parts, at_clean);
+    let terms = dir.terms(&parts, ctx);
+    let grad = match dir.combine() {
+        Combine::Sum => {
+            let total = sum_all(terms.into_iter());
+            oracle.gradients(&[total], &leaf).pop().expect("one scalar, one gradient")
+        }
+        Combine::SignSum => sum_all(oracle.gradients(&terms, &leaf).iter().map(Tensor::sign)),
+    };
+    (finish(dir, ctx, &parts, losses), grad)
+}
+
+/// [`objective`] plus one gradient per term (Auto-SAGE's components; signs for `SignSum` directions).
+pub fn components(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> (Probe, Vec<Tensor>) {
+    let (leaf, parts) = forward_with_grad(dir, oracle, x);
+    let losses = remember_clean(ctx, &parts, at_clean);
+    let terms = dir.terms(&parts, ctx);
+    let mut grads = oracle.gradients(&terms, &leaf);
+    if dir.combine() == Combine::SignSum {
+        grads = grads.iter().map(Tensor::sign).collect();
+    }
+    (finish(dir, ctx, &parts, losses), grads)
+}
+
+/// One forward at a fresh leaf that requires grad.
+fn forward_with_grad(dir: &dyn Direction, oracle: &Oracle, x: &Tensor) -> (Tensor, TaskMap<LossParts>) {
+    let leaf = x.detach().set_requires_grad(true);
+    let parts = oracle.losses(&leaf, dir.tasks());
+    (leaf, parts)
+}
+
+/// The detached per-sample losses; at the clean point they also become `ctx.clean` (once).
+fn remember_clean(ctx: &mut DirectionContext, parts: &TaskMap<LossParts>, at_clean: bool) -> TaskMap<Tensor> {
     let losses = parts.map(|_, p| p.per_sample().detach());
     if at_clean && ctx.clean.is_none() {
         ctx.clean = Some(losses.map(|_, l| l.shallow_clone()));
     }
-    let (grad, components) = match need {
-        Need::Objective => (None, Vec::new()),
-        Need::Gradient => {
-            let terms = dir.terms(&parts, ctx);
-            match dir.combine() {
-                Combine::Sum => {
-                    let total = terms.into_iter().reduce(|a, b| a + b).expect("a direction has terms");
-                    (oracle.gradients(&[total], &leaf).pop(), Vec::new())
-                }
-                Combine::SignSum => {
-                    let g = oracle.gradients(&terms, &leaf).iter().map(Tensor::sign).reduce(|a, b| a + b);
-                    (g, Vec::new())
-                }
-            }
-        }
-        Need::Components => {
-            let terms = dir.terms(&parts, ctx);
-            let mut grads = oracle.gradients(&terms, &leaf);
-            if dir.combine() == Combine::SignSum {
-                grads = grads.iter().map(Tensor::sign).collect();
-            }
-            (None, grads)
-        }
-    };
+    losses
+}
+
+fn probe(dir: &dyn Direction, ctx: &mut DirectionContext, parts: TaskMap<LossParts>, at_clean: bool) -> Probe {
+    let losses = remember_clean(ctx, &parts, at_clean);
+    finish(dir, ctx, &parts, losses)
+}
+
+/// The objectives, computed after the gradients (no autograd).
+fn finish(dir: &dyn Direction, ctx: &DirectionContext, parts: &TaskMap<LossParts>, losses: TaskMap<Tensor>) -> Probe {
     let _guard = tch::no_grad_guard();
     let parts = parts.map(|_, p| p.detach());
-    Evaluation { grad, components, objective: dir.objective(&losses, ctx), batch_objective: dir.batch_objective(&parts, ctx), losses }
+    Probe { objective: dir.objective(&losses, ctx), batch_objective: dir.batch_objective(&parts, ctx), losses }
 }
 
 /// Σ of `[B]` tensors (zeros of the first's shape when empty is impossible: directions have terms).

@@ -18,10 +18,6 @@ impl SignTotal {
 }
 
 impl Direction for SignTotal {
-    fn id(&self) -> String {
-        "sign-total".into()
-    }
-
     fn tasks(&self) -> TaskSet {
         TaskSet::from_ids(self.tasks.iter().map(|t| t.0))
     }

@@ -17,7 +17,6 @@
 //! reference's exp(2u) form gives inf/inf = NaN for u ≳ 44); and the T component gradients share
 //! one forward. Per step: 2 forwards and T + 1 backwards (T + T for SignTotal).
 use super::{RunContext, StepRule};
-use crate::attack::direction::Need;
 use tch::Tensor;
 
 /// Self-attention gradient attack with learned per-task weights.
@@ -42,7 +41,7 @@ impl StepRule for AutoSage {
         let mut weights: Option<Vec<Tensor>> = None;
         let mut blended: Option<Tensor> = None;
         for k in 0..self.n_iter {
-            let d = cx.eval(&x_adv, Need::Components, k == 0).components;
+            let (_, d) = cx.components(&x_adv, k == 0);
             let alpha = weights.get_or_insert_with(|| d.iter().map(Tensor::ones_like).collect());
             let g = {
                 let _guard = tch::no_grad_guard();
@@ -52,7 +51,7 @@ impl StepRule for AutoSage {
                 let _guard = tch::no_grad_guard();
                 cx.budget.step(&x_adv, &g, &step, &x)
             };
-            let df = -cx.eval(&lookahead, Need::Gradient, false).grad.expect("gradient requested");
+            let df = -cx.gradient(&lookahead, false).1;
             let _guard = tch::no_grad_guard();
             // sech²(u) = 1 − tanh²(u): bounded for every u.
             let sech2 = 1.0 - (&g * self.fitting).tanh().square();

@@ -2,7 +2,6 @@
 //! `x_adv = clip(x + ε·sign(g(x)))` for L∞ (ε·g/‖g‖₂ for L2). Passes: 1 forward + the direction's
 //! backwards (1; T for SignTotal).
 use super::{RunContext, StepRule};
-use crate::attack::direction::Need;
 use tch::Tensor;
 
 /// The fast gradient sign method.
@@ -12,7 +11,7 @@ pub struct Fgsm;
 impl StepRule for Fgsm {
     fn run(&self, cx: &mut RunContext) -> Tensor {
         let x = cx.x.shallow_clone();
-        let g = cx.eval(&x, Need::Gradient, true).grad.expect("gradient requested");
+        let (_, g) = cx.gradient(&x, true);
         let _guard = tch::no_grad_guard();
         let step = cx.budget.ascent(&g, &cx.per_sample(cx.budget.eps));
         cx.budget.project(&(&x + step), &x)

@@ -15,7 +15,7 @@ pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
 
 use super::budget::Budget;
-use super::direction::{Direction, DirectionContext, Evaluation, Need, evaluate};
+use super::direction::{self, Direction, DirectionContext, Probe};
 use super::oracle::Oracle;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
@@ -45,8 +45,11 @@ pub struct RunContext<'a> {
     pub dctx: DirectionContext,
     /// Seed of this batch's random streams.
     pub seed: u64,
-    pub trace: Trace,
-    seen_gradient: bool,
+    /// The batch mean objective of every evaluated point, left on the device until the run ends
+    /// (no host synchronisation per iteration).
+    objective_means: Vec<Tensor>,
+    /// How many samples had an all-zero first gradient (a device scalar), once one was seen.
+    zero_gradient: Option<Tensor>,
 }
 
 impl<'a> RunContext<'a> {
@@ -59,23 +62,63 @@ impl<'a> RunContext<'a> {
         dctx: DirectionContext,
         seed: u64,
     ) -> Self {
-        RunContext { oracle, direction, budget, x, dctx, seed, trace: Trace::default(), seen_gradient: false }
+        RunContext { oracle, direction, budget, x, dctx, seed, objective_means: Vec::new(), zero_gradient: None }
     }
 
-    /// Evaluates the direction at `point` (`at_clean`: the point is the clean input).
-    pub fn eval(&mut self, point: &Tensor, need: Need, at_clean: bool) -> Evaluation {
-        let e = evaluate(self.direction, self.oracle, point, &mut self.dctx, need, at_clean);
-        let _guard = tch::no_grad_guard();
-        if !self.seen_gradient {
-            let first = e.grad.as_ref().or(e.components.first());
-            if let Some(g) = first {
-                let zero = g.abs().flatten(1, -1).amax([1i64].as_slice(), false).eq(0.0).sum(Kind::Int64);
-                self.trace.zero_gradient_samples = i64::try_from(zero).unwrap_or(0) as usize;
-                self.seen_gradient = true;
-            }
+    /// The losses and objectives at `point`, no autograd (`at_clean`: the point is the clean input).
+    pub fn objective(&mut self, point: &Tensor, at_clean: bool) -> Probe {
+        let p = direction::objective(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+        self.record(&p, None);
+        p
+    }
+
+    /// [`RunContext::objective`] plus the direction's gradient at `point`.
+    pub fn gradient(&mut self, point: &Tensor, at_clean: bool) -> (Probe, Tensor) {
+        let (p, g) = direction::gradient(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+        self.record(&p, Some(&g));
+        (p, g)
+    }
+
+    /// [`RunContext::objective`] plus one gradient per term of the direction at `point`.
+    pub fn components(&mut self, point: &Tensor, at_clean: bool) -> (Probe, Vec<Tensor>) {
+        let (p, d) = direction::components(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+        self.record(&p, d.first());
+        (p, d)
+    }
+
+    /// [`RunContext::gradient`] when `with_gradient`, else [`RunContext::objective`]: the last
+    /// point of a run needs no gradient, since nothing steps from it.
+    pub fn probe(&mut self, point: &Tensor, with_gradient: bool) -> (Probe, Option<Tensor>) {
+        if with_gradient {
+            let (p, g) = self.gradient(point, false);
+            (p, Some(g))
+        } else {
+            (self.objective(point, false), None)
         }
-        self.trace.objective.push(f64::try_from(e.objective.mean(Kind::Double)).unwrap_or(f64::NAN));
-        e
+    }
+
+    /// Traces the objective, and the zero-gradient samples of the first gradient seen; both stay
+    /// on the device until [`RunContext::take_trace`].
+    fn record(&mut self, p: &Probe, first_gradient: Option<&Tensor>) {
+        let _guard = tch::no_grad_guard();
+        if self.zero_gradient.is_none()
+            && let Some(g) = first_gradient
+        {
+            self.zero_gradient = Some(g.abs().flatten(1, -1).amax([1i64].as_slice(), false).eq(0.0).sum(Kind::Int64));
+        }
+        self.objective_means.push(p.objective.mean(Kind::Double));
+    }
+
+    /// The run's diagnostics, read from the device once.
+    pub fn take_trace(&mut self) -> Trace {
+        let means = std::mem::take(&mut self.objective_means);
+        let objective = if means.is_empty() {
+            Vec::new()
+        } else {
+            Vec::<f64>::try_from(Tensor::stack(&means, 0).to_device(tch::Device::Cpu)).unwrap_or_else(|_| vec![f64::NAN; means.len()])
+        };
+        let zero_gradient_samples = self.zero_gradient.take().map_or(0, |z| i64::try_from(z).unwrap_or(0) as usize);
+        Trace { zero_gradient_samples, objective }
     }
 
     /// Makes sure the clean per-sample losses are known when the direction's objective needs them,
@@ -83,7 +126,7 @@ impl<'a> RunContext<'a> {
     pub fn ensure_clean(&mut self, force: bool) {
         if (force || self.direction.needs_clean()) && self.dctx.clean.is_none() {
             let x = self.x.shallow_clone();
-            let _ = evaluate(self.direction, self.oracle, &x, &mut self.dctx, Need::Objective, true);
+            let _ = direction::objective(self.direction, self.oracle, &x, &mut self.dctx, true);
         }
     }
 

@@ -6,7 +6,6 @@
 //! With early stopping (FAT) a sample stops moving τ steps after it first becomes adversarial, and
 //! the loop ends when no sample moves any more.
 use super::{EarlyStop, EarlyStopper, RunContext, StepRule};
-use crate::attack::direction::Need;
 use tch::Tensor;
 
 /// Projected gradient ascent.
@@ -34,11 +33,10 @@ impl StepRule for Pgd {
         let alpha = cx.per_sample(self.alpha);
         let mut stopper = self.early_stop.map(|e| EarlyStopper::new(e, x.size()[0] as usize));
         for k in 0..self.n_iter {
-            let e = cx.eval(&x_adv, Need::Gradient, k == 0 && !self.random_start);
-            let g = e.grad.expect("gradient requested");
+            let (p, g) = cx.gradient(&x_adv, k == 0 && !self.random_start);
             let active = match stopper.as_mut() {
                 Some(s) => {
-                    let flags = s.update(k, &cx.relative_increase(&e.losses));
+                    let flags = s.update(k, &cx.relative_increase(&p.losses));
                     if !flags.iter().any(|&f| f) {
                         break;
                     }

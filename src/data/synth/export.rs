@@ -60,7 +60,7 @@ pub const MANIFEST: &str = "synth.json";
 pub fn read_manifest(dir: &Path) -> Result<Option<SynthManifest>> {
     let path = dir.join(MANIFEST);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| Error::data(&path, format!("malformed manifest: {e}"))),
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| Error::context(format!("{}: malformed manifest", path.display()), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(&path, e)),
     }
@@ -179,7 +179,9 @@ pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observe
             counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
             if let Some(scene) = keep {
                 let path = out.join("preview.png");
-                contact_sheet(&scene).save(&path).map_err(|e| Error::data(&path, format!("cannot write the preview: {e}")))?;
+                contact_sheet(&scene)
+                    .save(&path)
+                    .map_err(|e| Error::context(format!("{}: cannot write the preview", path.display()), e))?;
             }
         }
         observer.event(Event::Progress { done: end as u64, message: format!("{end}/{} scenes", opts.n) });

@@ -26,20 +26,29 @@
 //! * **normal**: unit geometric normal of the hit surface in the camera frame, flipped to face
 //!   the camera (`dot(n, ray) < 0`). Exactly constant over each planar face, so it agrees with
 //!   the finite-difference normal of the back-projected depth map.
-//! * **edges**: binary {0, 1}. A pixel is 1 iff it differs from one of its 4-neighbours in
-//!   (a) class, (b) primitive — objects are convex, so this includes every depth
+//! * **edge pixels** (not exported): a pixel is one iff it differs from one of its 4-neighbours
+//!   in (a) class, (b) primitive — objects are convex, so this includes every depth
 //!   discontinuity, (c) face or albedo region (checker cell parity, stripe parity, decal
 //!   frame band: texture boundaries), or (d) normal direction by more than
 //!   [`EDGE_NORMAL_ANGLE_DEG`]. Both pixels of a differing pair are marked (2-px lines), so
 //!   every class-boundary pixel is itself an edge pixel.
+//! * **edges** (the exported edge label): edge strength in [0, 1], the Gaussian-weighted
+//!   fraction of edge pixels around the pixel (σ = [`EDGE_SIGMA_FRACTION`]·size px, truncated
+//!   at 3σ, renormalised at the border) — a soft texture-edge map like Taskonomy's.
 //! * **keypoints**: heat map in [0, 1]. Salient 3-D points: room corners, box (and table-top)
 //!   corners, the four outline corners of each cylinder (silhouette lines meeting the cap
 //!   rims), the leftmost/rightmost/topmost/bottommost outline points of each sphere, and the
 //!   corners of paintings, doors and rugs. A point counts if it projects inside the image and
 //!   the segment from the eye to it is not blocked by any solid (exact ray test; a point on an
 //!   object's own outline cannot be hidden by that object). Each contributes a Gaussian
-//!   (σ = [`KEYPOINT_SIGMA`] px, truncated at 3σ) centred on the centre of the pixel containing
-//!   its projection, so its peak is exactly 1; overlaps combine by maximum.
+//!   (σ = [`KEYPOINT_SIGMA_FRACTION`]·size px, truncated at 3σ) centred on the centre of the
+//!   pixel containing its projection, so its peak is exactly 1; overlaps combine by maximum.
+//!
+//! Both soft maps scale with the image (σ ∝ size), so a scene's labels are the same picture at
+//! every resolution. Their widths are chosen so that a network whose output has stride 8 (the
+//! `small` backbone: 4×4 outputs at 32², upsampled by nearest for the metrics, with the loss on
+//! labels subsampled every 8th pixel, docs/REFERENCE.md §3) can learn them: with 1.5-px blobs
+//! and 2-px binary edges the best 4×4 prediction was hardly better than a constant.
 
 pub mod export;
 mod geometry;
@@ -76,8 +85,10 @@ pub const CLASS_TABLE: u8 = 9;
 
 /// Normal change between 4-neighbours (degrees) above which an edge is marked.
 pub const EDGE_NORMAL_ANGLE_DEG: f32 = 20.0;
-/// Standard deviation (pixels) of keypoint blobs.
-pub const KEYPOINT_SIGMA: f32 = 1.5;
+/// Standard deviation of keypoint blobs as a fraction of the image side (4 px at 32²).
+pub const KEYPOINT_SIGMA_FRACTION: f32 = 1.0 / 8.0;
+/// Standard deviation of the edge-strength blur as a fraction of the image side (2 px at 32²).
+pub const EDGE_SIGMA_FRACTION: f32 = 1.0 / 16.0;
 
 /// Pinhole intrinsics in pixels; camera frame is x right, y down, z forward (OpenCV convention).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -126,8 +137,10 @@ pub struct RenderedScene {
     pub normal: Vec<[f32; 3]>,
     /// Keypoint heat map in [0, 1].
     pub keypoints: Vec<f32>,
-    /// Edge map in {0, 1}.
+    /// Edge strength in [0, 1] (the exported label).
     pub edges: Vec<f32>,
+    /// The edge pixels the strength is blurred from.
+    pub edge_pixels: Vec<bool>,
 }
 
 /// Render scene number `seed` at `size`×`size` pixels. Pure function of (seed, size): same
@@ -137,7 +150,8 @@ pub fn render_scene(seed: u64, size: usize) -> RenderedScene {
     let scene = scene::Scene::generate(seed);
     let camera = scene.camera(size);
     let frame = render::render(&scene, &camera, size);
-    let edges = labels::edge_map(size, &frame);
+    let edge_pixels = labels::edge_pixels(size, &frame);
+    let edges = labels::edge_strength(&edge_pixels, size);
     let keypoints = labels::keypoint_map(&scene, &camera, size);
     RenderedScene {
         seed,
@@ -150,6 +164,7 @@ pub fn render_scene(seed: u64, size: usize) -> RenderedScene {
         normal: frame.normal,
         keypoints,
         edges,
+        edge_pixels,
     }
 }
 

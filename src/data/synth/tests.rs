@@ -35,6 +35,7 @@ fn assert_identical(a: &RenderedScene, b: &RenderedScene) {
     assert_eq!(normal_bits(&a.normal), normal_bits(&b.normal));
     assert_eq!(bits(&a.keypoints), bits(&b.keypoints));
     assert_eq!(bits(&a.edges), bits(&b.edges));
+    assert_eq!(a.edge_pixels, b.edge_pixels);
 }
 
 #[test]
@@ -138,7 +139,7 @@ fn every_segmentation_boundary_has_an_edge_nearby() {
                 let near_edge = (-1..=1).any(|dy| {
                     (-1..=1).any(|dx| {
                         let (qx, qy) = (x + dx, y + dy);
-                        qx >= 0 && qy >= 0 && qx < n && qy < n && s.edges[at(qx, qy)] > 0.5
+                        qx >= 0 && qy >= 0 && qx < n && qy < n && s.edge_pixels[at(qx, qy)]
                     })
                 });
                 assert!(near_edge, "seed {seed}: boundary pixel ({x}, {y}) has no edge within 1 px");
@@ -166,7 +167,7 @@ fn labels_are_valid() {
                 assert!((dot(nrm, nrm).sqrt() - 1.0).abs() < 1e-4, "normal not unit: {nrm:?}");
                 assert!(dot(nrm, s.camera.ray_dir(u, v)) < 0.0, "normal faces away");
                 assert!((0.0..=1.0).contains(&s.keypoints[i]));
-                assert!(s.edges[i] == 0.0 || s.edges[i] == 1.0);
+                assert!((0.0..=1.0).contains(&s.edges[i]));
             }
         }
     }
@@ -190,8 +191,11 @@ fn image_statistics_are_not_degenerate() {
         s.class.iter().for_each(|&c| present[c as usize] = true);
         classes_seen += present.iter().filter(|&&p| p).count();
         with_peak += s.keypoints.iter().any(|&k| k > 0.9) as usize;
-        let edge_fraction = s.edges.iter().filter(|&&e| e > 0.5).count() as f64 / n;
+        let edge_fraction = s.edge_pixels.iter().filter(|&&e| e).count() as f64 / n;
         assert!((0.02..=0.40).contains(&edge_fraction), "seed {}: edge fraction {edge_fraction}", s.seed);
+        // The strength is a normalised blur of the edge pixels: the same mean, up to the border.
+        let strength = s.edges.iter().map(|&e| e as f64).sum::<f64>() / n;
+        assert!((strength - edge_fraction).abs() < 0.1 * edge_fraction, "seed {}: strength {strength} vs {edge_fraction}", s.seed);
     }
     let mean_classes = classes_seen as f64 / scenes.len() as f64;
     assert!(mean_classes >= 4.0, "only {mean_classes} classes per image on average");
@@ -226,7 +230,7 @@ fn keypoint_peaks_are_exact_and_lie_on_edges() {
                 let near_edge = (-1..=1).any(|dy| {
                     (-1..=1).any(|dx| {
                         let (qx, qy) = (x + dx, y + dy);
-                        qx >= 0 && qy >= 0 && qx < n && qy < n && s.edges[at(qx, qy)] > 0.5
+                        qx >= 0 && qy >= 0 && qx < n && qy < n && s.edge_pixels[at(qx, qy)]
                     })
                 });
                 on_edge += near_edge as usize;

@@ -48,7 +48,7 @@ impl Archive {
         }
         // Read from the file, not a copy in memory: full-size checkpoints are hundreds of MB.
         let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-            .map_err(|e| Error::checkpoint(path, format!("is not a readable zip archive: {e}")))?;
+            .map_err(|e| Error::context(format!("checkpoint {}: is not a readable zip archive", path.display()), e))?;
         let names: Vec<String> = zip.file_names().map(str::to_string).collect();
         let Some(pkl) = names.iter().find(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1).cloned() else {
             let hint = if names.iter().any(|n| n.ends_with("/constants.pkl") || n.contains("/code/")) {
@@ -60,7 +60,9 @@ impl Archive {
         };
         let prefix = pkl.trim_end_matches("data.pkl").to_string();
         let mut read_entry = |name: &str| -> Result<Vec<u8>> {
-            let mut f = zip.by_name(name).map_err(|e| Error::checkpoint(path, format!("cannot read `{name}` in the archive: {e}")))?;
+            let mut f = zip
+                .by_name(name)
+                .map_err(|e| Error::context(format!("checkpoint {}: cannot read `{name}` in the archive", path.display()), e))?;
             let mut out = Vec::with_capacity(f.size() as usize);
             f.read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
             Ok(out)
@@ -169,7 +171,8 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
         return Err(Error::checkpoint(path, "file not found"));
     }
     if !is_zip(path) && looks_like_safetensors(path) {
-        return Tensor::read_safetensors(path).map_err(|e| Error::checkpoint(path, format!("not a readable safetensors file: {e}")));
+        return Tensor::read_safetensors(path)
+            .map_err(|e| Error::context(format!("checkpoint {}: not a readable safetensors file", path.display()), e));
     }
     let archive = Archive::open(path)?;
     let dict = match archive.root.get("state_dict") {

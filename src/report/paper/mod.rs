@@ -5,6 +5,7 @@
 pub mod figures;
 pub mod grid;
 pub mod plot;
+pub mod quality;
 pub mod tables;
 pub mod view;
 

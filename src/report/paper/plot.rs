@@ -50,7 +50,7 @@ pub fn save(fig: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
         root.present().map_err(|e| Error::data(&png, err(e)))?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer of w × h × 3 bytes");
-    img.save(&png).map_err(|e| Error::data(&png, format!("writing PNG: {e}")))?;
+    img.save(&png).map_err(|e| Error::context(format!("{}: writing PNG", png.display()), e))?;
     {
         let root = SVGBackend::new(&svg, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| Error::data(&svg, err(e)))?;
