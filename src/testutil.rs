@@ -1,8 +1,8 @@
 //! Helpers shared by the unit tests: a small branched model and a random multi-task batch.
-use crate::data::{Batch, InputSpace, Target};
+use crate::data::{Batch, InputSpace};
 use crate::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
-use crate::task::{Task, TaskKind, TaskMap, TaskSpec};
-use tch::{Device, Kind, Tensor};
+use crate::task::{Task, TaskKind, TaskSpec};
+use tch::{Device, Kind};
 
 /// Segmentation (4 classes), normals, depth: a 3-task list for quick tests.
 pub fn three_tasks() -> Vec<TaskSpec> {
@@ -32,21 +32,7 @@ pub fn small_model(specs: &[TaskSpec], index: usize, seed: u64) -> Model {
 /// A random batch of `b` inputs of `size²` pixels inside the valid pixel range, with random
 /// labels for every task and about 10 % invalid pixels.
 pub fn random_batch(specs: &[TaskSpec], b: i64, size: i64, seed: u64, kind: Kind) -> Batch {
-    let _rng = crate::rng::torch_rng(seed);
-    let opts = (kind, Device::Cpu);
-    let (lo, hi) = InputSpace::reference().bound_tensors(kind, Device::Cpu);
-    let x = &lo + (&hi - &lo) * Tensor::rand([b, 3, size, size], opts);
-    let mut targets = TaskMap::new();
-    for s in specs {
-        let value = match s.kind {
-            TaskKind::SegmentSemantic => Tensor::randint(s.channels, [b, 1, size, size], opts),
-            TaskKind::Normal => Tensor::randn([b, 3, size, size], opts),
-            _ => Tensor::rand([b, 1, size, size], opts) + 0.1,
-        };
-        let valid = Tensor::rand([b, 1, size, size], opts).gt(0.1).to_kind(kind);
-        targets.insert(s.kind, Target { value: value * &valid, valid });
-    }
-    Batch { x, targets, names: (0..b).map(|i| format!("sample{i}")).collect() }
+    crate::bench::random_batch_with(specs, &InputSpace::reference(), b, (size, size), (kind, Device::Cpu), seed, 0.1)
 }
 
 /// Sets every weight of `task`'s head to NaN: anything that reads that head turns NaN.

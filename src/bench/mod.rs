@@ -9,11 +9,40 @@
 //! FLOPs per image (counted from the convolution and matmul shapes), the achieved FLOP rate of
 //! the floor, and peak memory. Timings are medians over repeats; ratios are the point: they are
 //! measured minutes apart on the same machine under the same load.
+//!
+//! ```
+//! use mtrobust::attack::{DirectionSpec, StepKind};
+//! use mtrobust::bench::{BenchConfig, Clock, random_batch, run};
+//! use mtrobust::data::InputSpace;
+//! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
+//! use mtrobust::task::{Task, parse_tasks};
+//! use tch::Device;
+//!
+//! let specs = parse_tasks("segm:4,depth")?;
+//! let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
+//! let head = HeadConfig { width: 8, rates: vec![1], dropout: 0.0 };
+//! let config = ModelConfig { backbone: BackboneKind::Small, tasks: specs.clone(), layout: layout_at(2, 5, 0)?, head };
+//! let model = Model::new(config, InputSpace::reference(), Device::Cpu, 0)?;
+//! let batch = random_batch(&specs, &model.input, 2, (32, 32), Device::Cpu, 0);
+//! let config = BenchConfig {
+//!     steps: vec![StepKind::Pgd],
+//!     directions: vec![DirectionSpec::Total, DirectionSpec::Gbmta],
+//!     iterations: 1,
+//!     repeats: 1,
+//!     seed: 0,
+//!     clock: Clock::Wall,
+//! };
+//! let report = run(&model, &tasks, &batch, &config)?;
+//! assert_eq!(report.rows.len(), 2); // pgd/total, pgd/gbmta
+//! assert!(report.rows.iter().all(|r| r.ratio > 0.0 && r.backwards == 1.0));
+//! assert!(report.flops_per_image > 0.0);
+//! # Ok::<(), mtrobust::Error>(())
+//! ```
 pub mod autobatch;
 mod batch;
 pub mod memory;
 
-pub use batch::random_batch;
+pub use batch::{random_batch, random_batch_with};
 
 use crate::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
 use crate::data::Batch;
