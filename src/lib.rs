@@ -9,7 +9,12 @@
 //! - [`job`]: one model × data × attacks as a library call, with its output directory;
 //! - [`study`]: many models × attacks × ε × seeds, resumable, into a SQLite results store;
 //! - [`train`]: clean and adversarial (FAT) multi-task training;
-//! - [`report`]: tables, CSV/JSON.
+//! - [`report`]: tables, CSV/JSON, the paper's tables and figures from a results store;
+//! - [`bench`](mod@bench): each attack's iteration against the forward + input-backward floor.
+//!
+//! Around them: [`error`] (one error type, causes kept as sources), [`warning`], [`observe`]
+//! (progress and warnings as events), [`files`] (atomic writes, locks), [`digest`], [`rng`], [`device`].
+//! Each module's documentation opens with a runnable example.
 //!
 //! Tensors and autodiff come from `tch` (libtorch 2.11).
 pub mod attack;
@@ -32,11 +37,12 @@ pub(crate) mod testutil;
 pub mod train;
 pub mod warning;
 
-pub use attack::{Attack, AttackConfig, DirectionSpec, Norm, StepKind};
+pub use attack::{Attack, AttackConfig, BatchContext, DirectionSpec, Norm, StepKind};
 pub use data::{Dataset, Loader};
 pub use error::{Error, Result};
 pub use eval::{EvalOptions, Evaluation, evaluate};
 pub use job::{DataSpec, Job};
-pub use model::Model;
+pub use model::{Model, ModelConfig, Precision};
 pub use study::{Store, StudyFile};
-pub use task::{Convention, MetricProfile, TaskKind};
+pub use task::{Convention, MetricProfile, Task, TaskKind, TaskSpec};
+pub use warning::Warning;

@@ -5,7 +5,7 @@
 //! item 14). When an attack needs the dataset-level clean losses (paper APGD profile with GB-MTA,
 //! the reference's `criterionBase`), a clean pass runs first.
 //!
-//! ARP from two sets of metrics (the arithmetic of [`arp`]; [`evaluate`] produces the metrics):
+//! ARP from two sets of metrics (the arithmetic of [`arp()`]; [`evaluate`] produces the metrics):
 //!
 //! ```
 //! use mtrobust::eval::{arp, transferability};
