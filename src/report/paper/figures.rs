@@ -61,6 +61,21 @@ fn range(values: impl Iterator<Item = f64>, floor_zero: bool) -> (f64, f64) {
     (if floor_zero && lo >= 0.0 { 0.0 } else { lo - pad }, hi + pad)
 }
 
+/// The series labels of `chart` in one boxed legend at `position` (the same look in every figure).
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FAMILY, 11))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(err)
+}
+
 impl Figure for LinePlot {
     fn size(&self) -> (u32, u32) {
         ((60 + 420 * self.panels.len().max(1) as u32).max(720), 440)
@@ -112,14 +127,7 @@ impl Figure for LinePlot {
             }
             // One legend (the first panel's): every panel has the same lines.
             if i == 0 {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .label_font((FAMILY, 11))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.4))
-                    .draw()
-                    .map_err(err)?;
+                legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
             }
         }
         Ok(())
@@ -181,14 +189,7 @@ impl Figure for Bars {
                 .label(label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
