@@ -232,4 +232,7 @@ double mt_flops_end() {
   return flops;
 }
 
+// Denormals flushed to zero in this thread's CPU arithmetic (torch.set_flush_denormal); 1 if supported.
+int mt_set_flush_denormal(int on) { return at::globalContext().setFlushDenormal(on != 0) ? 1 : 0; }
+
 }  // extern "C"

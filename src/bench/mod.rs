@@ -31,6 +31,7 @@
 //!     repeats: 1,
 //!     seed: 0,
 //!     clock: Clock::Wall,
+//!     flush_denormals: true,
 //! };
 //! let report = run(&model, &tasks, &batch, &config)?;
 //! assert_eq!(report.rows.len(), 2); // pgd/total, pgd/gbmta
@@ -67,6 +68,8 @@ pub struct BenchConfig {
     pub seed: u64,
     /// What a duration is measured with.
     pub clock: Clock,
+    /// On CPU, flush denormal floats to zero while timing (see [`FlushDenormals`]).
+    pub flush_denormals: bool,
 }
 
 /// The clock timings are read from.
@@ -107,6 +110,7 @@ impl Default for BenchConfig {
             repeats: 3,
             seed: 0,
             clock: Clock::Wall,
+            flush_denormals: true,
         }
     }
 }
@@ -152,6 +156,8 @@ pub struct BenchReport {
     pub channels_last: bool,
     /// libtorch intra-op threads.
     pub threads: i64,
+    /// Whether denormal floats were flushed to zero while timing (CPU only).
+    pub denormals_flushed: bool,
     /// What the durations were measured with.
     pub clock: Clock,
     /// Forward FLOPs per image (2 × multiply-accumulates of convolutions and matmuls).
@@ -160,6 +166,31 @@ pub struct BenchReport {
     pub rows: Vec<Row>,
     /// Peak memory in bytes: CUDA allocator peak, or the process's peak resident set on CPU.
     pub peak_memory_bytes: Option<u64>,
+}
+
+/// Denormal floats flushed to zero (x86 FTZ/DAZ) on this thread while alive. The benchmark's
+/// random weights give losses in the hundreds or thousands, so GB-MTA's 1/L_t weights scale its
+/// gradients down by about 10⁻³ and deep in the backward many of them become denormals, which x86
+/// float arithmetic processes tens of times slower (measured: PGD GB-MTA at 1.31× the floor with
+/// them, 1.08× flushed, on ResNet34 #9 at 65²). A trained model's losses are near 1, so this is an
+/// artefact of timing untrained weights, not a cost of the attack. oneDNN's channels-last kernels
+/// flush denormals themselves. The flag lives in the CPU's control register of the calling thread:
+/// it covers libtorch's work when that runs on this thread (`--threads 1`).
+#[derive(Debug)]
+pub struct FlushDenormals(pub bool);
+
+impl FlushDenormals {
+    /// Turns flushing on; `.0` says whether the CPU supports it.
+    pub fn on() -> Self {
+        FlushDenormals(shim::set_flush_denormal(true))
+    }
+}
+
+impl Drop for FlushDenormals {
+    fn drop(&mut self) {
+        // libtorch's default: denormals kept.
+        shim::set_flush_denormal(false);
+    }
 }
 
 /// Waits for the device's queued work (CUDA kernels run asynchronously).
@@ -224,6 +255,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
         return Err(Error::config("--attack/--direction", "give at least one step rule and one direction to time"));
     }
     let device = model.device();
+    let _flush = (config.flush_denormals && device == Device::Cpu).then(FlushDenormals::on);
     let x = batch.x.to_device(device);
     let b = x.size()[0];
     memory::reset(device);
@@ -277,6 +309,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
         precision: model.precision().id().to_string(),
         channels_last: model.channels_last(),
         threads: i64::from(tch::get_num_threads()),
+        denormals_flushed: _flush.as_ref().is_some_and(|f| f.0),
         clock: config.clock,
         flops_per_image,
         floor,

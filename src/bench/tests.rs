@@ -42,6 +42,7 @@ fn bench_reports_every_rule_and_direction_with_sane_numbers() {
         repeats: 1,
         seed: 0,
         clock: Clock::Cpu,
+        flush_denormals: true,
     };
     let report = run(&model, &tasks, &batch, &config).unwrap();
     let names: Vec<&str> = report.rows.iter().map(|r| r.attack.as_str()).collect();
@@ -91,4 +92,17 @@ fn floor_gradient_is_the_input_gradient_of_the_summed_outputs() {
     let fd = (f(&(&x + &e * h)) - f(&(&x - &e * h))) / (2.0 * h);
     let analytic = g.view(-1).double_value(&[100]);
     assert!((fd - analytic).abs() <= 1e-5 * (1.0 + fd.abs()), "{fd} vs {analytic}");
+}
+
+#[test]
+fn flushing_denormals_zeroes_them_while_on_and_restores_them_after() {
+    let tiny = Tensor::from_slice(&[1e-39f32]); // a float32 denormal
+    let twice = |t: &Tensor| f64::try_from((t * 2.0f64).sum(Kind::Float)).unwrap();
+    assert!(twice(&tiny) > 0.0, "denormals are kept by default");
+    {
+        let flush = FlushDenormals::on();
+        assert!(flush.0, "x86-64 CPUs support FTZ/DAZ");
+        assert_eq!(twice(&tiny), 0.0);
+    }
+    assert!((twice(&tiny) - 2e-39).abs() < 1e-45, "dropping the guard keeps denormals again");
 }

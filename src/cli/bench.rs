@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// jobs: use it with --threads 1).
     #[arg(long, value_enum, default_value_t = Clock::Wall)]
     clock: Clock,
+    /// On CPU, keep denormal floats while timing (libtorch's default). By default they are flushed
+    /// to zero: the random weights' large losses push GB-MTA's 1/L-scaled gradients into the slow
+    /// denormal range, which a trained model's do not reach (see BENCHMARKS.md).
+    #[arg(long)]
+    keep_denormals: bool,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -65,7 +70,15 @@ pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.precision.apply(&mut model)?;
     let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
     let directions = a.directions.iter().map(|d| d.parse::<DirectionSpec>()).collect::<Result<Vec<_>, _>>()?;
-    let bench = BenchConfig { steps: a.steps.clone(), directions, iterations: a.iterations, repeats: a.repeats, seed: 0, clock: a.clock };
+    let bench = BenchConfig {
+        steps: a.steps.clone(),
+        directions,
+        iterations: a.iterations,
+        repeats: a.repeats,
+        seed: 0,
+        clock: a.clock,
+        flush_denormals: !a.keep_denormals,
+    };
     let batch_size = match a.batch_size.trim() {
         "auto" => {
             let size = a.size;
@@ -96,7 +109,7 @@ fn render(r: &BenchReport) -> String {
     let mem = r.peak_memory_bytes.map_or("n/a".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64));
     let _ = writeln!(
         s,
-        "{} on {} ({} threads, {:?} clock), batch {} at {}², {}{}",
+        "{} on {} ({} threads, {:?} clock), batch {} at {}², {}{}{}",
         r.model,
         r.device,
         r.threads,
@@ -104,7 +117,8 @@ fn render(r: &BenchReport) -> String {
         r.batch,
         r.size,
         r.precision,
-        if r.channels_last { ", channels-last" } else { "" }
+        if r.channels_last { ", channels-last" } else { "" },
+        if r.denormals_flushed { ", denormals flushed" } else { "" }
     );
     let _ = writeln!(s, "forward: {:.3} GFLOP/image; peak memory {mem}", r.flops_per_image / 1e9);
     let _ = writeln!(

@@ -18,6 +18,7 @@ unsafe extern "C" {
     fn mt_cuda_mem_info(device: i32, free: *mut i64, total: *mut i64) -> i32;
     fn mt_flops_begin() -> i32;
     fn mt_flops_end() -> f64;
+    fn mt_set_flush_denormal(on: i32) -> i32;
 }
 
 fn is_cuda(device: Device) -> i32 {
@@ -143,4 +144,11 @@ pub fn count_flops<T>(f: impl FnOnce() -> T) -> (T, f64) {
     // SAFETY: as above.
     let flops = unsafe { mt_flops_end() };
     (out, flops)
+}
+
+/// Flushes denormal floats to zero (`on`) or keeps them (libtorch's default) in this thread's
+/// CPU arithmetic, like `torch.set_flush_denormal`; false when the CPU cannot (no SSE3).
+pub fn set_flush_denormal(on: bool) -> bool {
+    // SAFETY: a plain value.
+    unsafe { mt_set_flush_denormal(i32::from(on)) == 1 }
 }
