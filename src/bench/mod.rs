@@ -35,7 +35,8 @@
 //! };
 //! let report = run(&model, &tasks, &batch, &config)?;
 //! assert_eq!(report.rows.len(), 2); // pgd/total, pgd/gbmta
-//! assert!(report.rows.iter().all(|r| r.ratio > 0.0 && r.backwards == 1.0));
+//! // One backward per iteration for both (from the attacks' pass counters; timings are not asserted).
+//! assert!(report.rows.iter().all(|r| r.backwards == 1.0 && r.ratio.is_finite()));
 //! assert!(report.flops_per_image > 0.0);
 //! # Ok::<(), mtrobust::Error>(())
 //! ```
