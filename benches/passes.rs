@@ -64,10 +64,10 @@ fn main() {
     });
     let reference = time(reps, || {
         let x = data.x.detach().set_requires_grad(true);
-        let losses = oracle.losses(&x, TaskSet::all(5));
+        let losses = oracle.losses(&x, TaskSet::all(5)).unwrap();
         let per_task: Vec<Tensor> = losses.values().map(|p| p.per_sample()).collect();
         let scalars: Vec<Tensor> = per_task.iter().map(|l| l.mean(Kind::Float)).collect();
-        let grads = oracle.gradients(&scalars, &x);
+        let grads = oracle.gradients(&scalars, &x).unwrap();
         let _g: Tensor = grads.iter().zip(&per_task).map(|(g, l)| g / l.detach().view([-1, 1, 1, 1])).sum::<Tensor>();
     });
     println!("GB-MTA direction: one backward {ours:.1} ms, T = 5 backwards {reference:.1} ms → {:.2}× faster", reference / ours);
@@ -76,7 +76,7 @@ fn main() {
     let params = model.vs.trainable_variables();
     let reference_full = time(reps, || {
         let x = data.x.detach().set_requires_grad(true);
-        let losses = oracle.losses(&x, TaskSet::all(5));
+        let losses = oracle.losses(&x, TaskSet::all(5)).unwrap();
         let per_task: Vec<Tensor> = losses.values().map(|p| p.per_sample()).collect();
         // Asking for the weights' gradients as well costs what `loss.backward()` costs.
         let inputs: Vec<&Tensor> = std::iter::once(&x).chain(params.iter()).collect();
@@ -95,12 +95,12 @@ fn main() {
     // 2. Input-only gradient vs backward() through every weight (then zeroing the weight grads).
     let input_only = time(reps, || {
         let x = data.x.detach().set_requires_grad(true);
-        let total: Tensor = oracle.losses(&x, TaskSet::all(5)).values().map(|p| p.pooled()).sum();
+        let total: Tensor = oracle.losses(&x, TaskSet::all(5)).unwrap().values().map(|p| p.pooled()).sum();
         let _ = Tensor::run_backward(&[total], &[&x], false, false);
     });
     let all_weights = time(reps, || {
         let x = data.x.detach().set_requires_grad(true);
-        let total: Tensor = oracle.losses(&x, TaskSet::all(5)).values().map(|p| p.pooled()).sum();
+        let total: Tensor = oracle.losses(&x, TaskSet::all(5)).unwrap().values().map(|p| p.pooled()).sum();
         total.backward();
         for p in &params {
             let mut g = p.grad();

@@ -194,19 +194,6 @@ int mt_cuda_empty_cache() {
   }
 }
 
-// Free and total device memory in bytes; -1 on failure.
-int mt_cuda_mem_info(int device, int64_t *free_bytes, int64_t *total_bytes) {
-  try {
-    auto *a = c10::getDeviceAllocator(at::kCUDA);
-    auto info = a->getMemoryInfo(static_cast<c10::DeviceIndex>(device));
-    *free_bytes = static_cast<int64_t>(info.first);
-    *total_bytes = static_cast<int64_t>(info.second);
-    return 0;
-  } catch (...) {
-    return -1;
-  }
-}
-
 // Starts counting the FLOPs (2 × multiply-accumulates of convolutions and matrix products) of
 // the operations this thread runs; -1 on failure.
 int mt_flops_begin() {

@@ -23,15 +23,15 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" | "gpu" => {
             if cuda_count() == 0 {
-                Err(Error::config("--device", "cuda was requested but no CUDA device is available; use --device cpu (or auto)"))
+                Err(Error::parameter("device", "cuda was requested but no CUDA device is available; use --device cpu (or auto)"))
             } else {
                 Ok(Device::Cuda(0))
             }
         }
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(i)) if i < cuda_count() => Ok(Device::Cuda(i)),
-            Some(Ok(i)) => Err(Error::config("--device", format!("cuda:{i} does not exist ({} CUDA device(s) available)", cuda_count()))),
-            _ => Err(Error::config("--device", format!("`{other}` is not a device; use auto, cpu, cuda or cuda:N"))),
+            Some(Ok(i)) => Err(Error::parameter("device", format!("cuda:{i} does not exist ({} CUDA device(s) available)", cuda_count()))),
+            _ => Err(Error::parameter("device", format!("`{other}` is not a device; use auto, cpu, cuda or cuda:N"))),
         },
     }
 }

@@ -30,9 +30,25 @@ pub enum Error {
     #[error("{what}: expected shape {expected}, got {got}")]
     Shape { what: String, expected: String, got: String },
 
-    /// A configuration value (flag, option, config field) that is out of range or inconsistent.
+    /// A parameter of the library (an attack's, a training run's, a data option) whose value is
+    /// out of range or inconsistent with others. `name` is the library's and the study file's
+    /// spelling (`n_iter`); the command line shows it as its flag (`--n-iter`).
+    #[error("{name}: {reason}")]
+    Parameter { name: String, reason: String },
+
+    /// A configuration that is inconsistent as a whole, or an object that does not fit what it is
+    /// used for (a model spec, a study entry, a network's outputs).
     #[error("{name}: {reason}")]
     Config { name: String, reason: String },
+
+    /// NaN or infinite values where numbers are required: model weights and outputs, losses,
+    /// budgets. The numbers computed from them would mean nothing.
+    #[error("{what}: {detail}")]
+    NonFinite { what: String, detail: String },
+
+    /// Training that diverged: its loss became NaN or infinite.
+    #[error("training diverged at step {step}: {detail}")]
+    Diverged { step: usize, detail: String },
 
     /// An I/O error on a named path. The I/O error is the [`source`](std::error::Error::source),
     /// not part of the message: `{:#}` (anyhow, the CLI) prints "path: cause".
@@ -61,6 +77,30 @@ impl Error {
     /// A [`Error::Data`] for `path`.
     pub fn data(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Data { path: path.into(), reason: reason.into() }
+    }
+
+    /// A [`Error::Parameter`]: the parameter `name` (library spelling, e.g. `n_iter`) is out of range.
+    pub fn parameter(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Parameter { name: name.into(), reason: reason.into() }
+    }
+
+    /// A [`Error::NonFinite`]: `what` holds NaN or infinite values (`detail` says where and why it matters).
+    pub fn non_finite(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::NonFinite { what: what.into(), detail: detail.into() }
+    }
+
+    /// Whether libtorch ran out of memory somewhere in this error's chain (a batch too large for
+    /// the device); the caller can retry with a smaller batch.
+    pub fn is_out_of_memory(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if text.contains("out of memory") || text.contains("can't allocate memory") || text.contains("Tried to allocate") {
+                return true;
+            }
+            cause = c.source();
+        }
+        false
     }
 
     /// A [`Error::Config`] for the option `name`.

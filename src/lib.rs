@@ -37,7 +37,7 @@ pub(crate) mod testutil;
 pub mod train;
 pub mod warning;
 
-pub use attack::{Attack, AttackConfig, BatchContext, DirectionSpec, Norm, StepKind};
+pub use attack::{Attack, AttackConfig, BatchContext, DirectionSpec, Norm, Rule, RuleKind};
 pub use data::{Dataset, Loader};
 pub use error::{Error, Result};
 pub use eval::{EvalOptions, Evaluation, evaluate};

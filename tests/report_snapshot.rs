@@ -10,7 +10,7 @@ mod common;
 mod paper_store;
 
 use common::ok;
-use mtrobust::attack::{AttackConfig, PassCounts, StepKind};
+use mtrobust::attack::{AttackConfig, PassCounts};
 use mtrobust::eval::{ConditionReport, EvalOptions, Evaluation, Warning, arp_with};
 use mtrobust::report::RunRecord;
 use mtrobust::report::paper::{View, tables, write_tables};
@@ -107,7 +107,7 @@ fn record(clean: (f64, f64), segm: (f64, f64), gbmta: (f64, f64)) -> RunRecord {
     let attacked = [("single:segm", segm, (3.0, 0.75), (1.0, 3.0)), ("gbmta", gbmta, (2.0, 1.0), (0.5, 2.5))]
         .into_iter()
         .map(|(direction, m, losses, objective)| {
-            let config = AttackConfig { step: StepKind::Pgd, direction: direction.parse().unwrap(), eps: 8.0, ..Default::default() };
+            let config = AttackConfig { direction: direction.parse().unwrap(), eps: 8.0, ..Default::default() };
             let mut r = condition(config.label(), Some(config), metrics(m.0, m.1), losses);
             r.arp = Some(arp_with(&clean.metrics, &r.metrics, EvalOptions::default().convention).0);
             r.objective = Some(objective);

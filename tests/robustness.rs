@@ -2,8 +2,8 @@
 //! every attack raises its own objective, iterative attacks at least match FGSM, and an
 //! adversarially fine-tuned (FAT) twin is more robust than its clean twin. The data and the clean
 //! model are made once for the file.
-use mtrobust::attack::step::EarlyStop;
-use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
+use mtrobust::attack::{Attack, AttackConfig, DirectionSpec};
+use mtrobust::attack::{EarlyStop, Pgd, Rule, RuleKind};
 use mtrobust::data::synth::export::{SynthOptions, write_dataset};
 use mtrobust::data::{InputSpace, Loader, Mode, Sizes, open};
 use mtrobust::eval::{EvalOptions, Evaluation};
@@ -71,8 +71,8 @@ fn attack_all(s: &Setup, model: &Model, configs: Vec<AttackConfig>) -> Evaluatio
     mtrobust::job::run(&job, &mut Silent, None).unwrap().evaluation
 }
 
-fn config(step: StepKind, direction: DirectionSpec, eps: f64) -> AttackConfig {
-    AttackConfig { step, direction, eps, n_iter: 5, ..Default::default() }
+fn config(kind: RuleKind, direction: DirectionSpec, eps: f64) -> AttackConfig {
+    AttackConfig { rule: kind.default_rule().with_n_iter(5), direction, eps, ..Default::default() }
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
         DirectionSpec::SignTotal,
         DirectionSpec::Gbmta,
     ];
-    let steps = [StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage];
+    let steps = RuleKind::ALL;
     let mut configs = Vec::new();
     for step in steps {
         for d in &directions {
@@ -94,8 +94,8 @@ fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
         }
     }
     let e = attack_all(s, &model, configs);
-    let gain = |step: StepKind, d: &DirectionSpec| {
-        let r = e.attacked.iter().find(|r| r.attack.as_ref().is_some_and(|c| c.step == step && &c.direction == d)).unwrap();
+    let gain = |step: RuleKind, d: &DirectionSpec| {
+        let r = e.attacked.iter().find(|r| r.attack.as_ref().is_some_and(|c| c.rule.kind() == step && &c.direction == d)).unwrap();
         let (clean, adv) = r.objective.unwrap();
         (clean, adv, r.label.clone())
     };
@@ -104,8 +104,8 @@ fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
             let (clean, adv, label) = gain(step, d);
             eprintln!("{label}: {clean:.4} → {adv:.4}");
             assert!(adv > clean, "{label}: objective {clean} → {adv}");
-            if step != StepKind::Fgsm {
-                let (_, fgsm, _) = gain(StepKind::Fgsm, d);
+            if step != RuleKind::Fgsm {
+                let (_, fgsm, _) = gain(RuleKind::Fgsm, d);
                 assert!(adv >= fgsm, "{label} reaches {adv}, below FGSM's {fgsm} at the same ε");
             }
         }
@@ -121,9 +121,8 @@ fn adversarial_training_lowers_the_arp_of_pgd() {
     let s = setup();
     let fat_dir = tempfile::tempdir().unwrap();
     let clean = clean_model(s);
-    let mut fat_attack = config(StepKind::Pgd, DirectionSpec::Gbmta, 8.0);
-    fat_attack.n_iter = 5;
-    fat_attack.early_stop = Some(EarlyStop { tau: 2, threshold: 0.5 });
+    let mut fat_attack = config(RuleKind::Pgd, DirectionSpec::Gbmta, 8.0);
+    fat_attack.rule = Rule::Pgd(Pgd { n_iter: 5, early_stop: Some(EarlyStop { tau: 2, threshold: 0.5 }), ..Pgd::default() });
     // Adversarial fine-tuning of the clean twin (cheaper than FAT from scratch, same question).
     let fat = train_into(
         s,
@@ -133,7 +132,7 @@ fn adversarial_training_lowers_the_arp_of_pgd() {
         Some(AdversarialTraining { attack: fat_attack, clean_weight: 0.0, tau_start: None }),
     );
     let eval = |m: &Model| {
-        let e = attack_all(s, m, vec![config(StepKind::Pgd, DirectionSpec::Gbmta, 8.0), config(StepKind::Pgd, DirectionSpec::Total, 8.0)]);
+        let e = attack_all(s, m, vec![config(RuleKind::Pgd, DirectionSpec::Gbmta, 8.0), config(RuleKind::Pgd, DirectionSpec::Total, 8.0)]);
         e.attacked.iter().map(|r| r.arp.as_ref().unwrap().arp).collect::<Vec<_>>()
     };
     let (a, b) = (eval(&clean), eval(&fat));

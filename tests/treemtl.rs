@@ -143,7 +143,7 @@ fn checkpoints_of_another_architecture_are_refused_by_name() {
         config(BackboneKind::Small, "segm:10,normal,depth", "[[{0, 1, 2}], [{0, 1, 2}], [{0, 1, 2}], [{0, 1, 2}], [{0}, {1, 2}]]", 4);
     let (m, _) = import(&fixtures().join("deeplab.model"), swapped, None, Device::Cpu).unwrap();
     let io: HashMap<String, Tensor> = read_state_dict(&fixtures().join("deeplab_io.pt")).unwrap().into_iter().collect();
-    let seg = m.forward_t(&io["x"], false);
+    let seg = m.forward_t(&io["x"], false).unwrap();
     assert!(max_abs(&(seg.get(mtrobust::task::TaskKind::SegmentSemantic).unwrap() - &io["out.segment_semantic"])) > 1e-3);
     // Other tasks: the missing head is named.
     let err = import_error("deeplab.model", config(BackboneKind::Small, "segm:10,normal,edge", DEEPLAB_LAYOUT, 4));
@@ -153,13 +153,13 @@ fn checkpoints_of_another_architecture_are_refused_by_name() {
     assert!(err.contains("`heads.segment_semantic.fc1.conv3.weight` has shape [10, 4, 1, 1], the model expects [12, 4, 1, 1]"), "{err}");
     let err =
         import_error("seq.model", config(BackboneKind::Small, "normal,depth", "[[{0, 1}], [{0, 1}], [{0, 1}], [{0, 1}], [{0, 1}]]", 8));
-    assert!(err.contains("--head-width"), "{err}");
+    assert!(err.contains("check the head width"), "{err}");
     // Another backbone: MobileNetV2 has no Deeplab names.
     let mbv2 = config(BackboneKind::Mobilenetv2, "segm:10,normal,depth", DEEPLAB_LAYOUT, 4);
     assert!(import_error("deeplab.model", mbv2).contains("MTSeqModel"));
     // The wrong scheme on request.
     let err = import(&fixtures().join("seq.model"), seq_config(), Some(Scheme::Deeplab), Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("has MTSeqModel keys but --scheme deeplab"), "{err}");
+    assert!(err.contains("has MTSeqModel keys but the scheme deeplab"), "{err}");
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn import_attack_study_and_export_from_the_command_line() {
         assert!(ta.equal(tb), "{na}");
     }
     // Bad input: exit 2, the problem named, nothing written.
-    fails(d, &[&import_args[..], &["--out", "bad.safetensors"]].concat(), 2, &["fc1.conv1.weight", "--head-width"]);
+    fails(d, &[&import_args[..], &["--out", "bad.safetensors"]].concat(), 2, &["fc1.conv1.weight", "check the head width"]);
     fails(d, &[&import_args[..], &["--head-width", "4", "--index", "3", "--out", "bad.safetensors"]].concat(), 2, &["--index"]);
     let io = dir.join("seq_io.pt");
     fails(d, &["import", "treemtl", "--checkpoint", io.to_str().unwrap(), "--out", "bad.safetensors"], 2, &["no TreeMTL backbone keys"]);

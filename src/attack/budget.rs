@@ -39,8 +39,8 @@ impl Budget {
     /// A negative or non-finite ε.
     pub fn new(norm: Norm, eps_pixels: f64, input: &InputSpace, kind: Kind, device: Device) -> Result<Self> {
         if !eps_pixels.is_finite() || eps_pixels < 0.0 {
-            return Err(Error::config(
-                "--eps",
+            return Err(Error::parameter(
+                "eps",
                 format!("{eps_pixels} is not a budget; give a non-negative number of grey levels, e.g. 8 or 8/255"),
             ));
         }
@@ -107,6 +107,25 @@ impl Budget {
             }
         };
         self.project(&(x + delta.to_kind(x.kind()).to_device(x.device())), x)
+    }
+
+    /// A random point on the surface of the ε-ball around `x` (clipped), AutoAttack's APGD start:
+    /// `x + ε·t/‖t‖` per sample with t uniform in [−1, 1] per coordinate for L∞ (so its largest
+    /// coordinate is ±ε) and standard normal for L2.
+    pub fn random_surface_start(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
+        let n = x.numel();
+        let shape = x.size();
+        let t: Vec<f32> = match self.norm {
+            Norm::Linf => (0..n).map(|_| rng.random_range(-1.0f32..=1.0)).collect(),
+            Norm::L2 => (0..n).map(|_| gaussian(rng)).collect(),
+        };
+        let t = Tensor::from_slice(&t).view(shape.as_slice()).to_kind(x.kind()).to_device(x.device());
+        let size = match self.norm {
+            Norm::Linf => t.abs().flatten(1, -1).amax([1i64].as_slice(), false),
+            Norm::L2 => per_sample_l2(&t),
+        };
+        let delta = &t / (size.view([-1, 1, 1, 1]) + 1e-12) * self.eps;
+        self.clip(&(x + delta))
     }
 
     /// `[B]` size of each sample's perturbation in the budget's norm, in grey levels.

@@ -8,7 +8,7 @@
 //! Runs are seeded: the same seed gives the same adversarial examples, bit for bit on CPU.
 //!
 //! ```
-//! use mtrobust::attack::{Attack, AttackConfig, BatchContext, DirectionSpec, StepKind};
+//! use mtrobust::attack::{Attack, AttackConfig, BatchContext, DirectionSpec, Pgd, Rule};
 //! use mtrobust::data::{Batch, InputSpace, Target};
 //! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
 //! use mtrobust::task::{Task, TaskKind, TaskMap, parse_tasks};
@@ -31,7 +31,8 @@
 //! let batch = Batch { x, targets, names: vec!["a".into(), "b".into()] };
 //!
 //! // PGD-3 along GB-MTA's direction in an L∞ ball of 8 grey levels.
-//! let attack = Attack::new(AttackConfig { step: StepKind::Pgd, direction: DirectionSpec::Gbmta, eps: 8.0, n_iter: 3, ..Default::default() })?;
+//! let rule = Rule::Pgd(Pgd { n_iter: 3, ..Pgd::default() });
+//! let attack = Attack::new(AttackConfig { rule, direction: DirectionSpec::Gbmta, eps: 8.0, ..Default::default() })?;
 //! let outcome = attack.run(&model, &tasks, &batch, BatchContext::at(0))?;
 //! assert!(outcome.checks.passed());
 //! assert!(outcome.checks.max_perturbation <= 8.0 + 1e-4);
@@ -41,12 +42,14 @@
 pub mod budget;
 pub mod direction;
 pub mod oracle;
+pub mod rule;
 pub mod step;
 
 pub use budget::{Budget, Norm};
 pub use direction::{Direction, DirectionContext, DirectionSpec, Reduction};
 pub use oracle::{Oracle, PassCounts};
-pub use step::{ApgdProfile, StepRule, Trace};
+pub use rule::{Rule, RuleKind};
+pub use step::{Apgd, ApgdProfile, ApgdProfileName, AutoSage, EarlyStop, Fgsm, MiFgsm, Pgd, StepRule, Trace};
 
 use crate::data::Batch;
 use crate::error::{Error, Result};
@@ -54,92 +57,31 @@ use crate::model::Model;
 use crate::task::{Task, TaskMap};
 use tch::{Kind, Tensor};
 
-/// Which step rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "kebab-case")]
-pub enum StepKind {
-    /// One step of size ε.
-    Fgsm,
-    /// Momentum iterative FGSM.
-    Mifgsm,
-    /// Projected gradient ascent (I-FGSM), the paper's "PGD".
-    Pgd,
-    /// Auto-PGD, the paper's "APGD/AutoAttack".
-    Apgd,
-    /// Auto-SAGE with learned per-task weights.
-    AutoSage,
-}
-
-impl StepKind {
-    /// The stable id.
-    pub fn id(self) -> &'static str {
-        match self {
-            StepKind::Fgsm => "fgsm",
-            StepKind::Mifgsm => "mifgsm",
-            StepKind::Pgd => "pgd",
-            StepKind::Apgd => "apgd",
-            StepKind::AutoSage => "auto-sage",
-        }
-    }
-}
-
-/// Everything that defines an attack. Defaults follow the paper (N = 10 steps of ε/N, no random
-/// start for PGD) except APGD, which defaults to Croce & Hein's per-sample algorithm.
+/// Everything that defines an attack: the step rule with its parameters, the direction, the
+/// budget, how linear directions reduce over the batch, and the seed. Defaults follow the paper
+/// (PGD, N = 10 steps of ε/N, no random start, GB-MTA, L∞, ε = 8).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AttackConfig {
-    pub step: StepKind,
+    /// The step rule; its fields sit beside the others in the stored form (`"rule": "pgd"`, …).
+    #[serde(flatten)]
+    pub rule: Rule,
     pub direction: DirectionSpec,
     pub norm: Norm,
     /// Budget in grey levels of 0..255 (8 = 8/255).
     pub eps: f64,
-    /// Iterations of iterative rules.
-    pub n_iter: usize,
-    /// Step size in grey levels for PGD, MI-FGSM and Auto-SAGE (default ε/N).
-    pub step_size: Option<f64>,
-    /// PGD: start at a uniformly random point of the ball.
-    pub random_start: bool,
-    /// APGD (autoattack profile): number of random restarts.
-    pub restarts: usize,
-    pub apgd_profile: ApgdProfile,
-    /// APGD (paper profile): restart from the best point when the step halves ("AAR").
-    pub apgd_revised: bool,
-    /// MI-FGSM momentum μ.
-    pub momentum: f64,
-    /// Auto-SAGE fitting factor.
-    pub sage_fitting: f64,
-    /// Auto-SAGE learning rate of the task weights.
-    pub sage_lr: f64,
-    /// Auto-SAGE momentum γ of the blended gradient.
-    pub sage_decay: f64,
     /// How Single/Total/weighted reduce task losses over the batch.
     pub reduction: Reduction,
-    /// PGD: friendly early stopping (adversarial training).
-    #[serde(default)]
-    pub early_stop: Option<step::EarlyStop>,
     pub seed: u64,
 }
 
 impl Default for AttackConfig {
     fn default() -> Self {
         AttackConfig {
-            step: StepKind::Pgd,
+            rule: Rule::default(),
             direction: DirectionSpec::Gbmta,
             norm: Norm::Linf,
             eps: 8.0,
-            n_iter: 10,
-            step_size: None,
-            random_start: false,
-            restarts: 1,
-            apgd_profile: ApgdProfile::Autoattack,
-            apgd_revised: false,
-            momentum: 1.0,
-            sage_fitting: 50.0,
-            sage_lr: 10.0,
-            sage_decay: 0.0,
             reduction: Reduction::PerSample,
-            early_stop: None,
             seed: 0,
         }
     }
@@ -148,134 +90,26 @@ impl Default for AttackConfig {
 impl AttackConfig {
     /// A short label such as `pgd/gbmta/linf/eps=8`.
     pub fn label(&self) -> String {
-        format!("{}/{}/{}/eps={}", self.step.id(), self.direction, norm_id(self.norm), fmt_eps(self.eps))
+        format!("{}/{}/{}/eps={}", self.rule.id(), self.direction, norm_id(self.norm), fmt_eps(self.eps))
     }
 
-    /// Checks ranges, and that every option given is one the chosen rule reads.
+    /// Checks ranges: the budget and the rule's parameters.
     ///
     /// # Errors
-    /// Zero iterations, budgets or step sizes that are not positive, zero restarts, and
-    /// hyper-parameters that are NaN, infinite or out of range (a NaN spreads into the update and
-    /// leaves the inputs unmoved, which would look like a robust model); an option set away from
-    /// its default for a rule that ignores it (see [`AttackConfig::check_ignored`]).
+    /// A budget that is not positive and finite, or a rule parameter out of range (a NaN spreads
+    /// into the update and leaves the inputs unmoved, which would look like a robust model). The
+    /// error names the parameter as study files spell it (`eps`, `n_iter`).
     pub fn check(&self) -> Result<()> {
         if !self.eps.is_finite() {
-            return Err(Error::config("--eps", format!("{} is not a budget; give grey levels, e.g. 8 or 8/255", self.eps)));
+            return Err(Error::parameter("eps", format!("{} is not a budget; give grey levels, e.g. 8 or 8/255", self.eps)));
         }
         if self.eps <= 0.0 {
-            return Err(Error::config("--eps", format!("ε must be > 0 (got {}); give grey levels, e.g. 8 or 8/255", self.eps)));
+            return Err(Error::parameter("eps", format!("ε must be > 0 (got {}); give grey levels, e.g. 8 or 8/255", self.eps)));
         }
-        if self.step != StepKind::Fgsm && self.n_iter == 0 {
-            return Err(Error::config("--n-iter", "iterative attacks need at least one iteration"));
+        if self.norm == Norm::Linf && self.eps > 255.0 {
+            return Err(Error::parameter("eps", format!("{} grey levels is more than the whole pixel range (255)", self.eps)));
         }
-        if let Some(s) = self.step_size
-            && !(s.is_finite() && s > 0.0)
-        {
-            return Err(Error::config("--step-size", format!("{s} must be a positive number of grey levels")));
-        }
-        if self.early_stop.is_some() && self.step != StepKind::Pgd {
-            return Err(Error::config("--fat-tau", "friendly early stopping applies to PGD (`--attack pgd`)"));
-        }
-        if self.restarts == 0 {
-            return Err(Error::config("--restarts", "at least one run is needed (1 = no restart)"));
-        }
-        if self.step == StepKind::Mifgsm && !(self.momentum.is_finite() && self.momentum >= 0.0) {
-            return Err(Error::config("--mi-momentum", format!("{} must be a finite number ≥ 0 (1 in the MI-FGSM paper)", self.momentum)));
-        }
-        if self.step == StepKind::AutoSage {
-            if !(self.sage_lr.is_finite() && self.sage_lr > 0.0) {
-                return Err(Error::config("--sage-lr", format!("{} must be a finite number > 0 (default 10)", self.sage_lr)));
-            }
-            if !(self.sage_fitting.is_finite() && self.sage_fitting > 0.0) {
-                return Err(Error::config("--sage-fitting", format!("{} must be a finite number > 0 (default 50)", self.sage_fitting)));
-            }
-            if !(0.0..1.0).contains(&self.sage_decay) {
-                return Err(Error::config("sage_decay", format!("{} must be in [0, 1)", self.sage_decay)));
-            }
-        }
-        // A negative threshold is allowed: every sample then counts as adversarial from the start.
-        if let Some(es) = &self.early_stop
-            && !es.threshold.is_finite()
-        {
-            return Err(Error::config(
-                "--fat-threshold",
-                format!("{} must be a finite relative loss increase (default 0.5)", es.threshold),
-            ));
-        }
-        self.check_ignored()
-    }
-
-    /// Rejects rule-specific options that the chosen rule would silently ignore (e.g. `--restarts`
-    /// with `pgd`). "Given" means "different from [`AttackConfig::default`]", which is also the
-    /// CLI's and the study file's default, so plain commands keep working.
-    ///
-    /// # Errors
-    /// The first such option, with the rules that use it.
-    pub fn check_ignored(&self) -> Result<()> {
-        let d = AttackConfig::default();
-        let apgd = self.step == StepKind::Apgd;
-        let sage = self.step == StepKind::AutoSage;
-        // (option, given, read by the chosen rule, the rules that read it)
-        let options = [
-            (
-                "--step-size",
-                self.step_size.is_some(),
-                matches!(self.step, StepKind::Pgd | StepKind::Mifgsm | StepKind::AutoSage),
-                "pgd, mifgsm and auto-sage (fgsm steps by ε; apgd sets its own step size)",
-            ),
-            ("--random-start", self.random_start, self.step == StepKind::Pgd, "pgd (apgd's autoattack profile always starts at random)"),
-            (
-                "--restarts",
-                self.restarts != d.restarts,
-                apgd && self.apgd_profile == ApgdProfile::Autoattack,
-                "apgd with --apgd-profile autoattack",
-            ),
-            ("--apgd-profile", self.apgd_profile != d.apgd_profile, apgd, "apgd"),
-            ("--apgd-revised", self.apgd_revised, apgd && self.apgd_profile == ApgdProfile::Paper, "apgd with --apgd-profile paper"),
-            ("--mi-momentum", self.momentum != d.momentum, self.step == StepKind::Mifgsm, "mifgsm"),
-            ("--sage-lr", self.sage_lr != d.sage_lr, sage, "auto-sage"),
-            ("--sage-fitting", self.sage_fitting != d.sage_fitting, sage, "auto-sage"),
-            ("sage_decay", self.sage_decay != d.sage_decay, sage, "auto-sage"),
-        ];
-        let rule = match (self.step, self.apgd_profile) {
-            (StepKind::Apgd, p) => format!("apgd --apgd-profile {}", p.id()),
-            (s, _) => s.id().to_string(),
-        };
-        match options.iter().find(|(_, given, read, _)| *given && !*read) {
-            Some((name, _, _, users)) => Err(Error::config(
-                *name,
-                format!("`--attack {rule}` ignores it; it is read by {users} only. Remove it, or choose a rule that reads it"),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn rule(&self, budget: &Budget) -> Box<dyn StepRule> {
-        let to_input = |pixels: f64| pixels * budget.eps / budget.eps_pixels.max(f64::MIN_POSITIVE);
-        let alpha = match self.step_size {
-            Some(s) => to_input(s),
-            None => budget.eps / self.n_iter.max(1) as f64,
-        };
-        match self.step {
-            StepKind::Fgsm => Box::new(step::Fgsm),
-            StepKind::Mifgsm => Box::new(step::MiFgsm { n_iter: self.n_iter, alpha, momentum: self.momentum }),
-            StepKind::Pgd => {
-                Box::new(step::Pgd { n_iter: self.n_iter, alpha, random_start: self.random_start, early_stop: self.early_stop })
-            }
-            StepKind::Apgd => Box::new(step::Apgd {
-                n_iter: self.n_iter,
-                profile: self.apgd_profile,
-                restarts: self.restarts,
-                revised: self.apgd_revised,
-            }),
-            StepKind::AutoSage => Box::new(step::AutoSage {
-                n_iter: self.n_iter,
-                alpha,
-                fitting: self.sage_fitting,
-                lr: self.sage_lr,
-                decay: self.sage_decay,
-            }),
-        }
+        self.rule.check()
     }
 }
 
@@ -299,10 +133,10 @@ pub fn fmt_eps(eps: f64) -> String {
 /// Anything else.
 pub fn parse_eps(text: &str) -> Result<f64> {
     let t = text.trim();
-    let bad = || Error::config("--eps", format!("`{t}` is not a budget; write grey levels like 8, 2.5 or 8/255"));
+    let bad = || Error::parameter("eps", format!("`{t}` is not a budget; write grey levels like 8, 2.5 or 8/255"));
     if t.starts_with('-') {
-        return Err(Error::config(
-            "--eps",
+        return Err(Error::parameter(
+            "eps",
             format!("`{t}` is negative; ε is the size of the perturbation in grey levels and must be > 0, e.g. 8 or 8/255"),
         ));
     }
@@ -321,7 +155,7 @@ pub fn parse_eps(text: &str) -> Result<f64> {
         return Err(bad());
     }
     if value <= 0.0 {
-        return Err(Error::config("--eps", format!("`{t}`: ε must be > 0; give grey levels like 8, 2.5 or 8/255")));
+        return Err(Error::parameter("eps", format!("`{t}`: ε must be > 0; give grey levels like 8, 2.5 or 8/255")));
     }
     Ok(value)
 }
@@ -399,12 +233,15 @@ pub struct BatchContext<'a> {
     /// paper APGD profile's GB-MTA objective is relative to (docs/REFERENCE.md §7 item 9). Batch
     /// clean means when absent.
     pub clean_losses: Option<&'a TaskMap<f64>>,
+    /// A start point for the rules that start away from the clean input (APGD's autoattack
+    /// profile: AutoAttack's `x_init`), instead of their random start; projected onto the budget.
+    pub start: Option<&'a Tensor>,
 }
 
 impl BatchContext<'_> {
-    /// Batch `index`, without dataset-level clean losses.
+    /// Batch `index`, without dataset-level clean losses or a start point.
     pub fn at(index: u64) -> Self {
-        BatchContext { index, clean_losses: None }
+        BatchContext { index, clean_losses: None, start: None }
     }
 }
 
@@ -427,7 +264,8 @@ impl Attack {
     /// Attacks `batch`, placed in its run by `at` (random streams, dataset-level clean losses).
     ///
     /// # Errors
-    /// Tasks that do not match the model, a direction naming a missing task, or a bad budget.
+    /// Tasks that do not match the model, a direction naming a missing task, a bad budget, or
+    /// what the model fails with (out of memory: see [`Error::is_out_of_memory`]).
     pub fn run(&self, model: &Model, tasks: &[Task], batch: &Batch, at: BatchContext) -> Result<AttackOutcome> {
         let oracle = Oracle::new(model, tasks, &batch.targets)?;
         let direction = self.config.direction.build(tasks)?;
@@ -435,9 +273,9 @@ impl Attack {
         let budget = Budget::new(self.config.norm, self.config.eps, &model.input, x.kind(), x.device())?;
         let dctx = DirectionContext { reduction: self.config.reduction, clean: None, base: at.clean_losses.cloned() };
         let seed = crate::rng::derive_seed(self.config.seed, &[at.index]);
-        let rule = self.config.rule(&budget);
         let mut cx = step::RunContext::new(&oracle, direction.as_ref(), &budget, &x, dctx, seed);
-        let x_adv = rule.run(&mut cx).detach();
+        cx.start = at.start.map(Tensor::shallow_clone);
+        let x_adv = self.config.rule.step().run(&mut cx)?.detach();
         let trace = cx.take_trace();
         let clean_losses = cx.dctx.clean.take();
         let checks = check(&budget, &x_adv, &x, trace.zero_gradient_samples);

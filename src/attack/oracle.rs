@@ -54,11 +54,6 @@ impl<'a> Oracle<'a> {
         self.tasks
     }
 
-    /// The task ids (positions) of all tasks.
-    pub fn all_tasks(&self) -> TaskSet {
-        TaskSet::all(self.tasks.len())
-    }
-
     /// Passes so far.
     pub fn counts(&self) -> PassCounts {
         self.counts.get()
@@ -66,8 +61,11 @@ impl<'a> Oracle<'a> {
 
     /// Runs the tasks in `set` at `x` (eval mode; with autograd if `x` requires grad) and returns
     /// their loss parts. One forward pass.
-    pub fn losses(&self, x: &Tensor, set: TaskSet) -> TaskMap<LossParts> {
-        let outputs = self.model.forward_tasks(x, set, false);
+    ///
+    /// # Errors
+    /// What the model's forward fails with (out of memory, a module's own failure).
+    pub fn losses(&self, x: &Tensor, set: TaskSet) -> Result<TaskMap<LossParts>> {
+        let outputs = self.model.forward_tasks(x, set, false)?;
         let mut c = self.counts.get();
         c.forward += 1;
         self.counts.set(c);
@@ -85,21 +83,25 @@ impl<'a> Oracle<'a> {
             let target = cache.as_ref().and_then(|(_, m)| m.get(task.kind())).expect("resized above");
             out.insert(task.kind(), task.loss(y, target));
         }
-        out
+        Ok(out)
     }
 
     /// Input gradients of each scalar in `scalars` (one backward pass each; the graph is kept
     /// between them and freed after the last).
-    pub fn gradients(&self, scalars: &[Tensor], x: &Tensor) -> Vec<Tensor> {
+    ///
+    /// # Errors
+    /// What the backward fails with (out of memory, a module's own backward).
+    pub fn gradients(&self, scalars: &[Tensor], x: &Tensor) -> Result<Vec<Tensor>> {
         let n = scalars.len();
         let mut grads = Vec::with_capacity(n);
         for (i, s) in scalars.iter().enumerate() {
-            let mut g = Tensor::run_backward(&[s], &[x], i + 1 < n, false);
+            let mut g = Tensor::f_run_backward(&[s], &[x], i + 1 < n, false)
+                .map_err(|e| Error::context(format!("{}: backward to the input", self.model.name()), e))?;
             grads.push(g.pop().expect("one input, one gradient"));
+            let mut c = self.counts.get();
+            c.backward += 1;
+            self.counts.set(c);
         }
-        let mut c = self.counts.get();
-        c.backward += n;
-        self.counts.set(c);
-        grads
+        Ok(grads)
     }
 }

@@ -4,8 +4,8 @@ use super::*;
 use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
 use tch::Kind;
 
-fn config(step: StepKind, direction: &str) -> AttackConfig {
-    AttackConfig { step, direction: direction.parse().unwrap(), n_iter: 3, seed: 5, ..Default::default() }
+fn config(kind: RuleKind, direction: &str) -> AttackConfig {
+    AttackConfig { rule: kind.default_rule().with_n_iter(3), direction: direction.parse().unwrap(), seed: 5, ..Default::default() }
 }
 
 #[test]
@@ -16,7 +16,7 @@ fn fgsm_is_the_clipped_signed_gradient_step() {
     let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
     // Independent computation: ∇_x Σ_t Σ_b L_{t,b} by hand.
     let x = batch.x.detach().set_requires_grad(true);
-    let out = model.forward_t(&x, false);
+    let out = model.forward_t(&x, false).unwrap();
     let mut total = Tensor::zeros([], (Kind::Float, tch::Device::Cpu));
     for t in &tasks {
         let y = out.get(t.kind()).unwrap();
@@ -26,7 +26,7 @@ fn fgsm_is_the_clipped_signed_gradient_step() {
     let g = Tensor::run_backward(&[total], &[&x], false, false).pop().unwrap();
     let (lo, hi) = model.input.bound_tensors(Kind::Float, tch::Device::Cpu);
     let want = (&batch.x + g.sign() * 8.0).maximum(&lo).minimum(&hi);
-    let got = Attack::new(config(StepKind::Fgsm, "total")).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
+    let got = Attack::new(config(RuleKind::Fgsm, "total")).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
     assert!(got.x_adv.allclose(&want, 0.0, 1e-4, false));
     assert_eq!((got.counts.forward, got.counts.backward), (1, 1));
 }
@@ -38,16 +38,18 @@ fn every_rule_and_direction_stays_in_budget_and_range() {
     let tasks = tasks_of(&specs);
     let batch = random_batch(&specs, 2, 32, 4, Kind::Float);
     let directions = ["single:segm", "single:depth", "total", "sign-total", "gbmta", "weighted:normal=1,depth=3"];
-    for step in [StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage] {
+    for step in RuleKind::ALL {
         for dir in directions {
             for norm in [Norm::Linf, Norm::L2] {
-                if norm == Norm::L2 && !matches!(step, StepKind::Pgd | StepKind::Apgd) {
+                if norm == Norm::L2 && !matches!(step, RuleKind::Pgd | RuleKind::Apgd) {
                     continue;
                 }
                 let mut c = config(step, dir);
                 c.norm = norm;
                 c.eps = if norm == Norm::L2 { 300.0 } else { 6.0 };
-                c.random_start = step == StepKind::Pgd;
+                if let Rule::Pgd(p) = &mut c.rule {
+                    p.random_start = true;
+                }
                 let out = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
                 let ch = &out.checks;
                 assert!(ch.passed(), "{}: {ch:?}", c.label());
@@ -73,29 +75,28 @@ fn pass_counts_per_iteration_are_as_designed() {
     let tasks = tasks_of(&specs);
     let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
     let run = |c: AttackConfig| Attack::new(c).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap().counts;
-    let counts = |step, dir: &str, n: usize| {
+    let counts = |step: RuleKind, dir: &str, n: usize| {
         let mut c = config(step, dir);
-        c.n_iter = n;
+        c.rule = c.rule.with_n_iter(n);
         let p = run(c);
         (p.forward, p.backward)
     };
     // PGD: 1 forward + 1 backward per step for GB-MTA and Single; T backwards for SignTotal.
-    assert_eq!(counts(StepKind::Pgd, "gbmta", 4), (4, 4));
-    assert_eq!(counts(StepKind::Pgd, "single:norm", 4), (4, 4));
-    assert_eq!(counts(StepKind::Pgd, "sign-total", 4), (4, 12));
-    assert_eq!(counts(StepKind::Mifgsm, "total", 4), (4, 4));
+    assert_eq!(counts(RuleKind::Pgd, "gbmta", 4), (4, 4));
+    assert_eq!(counts(RuleKind::Pgd, "single:norm", 4), (4, 4));
+    assert_eq!(counts(RuleKind::Pgd, "sign-total", 4), (4, 12));
+    assert_eq!(counts(RuleKind::Mifgsm, "total", 4), (4, 4));
     // APGD autoattack: clean losses (GB-MTA only) + start + N points; the last needs no gradient.
-    assert_eq!(counts(StepKind::Apgd, "gbmta", 4), (1 + 5, 4));
-    assert_eq!(counts(StepKind::Apgd, "total", 4), (5, 4));
+    assert_eq!(counts(RuleKind::Apgd, "gbmta", 4), (1 + 5, 4));
+    assert_eq!(counts(RuleKind::Apgd, "total", 4), (5, 4));
     // APGD paper: N+1 forwards (the reference: 2N+1), N backwards.
-    let mut c = config(StepKind::Apgd, "gbmta");
-    c.apgd_profile = ApgdProfile::Paper;
-    c.n_iter = 4;
+    let mut c = config(RuleKind::Apgd, "gbmta");
+    c.rule = Rule::Apgd(Apgd { n_iter: 4, profile: ApgdProfile::Paper { revised: false } });
     let p = run(c);
     assert_eq!((p.forward, p.backward), (5, 4));
     // Auto-SAGE: per step one forward + T component backwards, one look-ahead forward + backward.
-    assert_eq!(counts(StepKind::AutoSage, "gbmta", 2), (4, 8));
-    assert_eq!(counts(StepKind::AutoSage, "single:segm", 2), (4, 4));
+    assert_eq!(counts(RuleKind::AutoSage, "gbmta", 2), (4, 8));
+    assert_eq!(counts(RuleKind::AutoSage, "single:segm", 2), (4, 4));
 }
 
 #[test]
@@ -104,8 +105,8 @@ fn same_seed_same_examples_bit_for_bit() {
     let model = small_model(&specs, 9, 1);
     let tasks = tasks_of(&specs);
     let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
-    let mut c = config(StepKind::Apgd, "gbmta");
-    c.restarts = 2;
+    let mut c = config(RuleKind::Apgd, "gbmta");
+    c.rule = Rule::Apgd(Apgd { n_iter: 3, profile: ApgdProfile::Autoattack { restarts: 2 } });
     let a = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(3)).unwrap().x_adv;
     let b = Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(3)).unwrap().x_adv;
     assert!(a.equal(&b));
@@ -125,64 +126,71 @@ fn eps_parsing_accepts_grey_levels_and_fractions() {
 }
 
 #[test]
-fn nan_or_out_of_range_hyper_parameters_are_refused_by_flag() {
-    let refused = |c: AttackConfig, flag: &str| {
+fn nan_or_out_of_range_parameters_are_refused_by_name() {
+    let refused = |c: AttackConfig, name: &str| {
         let err = c.check().unwrap_err().to_string();
-        assert!(err.starts_with(flag), "{err}");
+        assert!(err.starts_with(name), "{err}");
     };
-    refused(AttackConfig { eps: 0.0, ..config(StepKind::Pgd, "total") }, "--eps: ε must be > 0");
-    refused(AttackConfig { momentum: f64::NAN, ..config(StepKind::Mifgsm, "total") }, "--mi-momentum");
-    refused(AttackConfig { sage_lr: f64::NAN, ..config(StepKind::AutoSage, "total") }, "--sage-lr");
-    refused(AttackConfig { sage_fitting: 0.0, ..config(StepKind::AutoSage, "total") }, "--sage-fitting");
-    let es = Some(step::EarlyStop { tau: 2, threshold: f64::NAN });
-    refused(AttackConfig { early_stop: es, ..config(StepKind::Pgd, "total") }, "--fat-threshold");
-    // Another rule's parameter is refused as ignored, whatever its value.
-    refused(AttackConfig { momentum: f64::NAN, ..config(StepKind::Pgd, "total") }, "--mi-momentum: `--attack pgd` ignores it");
+    refused(AttackConfig { eps: 0.0, ..config(RuleKind::Pgd, "total") }, "eps: ε must be > 0");
+    refused(AttackConfig { eps: f64::NAN, ..config(RuleKind::Pgd, "total") }, "eps:");
+    refused(AttackConfig { eps: 300.0, ..config(RuleKind::Pgd, "total") }, "eps:");
+    refused(
+        AttackConfig { rule: Rule::Mifgsm(MiFgsm { mi_momentum: f64::NAN, ..MiFgsm::default() }), ..config(RuleKind::Pgd, "total") },
+        "mi_momentum",
+    );
+    refused(
+        AttackConfig { rule: Rule::AutoSage(AutoSage { sage_lr: f64::NAN, ..AutoSage::default() }), ..config(RuleKind::Pgd, "total") },
+        "sage_lr",
+    );
+    refused(
+        AttackConfig { rule: Rule::AutoSage(AutoSage { sage_fitting: 0.0, ..AutoSage::default() }), ..config(RuleKind::Pgd, "total") },
+        "sage_fitting",
+    );
+    let early_stop = Some(step::EarlyStop { tau: 2, threshold: f64::NAN });
+    refused(AttackConfig { rule: Rule::Pgd(Pgd { early_stop, ..Pgd::default() }), ..config(RuleKind::Pgd, "total") }, "fat_threshold");
     assert!(parse_eps("0").unwrap_err().to_string().contains("must be > 0"));
     assert!(parse_eps("-8/255").unwrap_err().to_string().contains("negative"));
+    // An L2 budget is a norm over the whole image and may exceed 255 grey levels.
+    assert!(AttackConfig { eps: 300.0, norm: Norm::L2, ..config(RuleKind::Pgd, "total") }.check().is_ok());
 }
 
 #[test]
-fn options_the_rule_ignores_are_refused_with_the_rules_that_read_them() {
-    let err = |c: AttackConfig| c.check().map(|_| String::new()).unwrap_or_else(|e| e.to_string());
-    let with = |step: StepKind, f: fn(&mut AttackConfig)| {
-        let mut c = config(step, "total");
-        f(&mut c);
-        c
+fn a_given_start_point_replaces_apgds_random_start() {
+    // APGD from x_init = the clean input and from a random start reach different points; the same
+    // start point gives the same run whatever the seed (no randomness is drawn for it).
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
+    let c = config(RuleKind::Apgd, "gbmta");
+    let run = |c: &AttackConfig, start: Option<&Tensor>| {
+        let at = BatchContext { start, ..BatchContext::at(0) };
+        Attack::new(c.clone()).unwrap().run(&model, &tasks, &batch, at).unwrap()
     };
-    // Every rule accepts the defaults (what the CLI and study files fill in).
-    for step in [StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage] {
-        assert_eq!(err(config(step, "total")), "", "{step:?}");
-    }
-    assert_eq!(
-        err(with(StepKind::Pgd, |c| c.restarts = 3)),
-        "--restarts: `--attack pgd` ignores it; it is read by apgd with --apgd-profile autoattack only. \
-         Remove it, or choose a rule that reads it"
-    );
-    assert!(err(with(StepKind::Fgsm, |c| c.restarts = 2)).starts_with("--restarts: `--attack fgsm` ignores it"));
-    // The paper profile has no restarts; its revised variant is its own.
-    let paper = |c: &mut AttackConfig| c.apgd_profile = ApgdProfile::Paper;
-    assert!(err(with(StepKind::Apgd, |c| c.restarts = 2)).is_empty());
-    assert!(
-        err(with(StepKind::Apgd, |c| (c.apgd_profile, c.restarts) = (ApgdProfile::Paper, 2)))
-            .starts_with("--restarts: `--attack apgd --apgd-profile paper` ignores it")
-    );
-    assert!(err(with(StepKind::Apgd, |c| (c.apgd_profile, c.apgd_revised) = (ApgdProfile::Paper, true))).is_empty());
-    assert!(err(with(StepKind::Apgd, |c| c.apgd_revised = true)).starts_with("--apgd-revised: `--attack apgd --apgd-profile autoattack`"));
-    assert!(err(with(StepKind::Pgd, paper)).starts_with("--apgd-profile: `--attack pgd` ignores it; it is read by apgd only"));
-    // Step sizes: fgsm steps by ε and apgd by its schedule; random starts are PGD's.
-    assert!(err(with(StepKind::Apgd, |c| c.step_size = Some(2.0))).starts_with("--step-size: `--attack apgd"));
-    assert!(err(with(StepKind::Fgsm, |c| c.step_size = Some(2.0))).starts_with("--step-size: `--attack fgsm`"));
-    assert!(err(with(StepKind::Mifgsm, |c| c.step_size = Some(2.0))).is_empty());
-    assert!(err(with(StepKind::Pgd, |c| c.random_start = true)).is_empty());
-    assert!(err(with(StepKind::Apgd, |c| c.random_start = true)).starts_with("--random-start: `--attack apgd"));
-    // Momentum and Auto-SAGE's parameters belong to their rules.
-    assert!(err(with(StepKind::Pgd, |c| c.momentum = 0.5)).contains("read by mifgsm only"));
-    assert!(err(with(StepKind::Mifgsm, |c| c.momentum = 0.5)).is_empty());
-    assert!(err(with(StepKind::Mifgsm, |c| c.sage_lr = 5.0)).starts_with("--sage-lr: `--attack mifgsm`"));
-    assert!(err(with(StepKind::Apgd, |c| c.sage_fitting = 5.0)).starts_with("--sage-fitting"));
-    assert!(err(with(StepKind::Pgd, |c| c.sage_decay = 0.5)).starts_with("sage_decay"));
-    assert!(err(with(StepKind::AutoSage, |c| (c.sage_lr, c.sage_fitting, c.sage_decay) = (5.0, 20.0, 0.5))).is_empty());
+    let from_x = run(&c, Some(&batch.x));
+    let other_seed = run(&AttackConfig { seed: 99, ..c.clone() }, Some(&batch.x));
+    assert!(from_x.x_adv.equal(&other_seed.x_adv));
+    let random = run(&c, None);
+    assert!(!from_x.x_adv.equal(&random.x_adv));
+    // The trace starts at the start point: from x, GB-MTA's relative increase there is exactly 0.
+    assert_eq!(from_x.trace.objective[0], 0.0, "{:?}", from_x.trace.objective);
+    assert!(random.trace.objective[0] != 0.0);
+    assert!(from_x.checks.passed());
+}
+
+#[test]
+fn apgds_random_start_lies_on_the_surface_of_the_ball() {
+    // AutoAttack's start: x + ε·t/‖t‖∞, so every sample's largest change is exactly ε.
+    let budget = Budget::new(Norm::Linf, 8.0, &crate::data::InputSpace::reference(), Kind::Float, tch::Device::Cpu).unwrap();
+    let x = Tensor::zeros([3, 3, 4, 4], (Kind::Float, tch::Device::Cpu));
+    let start = budget.random_surface_start(&x, &mut crate::rng::stream(1, &[0]));
+    let largest = Vec::<f64>::try_from(budget.perturbation(&start, &x).to_kind(Kind::Double)).unwrap();
+    assert!(largest.iter().all(|&d| (d - 8.0).abs() < 1e-4), "{largest:?}");
+    let l2 = Budget::new(Norm::L2, 20.0, &crate::data::InputSpace::reference(), Kind::Float, tch::Device::Cpu).unwrap();
+    let norms =
+        Vec::<f64>::try_from(l2.perturbation(&l2.random_surface_start(&x, &mut crate::rng::stream(1, &[0])), &x).to_kind(Kind::Double))
+            .unwrap();
+    assert!(norms.iter().all(|&d| (d - 20.0).abs() < 1e-3), "{norms:?}");
 }
 
 #[test]
@@ -191,7 +199,7 @@ fn an_attack_that_moves_no_sample_fails_its_checks() {
     let model = small_model(&specs, 9, 1);
     let tasks = tasks_of(&specs);
     let batch = random_batch(&specs, 3, 32, 2, Kind::Float);
-    let c = Attack::new(config(StepKind::Pgd, "total")).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap().checks;
+    let c = Attack::new(config(RuleKind::Pgd, "total")).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap().checks;
     assert_eq!((c.samples, c.unmoved_samples), (3, 0));
     assert!(c.passed(), "{:?}", c.failures());
     // Two of three samples unmoved: still a valid attack; all three: a failed one, with its reason.

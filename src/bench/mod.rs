@@ -11,7 +11,7 @@
 //! measured minutes apart on the same machine under the same load.
 //!
 //! ```
-//! use mtrobust::attack::{DirectionSpec, StepKind};
+//! use mtrobust::attack::{DirectionSpec, RuleKind};
 //! use mtrobust::bench::{BenchConfig, Clock, random_batch, run};
 //! use mtrobust::data::InputSpace;
 //! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
@@ -25,7 +25,7 @@
 //! let model = Model::new(config, InputSpace::reference(), Device::Cpu, 0)?;
 //! let batch = random_batch(&specs, &model.input, 2, (32, 32), Device::Cpu, 0);
 //! let config = BenchConfig {
-//!     steps: vec![StepKind::Pgd],
+//!     rules: vec![RuleKind::Pgd],
 //!     directions: vec![DirectionSpec::Total, DirectionSpec::Gbmta],
 //!     iterations: 1,
 //!     repeats: 1,
@@ -46,7 +46,7 @@ pub mod memory;
 
 pub use batch::{random_batch, random_batch_with};
 
-use crate::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
+use crate::attack::{Attack, AttackConfig, DirectionSpec, RuleKind};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::model::{Model, shim};
@@ -57,8 +57,8 @@ use tch::{Device, Tensor};
 /// What to time.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
-    /// Step rules to time.
-    pub steps: Vec<StepKind>,
+    /// Step rules to time (each with its default parameters).
+    pub rules: Vec<RuleKind>,
     /// Directions to time with every rule.
     pub directions: Vec<DirectionSpec>,
     /// Extra iterations `k` per timed attack (an iteration = (t(1 + k) − t(1)) / k).
@@ -105,7 +105,7 @@ impl Clock {
 impl Default for BenchConfig {
     fn default() -> Self {
         BenchConfig {
-            steps: vec![StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage],
+            rules: RuleKind::ALL.to_vec(),
             directions: vec![DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta],
             iterations: 4,
             repeats: 3,
@@ -230,21 +230,26 @@ fn time(device: Device, clock: Clock, repeats: usize, mut f: impl FnMut() -> Res
 
 /// One forward of every task plus the backward to the input alone (weights frozen or not, no
 /// weight gradient is computed: only `x` is asked for).
-pub fn floor_pass(model: &Model, x: &Tensor) -> Tensor {
+///
+/// # Errors
+/// What the model fails with (out of memory).
+pub fn floor_pass(model: &Model, x: &Tensor) -> Result<Tensor> {
     let x = x.detach().set_requires_grad(true);
-    let out = model.forward_t(&x, false);
+    let out = model.forward_t(&x, false)?;
     let loss = out.values().map(|t| t.sum(t.kind())).reduce(|a, b| a + b).expect("a model has at least one task");
-    let mut g = Tensor::run_backward(&[loss], &[&x], false, false);
-    g.pop().expect("one gradient per input")
+    let mut g = Tensor::f_run_backward(&[loss], &[&x], false, false)?;
+    Ok(g.pop().expect("one gradient per input"))
 }
 
 /// Forward FLOPs per image of `model` on inputs like `x` (one no-grad forward, counted).
-pub fn flops_per_image(model: &Model, x: &Tensor) -> f64 {
+///
+/// # Errors
+/// What the model fails with (out of memory).
+pub fn flops_per_image(model: &Model, x: &Tensor) -> Result<f64> {
     let _g = tch::no_grad_guard();
-    let ((), flops) = shim::count_flops(|| {
-        let _ = model.forward_t(x, false);
-    });
-    flops / x.size()[0].max(1) as f64
+    let (out, flops) = shim::count_flops(|| model.forward_t(x, false));
+    out?;
+    Ok(flops / x.size()[0].max(1) as f64)
 }
 
 /// Runs the benchmark on `batch` (tasks with their class weights in `tasks`).
@@ -252,27 +257,25 @@ pub fn flops_per_image(model: &Model, x: &Tensor) -> f64 {
 /// # Errors
 /// No rule or direction, a direction the model's tasks do not allow, or an attack that fails.
 pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -> Result<BenchReport> {
-    if config.steps.is_empty() || config.directions.is_empty() {
-        return Err(Error::config("--attack/--direction", "give at least one step rule and one direction to time"));
+    if config.rules.is_empty() || config.directions.is_empty() {
+        return Err(Error::parameter("rules/directions", "give at least one step rule and one direction to time"));
     }
     let device = model.device();
     let _flush = (config.flush_denormals && device == Device::Cpu).then(FlushDenormals::on);
     let x = batch.x.to_device(device);
     let b = x.size()[0];
     memory::reset(device);
-    let flops_per_image = flops_per_image(model, &x);
-    let floor_s = time(device, config.clock, config.repeats, || {
-        let _ = floor_pass(model, &x);
-        Ok(())
-    })?;
+    let flops_per_image = flops_per_image(model, &x)?;
+    let floor_s = time(device, config.clock, config.repeats, || floor_pass(model, &x).map(drop))?;
     let floor =
         Floor { seconds: floor_s, images_iterations_per_s: b as f64 / floor_s, flops_per_s: 2.0 * flops_per_image * b as f64 / floor_s };
     let k = config.iterations.max(1);
     let mut rows = Vec::new();
-    for &step in &config.steps {
+    for &kind in &config.rules {
         for direction in &config.directions {
             let attack = |n_iter: usize| {
-                Attack::new(AttackConfig { step, direction: direction.clone(), n_iter, seed: config.seed, ..AttackConfig::default() })
+                let rule = kind.default_rule().with_n_iter(n_iter);
+                Attack::new(AttackConfig { rule, direction: direction.clone(), seed: config.seed, ..AttackConfig::default() })
             };
             let (short, long) = (attack(1)?, attack(1 + k)?);
             let mut counts = [(0, 0); 2];
@@ -283,7 +286,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
                     Ok(())
                 })
             };
-            let (seconds, forwards, backwards) = if step == StepKind::Fgsm {
+            let (seconds, forwards, backwards) = if kind == RuleKind::Fgsm {
                 // One step whatever n_iter says: time the whole call.
                 let s = timed(&short, 0)?;
                 (s, counts[0].0 as f64, counts[0].1 as f64)
@@ -293,7 +296,7 @@ pub fn run(model: &Model, tasks: &[Task], batch: &Batch, config: &BenchConfig) -
                 ((tk - t1) / k as f64, per(counts[0].0, counts[1].0), per(counts[0].1, counts[1].1))
             };
             rows.push(Row {
-                attack: format!("{}/{}", step.id(), direction),
+                attack: format!("{}/{}", kind.id(), direction),
                 seconds,
                 ratio: seconds / floor_s,
                 images_iterations_per_s: b as f64 / seconds,

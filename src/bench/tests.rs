@@ -36,7 +36,7 @@ fn bench_reports_every_rule_and_direction_with_sane_numbers() {
     let tasks = tasks_of(&specs);
     let batch = test_batch(&specs, 2, 32, 0, Kind::Float);
     let config = BenchConfig {
-        steps: vec![StepKind::Fgsm, StepKind::Pgd, StepKind::Apgd],
+        rules: vec![RuleKind::Fgsm, RuleKind::Pgd, RuleKind::Apgd],
         directions: vec![DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta],
         iterations: 1,
         repeats: 1,
@@ -79,11 +79,11 @@ fn floor_gradient_is_the_input_gradient_of_the_summed_outputs() {
     // A float64 model: the floor's gradient equals a finite difference of Σ outputs.
     let specs = three_tasks();
     let mut model = small_model(&specs, 0, 3);
-    model.set_kind(Kind::Double);
+    model.set_kind(Kind::Double).unwrap();
     let x = test_batch(&specs, 1, 16, 1, Kind::Double).x;
-    let g = floor_pass(&model, &x);
+    let g = floor_pass(&model, &x).unwrap();
     let f = |x: &Tensor| -> f64 {
-        let out = model.forward_t(x, false);
+        let out = model.forward_t(x, false).unwrap();
         out.values().map(|t| t.sum(Kind::Double).double_value(&[])).sum()
     };
     let h = 1e-6;

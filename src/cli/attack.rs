@@ -108,11 +108,11 @@ impl Scope {
         let n = mtrobust::bench::autobatch::auto_batch_size(device, 4096, |n| {
             let batch = mtrobust::bench::random_batch(&specs, &model.input, n as i64, (h, w), device, 0);
             for a in attacks {
-                let one = Attack::new(mtrobust::AttackConfig { n_iter: 1, restarts: 1, ..a.config.clone() })?;
+                let one = Attack::new(mtrobust::AttackConfig { rule: a.config.rule.with_n_iter(1), ..a.config.clone() })?;
                 one.run(model, &opened.tasks, &batch, mtrobust::attack::BatchContext::at(0))?;
             }
             if attacks.is_empty() {
-                let _ = mtrobust::bench::floor_pass(model, &batch.x);
+                drop(mtrobust::bench::floor_pass(model, &batch.x)?);
             }
             Ok(())
         })?;

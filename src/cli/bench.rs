@@ -4,7 +4,7 @@ use super::GlobalArgs;
 use super::arch::ArchArgs;
 use super::precision_args::PrecisionArgs;
 use clap::{Args, ValueEnum};
-use mtrobust::attack::{DirectionSpec, StepKind};
+use mtrobust::attack::{DirectionSpec, RuleKind};
 use mtrobust::bench::{BenchConfig, BenchReport, Clock};
 use mtrobust::model::Model;
 use mtrobust::task::Task;
@@ -27,8 +27,8 @@ pub struct BenchArgs {
     #[command(flatten)]
     precision: PrecisionArgs,
     /// Step rules to time (repeat or comma-separate).
-    #[arg(long = "attack", value_enum, value_delimiter = ',', default_values_t = [StepKind::Fgsm, StepKind::Mifgsm, StepKind::Pgd, StepKind::Apgd, StepKind::AutoSage])]
-    steps: Vec<StepKind>,
+    #[arg(long = "attack", value_enum, value_delimiter = ',', default_values_t = RuleKind::ALL)]
+    rules: Vec<RuleKind>,
     /// Directions to time with every rule (repeat or comma-separate): total, sign-total, gbmta, single:<task>, weighted:….
     #[arg(long = "direction", value_delimiter = ',', default_values_t = ["total".to_string(), "sign-total".to_string(), "gbmta".to_string()])]
     directions: Vec<String>,
@@ -71,7 +71,7 @@ pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
     let directions = a.directions.iter().map(|d| d.parse::<DirectionSpec>()).collect::<Result<Vec<_>, _>>()?;
     let bench = BenchConfig {
-        steps: a.steps.clone(),
+        rules: a.rules.clone(),
         directions,
         iterations: a.iterations,
         repeats: a.repeats,

@@ -8,7 +8,7 @@ use super::GlobalArgs;
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
-use mtrobust::attack::{AttackConfig, DirectionSpec, StepKind};
+use mtrobust::attack::{AttackConfig, DirectionSpec, Pgd, Rule};
 use mtrobust::data::synth::export::{SynthOptions, read_manifest, write_dataset};
 use mtrobust::data::{InputSpace, Loader, Mode, SampleSource, Sizes};
 use mtrobust::eval::{EvalOptions, clean_run};
@@ -99,8 +99,9 @@ fn study_toml(data: &Path, models: &[(String, PathBuf)], s: &Sizes3, seed: u64) 
     for (name, path) in models {
         t += &format!("[[model]]\npath = {:?}\nname = {name:?}\n\n", path.display().to_string());
     }
-    for (rule, iters) in [("fgsm", 1), ("pgd", s.n_iter), ("apgd", s.n_iter)] {
-        t += &format!("[[attack]]\nrule = \"{rule}\"\ndirections = [\"all\"]\neps = [{eps}]\nseeds = [{seed}]\nn_iter = {iters}\n\n");
+    for (rule, iters) in [("fgsm", None), ("pgd", Some(s.n_iter)), ("apgd", Some(s.n_iter))] {
+        let iters = iters.map_or(String::new(), |n| format!("n_iter = {n}\n"));
+        t += &format!("[[attack]]\nrule = \"{rule}\"\ndirections = [\"all\"]\neps = [{eps}]\nseeds = [{seed}]\n{iters}\n");
     }
     t
 }
@@ -210,15 +211,15 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let test_tasks = test_set.tasks_for(&specs)?;
     let test = Loader::new(test_set, kinds.clone(), 16, Some(s.limit))?;
     let (shared, _) = Model::load(&checkpoints[0].1, device)?;
-    let picture_attacks: Vec<AttackConfig> =
-        [4.0, 8.0, 16.0]
-            .into_iter()
-            .flat_map(|eps| {
-                [DirectionSpec::Single(TaskKind::SegmentSemantic), DirectionSpec::Total, DirectionSpec::Gbmta].map(|direction| {
-                    AttackConfig { step: StepKind::Pgd, direction, eps, n_iter: s.n_iter, seed: a.seed, ..Default::default() }
-                })
+    let picture_attacks: Vec<AttackConfig> = [4.0, 8.0, 16.0]
+        .into_iter()
+        .flat_map(|eps| {
+            [DirectionSpec::Single(TaskKind::SegmentSemantic), DirectionSpec::Total, DirectionSpec::Gbmta].map(|direction| {
+                let rule = Rule::Pgd(Pgd { n_iter: s.n_iter, ..Pgd::default() });
+                AttackConfig { rule, direction, eps, seed: a.seed, ..Default::default() }
             })
-            .collect();
+        })
+        .collect();
     let sample = test.samples(&[(0, 0)], device)?;
     let fig6 = report_dir.join("fig6_adversarial_examples.png");
     mtrobust::report::picture::render(&shared, &test_tasks, &sample, &picture_attacks)?

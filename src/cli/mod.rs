@@ -111,7 +111,7 @@ pub fn main() -> ExitCode {
     let code = match code {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(2)
         }
     };
@@ -123,6 +123,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: cannot write the results to stdout: {e}; the files written by the command are complete");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error with every cause, a library parameter named as its flag: the library says `n_iter`
+/// (the study file's key), the command line `--n-iter`. Parameters under a context (a study
+/// entry) keep the study file's spelling.
+fn message(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<mtrobust::Error>() {
+        Some(mtrobust::Error::Parameter { name, reason }) => {
+            let causes: String = e.chain().skip(1).map(|c| format!(": {c}")).collect();
+            format!("{}: {reason}{causes}", attack_args::flag(name))
+        }
+        _ => format!("{e:#}"),
     }
 }
 

@@ -43,7 +43,7 @@ fn run_store(db: &std::path::Path, a: &ReportArgs) -> anyhow::Result<ExitCode> {
     if !db.exists() {
         anyhow::bail!("{}: no such results store; write one with `mtrobust study run STUDY.toml --db {}`", db.display(), db.display());
     }
-    let store = mtrobust::study::Store::open(db)?;
+    let store = mtrobust::study::Store::open_read_only(db)?;
     let view = paper::View::load(&store, a.dataset.as_deref(), &a.norm)?;
     view.check_eps(a.eps)?;
     let tables = paper::tables::all(&view, a.eps);

@@ -107,8 +107,7 @@ pub struct ListArgs {
 }
 
 fn open_existing(db: &Path) -> anyhow::Result<Store> {
-    anyhow::ensure!(db.is_file(), "{}: no such results store (`mtrobust study run` creates one)", db.display());
-    Ok(Store::open(db)?)
+    Ok(Store::open_read_only(db)?)
 }
 
 pub fn run(cmd: StudyCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -198,7 +197,8 @@ pub fn run_results(cmd: ResultsCommand, global: &GlobalArgs) -> anyhow::Result<E
     }
 }
 
-/// Merges into a copy of OUT and renames it over OUT only when every input merged.
+/// Merges into OUT (created when absent) in one transaction under its write lock: a study may be
+/// writing to OUT meanwhile, and no input is merged unless all are.
 fn merge(a: MergeArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for input in &a.inputs {
         anyhow::ensure!(input.is_file(), "{}: no such results store", input.display());
@@ -208,25 +208,9 @@ fn merge(a: MergeArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             input.display()
         );
     }
-    let dir = a.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.merging-{}", a.out.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    if a.out.exists() {
-        // Checkpoint the WAL into the main file first, so the copy is complete.
-        drop(Store::open(&a.out)?);
-        std::fs::copy(&a.out, &tmp).map_err(|e| anyhow::anyhow!("copying {}: {e}", a.out.display()))?;
-    }
-    let result = (|| -> anyhow::Result<mtrobust::study::store::MergeSummary> {
-        let mut store = Store::open(&tmp)?;
-        let inputs: Vec<&Path> = a.inputs.iter().map(PathBuf::as_path).collect();
-        let s = store.merge(&inputs)?;
-        drop(store);
-        std::fs::rename(&tmp, &a.out)?;
-        Ok(s)
-    })();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
-    }
-    let s = result?;
+    let mut store = Store::open(&a.out)?;
+    let inputs: Vec<&Path> = a.inputs.iter().map(PathBuf::as_path).collect();
+    let s = store.merge(&inputs)?;
     if !global.quiet {
         eprintln!("merged {} input(s): {} new cells, {} already present", a.inputs.len(), s.added, s.duplicates);
     }

@@ -7,7 +7,7 @@ use super::data_args::DataArgs;
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
-use mtrobust::attack::step::EarlyStop;
+use mtrobust::attack::{EarlyStop, Rule};
 use mtrobust::data::{Loader, Mode};
 use mtrobust::eval::EvalOptions;
 use mtrobust::model::Model;
@@ -171,7 +171,11 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let mut attacks = a.attack.configs(&kinds, a.seed)?;
         anyhow::ensure!(attacks.len() == 1, "adversarial training takes one --direction and one --eps");
         let mut attack = attacks.remove(0);
-        attack.early_stop = a.fat_tau.map(|tau| EarlyStop { tau, threshold: a.fat_threshold });
+        match (&mut attack.rule, a.fat_tau) {
+            (Rule::Pgd(pgd), tau) => pgd.early_stop = tau.map(|tau| EarlyStop { tau, threshold: a.fat_threshold }),
+            (_, None) => {}
+            (_, Some(_)) => anyhow::bail!("--fat-tau: friendly early stopping applies to `--attack pgd` only"),
+        }
         attack.check()?;
         config.adversarial = Some(AdversarialTraining { attack, clean_weight: a.clean_weight, tau_start: a.fat_tau_start });
     } else {

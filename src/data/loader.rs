@@ -47,21 +47,21 @@ impl Loader {
     /// A zero batch size or limit, an empty split, or tasks the data does not have.
     pub fn new(dataset: Dataset, tasks: Vec<TaskKind>, batch_size: usize, limit: Option<usize>) -> Result<Self> {
         if batch_size == 0 {
-            return Err(Error::config("--batch-size", "must be at least 1"));
+            return Err(Error::parameter("batch_size", "must be at least 1"));
         }
         let n = dataset.reader.len();
         if n == 0 {
-            return Err(Error::config("--data", "the split has no samples"));
+            return Err(Error::parameter("data", "the split has no samples"));
         }
         if limit == Some(0) {
-            return Err(Error::config(
-                "--limit",
+            return Err(Error::parameter(
+                "limit",
                 "0 samples leaves nothing to evaluate; give at least 1, or leave it out for the whole split",
             ));
         }
         for t in &tasks {
             if !dataset.reader.tasks().contains(t) {
-                return Err(Error::config("--data", format!("the data has no `{t}` labels")));
+                return Err(Error::parameter("data", format!("the data has no `{t}` labels")));
             }
         }
         let samples = limit.map_or(n, |l| l.min(n));

@@ -60,15 +60,15 @@ impl Dataset {
             .map(|s| {
                 if !have.contains(&s.kind) {
                     let names: Vec<&str> = have.iter().map(|k| k.name()).collect();
-                    return Err(Error::config("--data", format!("the data has no `{}` labels (it has {})", s.kind, names.join(", "))));
+                    return Err(Error::parameter("data", format!("the data has no `{}` labels (it has {})", s.kind, names.join(", "))));
                 }
                 let mut task = Task::new(*s);
                 if s.kind == crate::task::TaskKind::SegmentSemantic {
                     let classes = self.reader.seg_classes() as i64;
                     if classes != s.channels {
                         // Not only `train` gets here: `attack`/`eval` have no --tasks flag to fix.
-                        return Err(Error::config(
-                            "--data",
+                        return Err(Error::parameter(
+                            "data",
                             format!(
                                 "the model segments {} classes but the data has {classes}: attack or evaluate a model made for this \
                                  data, or, when training or initialising one, use segm:{classes} in --tasks",

@@ -198,8 +198,11 @@ impl TaskonomyReader {
     /// lacks `split`; [`Error::Config`] for a zero resize or crop, or an empty or repeated task
     /// list.
     pub fn open(root: &Path, split: &str, opts: TaskonomyOptions) -> Result<Self> {
-        if opts.resize == 0 || opts.crop == 0 {
-            return Err(Error::config("resize/crop", format!("{}/{} must both be positive (default 256/224)", opts.resize, opts.crop)));
+        if opts.resize == 0 {
+            return Err(Error::parameter("resize", "0 px: the first resize must be positive (default 256)"));
+        }
+        if opts.crop == 0 {
+            return Err(Error::parameter("crop", "0 px: the crop must be positive (default 224)"));
         }
         if opts.tasks.is_empty() {
             return Err(Error::config(

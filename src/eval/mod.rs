@@ -114,10 +114,10 @@ impl Accumulator {
             let target = targets.get(task.kind()).expect("checked by the oracle / evaluate");
             let non_finite = i64::try_from(y.isfinite().logical_not().sum(Kind::Int64)).unwrap_or(i64::MAX);
             if non_finite > 0 {
-                return Err(Error::config(
-                    task.kind().name(),
+                return Err(Error::non_finite(
+                    format!("the output of task `{}`", task.kind().name()),
                     format!(
-                        "{non_finite} model output value(s) are NaN or infinite on the {condition} inputs; the model is broken (diverged training or corrupt weights)"
+                        "{non_finite} value(s) are NaN or infinite on the {condition} inputs; the model is broken (diverged training or corrupt weights)"
                     ),
                 ));
             }
@@ -125,9 +125,9 @@ impl Accumulator {
             let sum = f64::try_from(parts.sum.sum(Kind::Double)).unwrap_or(f64::NAN);
             let weight = f64::try_from(parts.weight.sum(Kind::Double)).unwrap_or(0.0);
             if !sum.is_finite() {
-                return Err(Error::config(
-                    task.kind().name(),
-                    format!("the loss is {sum} on the {condition} inputs (the outputs are finite but extreme, or the labels are corrupt)"),
+                return Err(Error::non_finite(
+                    format!("the loss of task `{}`", task.kind().name()),
+                    format!("is {sum} on the {condition} inputs (the outputs are finite but extreme, or the labels are corrupt)"),
                 ));
             }
             self.metrics[i].update(y, target);
@@ -203,7 +203,7 @@ pub fn clean_losses(
     for b in 0..data.num_batches() {
         let batch = data.batch(b, model.device())?;
         let _guard = tch::no_grad_guard();
-        let out = model.forward_t(&batch.x, false);
+        let out = model.forward_t(&batch.x, false).map_err(|e| at_batch(b, &batch, e))?;
         acc.update(tasks, &out, &batch.targets, "clean")?;
         observer.event(Event::Progress { done: b as u64 + 1, message: String::new() });
     }
@@ -257,7 +257,7 @@ pub fn clean_run(
     for b in 0..data.num_batches() {
         let batch = data.batch(b, model.device())?;
         let _guard = tch::no_grad_guard();
-        let out = model.forward_t(&batch.x.to_kind(model.kind()), false);
+        let out = model.forward_t(&batch.x.to_kind(model.kind()), false).map_err(|e| at_batch(b, &batch, e))?;
         let per_sample = clean.update(tasks, &out, &batch.targets, "clean")?;
         losses.push(per_sample.map(|_, t| t.to_device(tch::Device::Cpu)));
         clean.samples += batch.len();
@@ -287,9 +287,9 @@ pub fn attack_runs(
     if clean.losses.len() != data.num_batches() || clean.report.samples != data.num_samples() {
         return Err(crate::error::Error::config("evaluation", "the clean run was made on other data than the attacks"));
     }
-    let needs_base = attacks
-        .iter()
-        .any(|a| a.config.apgd_profile == crate::attack::ApgdProfile::Paper && a.config.step == crate::attack::StepKind::Apgd);
+    let needs_base = attacks.iter().any(|a| {
+        matches!(a.config.rule, crate::attack::Rule::Apgd(crate::attack::Apgd { profile: crate::attack::ApgdProfile::Paper { .. }, .. }))
+    });
     let base = if needs_base { Some(clean_losses(model, tasks, data, options.convention, observer)?) } else { None };
     let directions = attacks.iter().map(|a| a.config.direction.build(tasks)).collect::<Result<Vec<_>>>()?;
     let mut attacked: Vec<Accumulator> = attacks.iter().map(|_| Accumulator::new(tasks, options)).collect();
@@ -302,13 +302,16 @@ pub fn attack_runs(
         samples += n;
         let clean_losses = clean.losses[b].map(|_, t| t.to_device(model.device()));
         for (i, attack) in attacks.iter().enumerate() {
-            let outcome = attack.run(model, tasks, &batch, BatchContext { index: b as u64, clean_losses: base.as_ref() })?;
+            let at = BatchContext { index: b as u64, clean_losses: base.as_ref(), start: None };
+            let outcome = attack
+                .run(model, tasks, &batch, at)
+                .map_err(|e| Error::context(format!("attack {}", attack.config.label()), at_batch(b, &batch, e)))?;
             if let Some(sink) = sink.as_deref_mut() {
                 sink(i, b, &batch, &outcome.x_adv)?;
             }
             let acc = &mut attacked[i];
             let _guard = tch::no_grad_guard();
-            let out = model.forward_t(&outcome.x_adv, false);
+            let out = model.forward_t(&outcome.x_adv, false).map_err(|e| at_batch(b, &batch, e))?;
             let adv_losses = acc.update(tasks, &out, &batch.targets, &format!("adversarial ({})", attack.config.label()))?;
             let ctx = DirectionContext { clean: Some(clean_losses.map(|_, t| t.shallow_clone())), ..Default::default() };
             let dir = &directions[i];
@@ -372,10 +375,16 @@ pub fn evaluate(
     Ok(Evaluation { options, clean: clean.report, attacked, warnings })
 }
 
+/// `e` on batch `b`, named by its position and its first sample.
+fn at_batch(b: usize, batch: &crate::data::Batch, e: Error) -> Error {
+    let first = batch.names.first().map_or(String::new(), |n| format!(", first sample `{n}`"));
+    Error::context(format!("batch {b} ({} samples{first})", batch.len()), e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attack::StepKind;
+    use crate::attack::{Pgd, Rule};
     use crate::data::InMemory;
     use crate::observe::Silent;
     use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
@@ -389,7 +398,8 @@ mod tests {
         let attacks: Vec<Attack> = ["total", "gbmta"]
             .iter()
             .map(|d| {
-                Attack::new(AttackConfig { step: StepKind::Pgd, direction: d.parse().unwrap(), n_iter: 3, ..Default::default() }).unwrap()
+                let rule = Rule::Pgd(Pgd { n_iter: 3, ..Pgd::default() });
+                Attack::new(AttackConfig { rule, direction: d.parse().unwrap(), ..Default::default() }).unwrap()
             })
             .collect();
         let mut saved = Vec::new();
@@ -460,8 +470,8 @@ mod tests {
         });
         model.vs.freeze();
         let err = evaluate(&model, &tasks, &data, &[], EvalOptions::default(), &mut Silent, None).unwrap_err().to_string();
-        assert!(err.starts_with("depth_zbuffer: ") && err.contains("NaN or infinite on the clean inputs"), "{err}");
-        let err = clean_losses(&model, &tasks, &data, Convention::Standard, &mut Silent).unwrap_err().to_string();
-        assert!(err.starts_with("depth_zbuffer: "), "{err}");
+        assert!(err.starts_with("the output of task `depth_zbuffer`: ") && err.contains("NaN or infinite on the clean inputs"), "{err}");
+        let err = clean_losses(&model, &tasks, &data, Convention::Standard, &mut Silent).unwrap_err().chain();
+        assert!(err.contains("the output of task `depth_zbuffer`: "), "{err}");
     }
 }

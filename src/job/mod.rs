@@ -4,7 +4,7 @@
 //! the demo and the tests all go through [`run`]; the study runner uses the same pieces.
 //!
 //! ```
-//! use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, StepKind};
+//! use mtrobust::attack::{Attack, AttackConfig, DirectionSpec, Rule};
 //! use mtrobust::job::{DataSpec, Job};
 //! use mtrobust::model::Model;
 //! # use mtrobust::model::{BackboneKind, HeadConfig, ModelConfig, layout_at};
@@ -18,7 +18,7 @@
 //! // A trained checkpoint, and `mtrobust data synth` output.
 //! let (model_path, data) = (dir.join("model.safetensors"), dir.join("data"));
 //! let (model, _) = Model::load(&model_path, tch::Device::cuda_if_available())?;
-//! let attack = Attack::new(AttackConfig { step: StepKind::Pgd, direction: DirectionSpec::Gbmta, eps: 8.0, ..Default::default() })?;
+//! let attack = Attack::new(AttackConfig { rule: Rule::default(), direction: DirectionSpec::Gbmta, eps: 8.0, ..Default::default() })?;
 //! let job = Job::new(&model, &model_path, DataSpec::new(data), vec![attack]);
 //! let record = mtrobust::job::run(&job, &mut mtrobust::observe::Silent, None)?;
 //! let gbmta = &record.evaluation.attacked[0];
@@ -191,6 +191,7 @@ pub fn describe(model: &Model) -> String {
     let c = match &model.net {
         Network::Tree(t) => t.config(),
         Network::Script(s) => return format!("torchscript {}", s.path().file_name().unwrap_or_default().to_string_lossy()),
+        Network::External(n) => return n.name(),
     };
     match model.layout_index {
         Some(i) => format!("{} #{i} {}", c.backbone.name(), c.layout),

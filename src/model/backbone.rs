@@ -5,8 +5,8 @@
 //! - `small`: the same five coarse stages as the Deeplab-ResNet (stem, then four stages of one
 //!   BasicBlock each, dilations 2/4, output stride 8) with few channels, so training and attack
 //!   sweeps run on a 2-core CPU in minutes. One fine block per coarse block.
-use super::blocks::{BasicBlock, ConvBn, InvertedResidual, ResnetStem};
-use tch::nn::{self, ModuleT};
+use super::blocks::{BasicBlock, Block, ConvBn, InvertedResidual, ResnetStem};
+use tch::nn;
 
 /// Which backbone a model is built on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,7 +39,7 @@ pub enum BlockSpec {
 
 impl BlockSpec {
     /// Builds the block's module under `p`.
-    pub fn build(&self, p: nn::Path) -> Box<dyn ModuleT> {
+    pub fn build(&self, p: nn::Path) -> Box<dyn Block> {
         match *self {
             BlockSpec::Stem { cin, cout, k, ceil_mode } => Box::new(ResnetStem::new(p, cin, cout, k, ceil_mode)),
             BlockSpec::Basic { cin, cout, stride, dilation, downsample } => {

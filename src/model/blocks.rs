@@ -1,25 +1,99 @@
 //! The building blocks the backbones are made of: conv+BN(+ReLU), the ResNet BasicBlock with
 //! dilation, and the MobileNetV2 inverted residual. All convolutions are bias-free and every BN is
 //! `BatchNorm2d(eps 1e-5, momentum 0.1)` with γ = 1, β = 0 at init (docs/REFERENCE.md §2.1–2.2).
-use tch::Tensor;
-use tch::nn::{self, ModuleT};
+//!
+//! Every forward is fallible ([`Block::forward`] calls libtorch's `f_` operations): an out-of-memory
+//! or any other libtorch failure inside a model comes back as an error the caller can match,
+//! never as a panic.
+use tch::nn;
+use tch::{TchError, Tensor};
+
+/// A piece of network whose forward reports libtorch's errors.
+pub trait Block: std::fmt::Debug + Send {
+    /// The output for `xs` (`train`: batch statistics and dropout).
+    ///
+    /// # Errors
+    /// What libtorch reports: out of memory, or an input of the wrong shape.
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError>;
+}
+
+/// A 2-d convolution: tch's variables (`ws`, `bs`) with the geometry kept beside them, since
+/// `Conv` keeps its configuration private and has no fallible forward.
+#[derive(Debug)]
+pub struct Conv {
+    pub inner: nn::Conv2D,
+    stride: i64,
+    padding: i64,
+    dilation: i64,
+    groups: i64,
+}
+
+impl Conv {
+    /// A convolution `cin → cout` with a `k×k` kernel under `p` (`p/weight`, `p/bias`).
+    pub fn new(p: nn::Path, cin: i64, cout: i64, k: i64, cfg: nn::ConvConfig) -> Self {
+        let (stride, padding, dilation, groups) = (cfg.stride, cfg.padding, cfg.dilation, cfg.groups);
+        Conv { inner: nn::conv2d(p, cin, cout, k, cfg), stride, padding, dilation, groups }
+    }
+
+    /// The convolution of `xs`.
+    ///
+    /// # Errors
+    /// What libtorch reports.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let (s, p, d) = (self.stride, self.padding, self.dilation);
+        xs.f_conv2d(&self.inner.ws, self.inner.bs.as_ref(), [s, s], [p, p], [d, d], self.groups)
+    }
+}
+
+/// The reference's `BatchNorm2d(eps 1e-5, momentum 0.1)`.
+#[derive(Debug)]
+pub struct BatchNorm {
+    pub inner: nn::BatchNorm,
+}
+
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
+impl BatchNorm {
+    /// γ = 1, β = 0 under `p` (`weight`, `bias`, `running_mean`, `running_var`).
+    pub fn new(p: nn::Path, channels: i64) -> Self {
+        let cfg = nn::BatchNormConfig {
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
+            ws_init: nn::Init::Const(1.0),
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        };
+        BatchNorm { inner: nn::batch_norm2d(p, channels, cfg) }
+    }
+}
+
+impl Block for BatchNorm {
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let bn = &self.inner;
+        Tensor::f_batch_norm(
+            xs,
+            bn.ws.as_ref(),
+            bn.bs.as_ref(),
+            Some(&bn.running_mean),
+            Some(&bn.running_var),
+            train,
+            BN_MOMENTUM,
+            BN_EPS,
+            true,
+        )
+    }
+}
 
 /// The reference's batch norm.
-pub fn batch_norm(p: nn::Path, channels: i64) -> nn::BatchNorm {
-    let cfg = nn::BatchNormConfig {
-        eps: 1e-5,
-        momentum: 0.1,
-        ws_init: nn::Init::Const(1.0),
-        bs_init: nn::Init::Const(0.0),
-        ..Default::default()
-    };
-    nn::batch_norm2d(p, channels, cfg)
+pub fn batch_norm(p: nn::Path, channels: i64) -> BatchNorm {
+    BatchNorm::new(p, channels)
 }
 
 /// A bias-free convolution, He-initialised (fan-out, as torchvision's ResNet; the reference's
 /// N(0, 0.01) init trains poorly from scratch on small models).
 #[allow(clippy::too_many_arguments)]
-pub fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64, dilation: i64, groups: i64) -> nn::Conv2D {
+pub fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64, dilation: i64, groups: i64) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding,
@@ -33,14 +107,14 @@ pub fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64,
         },
         ..Default::default()
     };
-    nn::conv2d(p, cin, cout, k, cfg)
+    Conv::new(p, cin, cout, k, cfg)
 }
 
 /// conv → BN → optional ReLU (`same` padding for odd kernels, scaled by dilation).
 #[derive(Debug)]
 pub struct ConvBn {
-    conv: nn::Conv2D,
-    bn: nn::BatchNorm,
+    conv: Conv,
+    bn: BatchNorm,
     relu: bool,
 }
 
@@ -53,10 +127,10 @@ impl ConvBn {
     }
 }
 
-impl ModuleT for ConvBn {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let y = xs.apply(&self.conv).apply_t(&self.bn, train);
-        if self.relu { y.relu() } else { y }
+impl Block for ConvBn {
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let y = self.bn.forward(&self.conv.forward(xs)?, train)?;
+        if self.relu { y.f_relu() } else { Ok(y) }
     }
 }
 
@@ -64,8 +138,8 @@ impl ModuleT for ConvBn {
 /// reference ResNet (321 → 161 → 81).
 #[derive(Debug)]
 pub struct ResnetStem {
-    conv: nn::Conv2D,
-    bn: nn::BatchNorm,
+    conv: Conv,
+    bn: BatchNorm,
     ceil_mode: bool,
 }
 
@@ -76,20 +150,20 @@ impl ResnetStem {
     }
 }
 
-impl ModuleT for ResnetStem {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply(&self.conv).apply_t(&self.bn, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], self.ceil_mode)
+impl Block for ResnetStem {
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        self.bn.forward(&self.conv.forward(xs)?, train)?.f_relu()?.f_max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], self.ceil_mode)
     }
 }
 
 /// ResNet BasicBlock with dilation: `ReLU(shortcut(x) + BN(conv(ReLU(BN(conv(x))))))`.
 #[derive(Debug)]
 pub struct BasicBlock {
-    conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    conv1: Conv,
+    bn1: BatchNorm,
+    conv2: Conv,
+    bn2: BatchNorm,
+    downsample: Option<(Conv, BatchNorm)>,
 }
 
 impl BasicBlock {
@@ -109,14 +183,15 @@ impl BasicBlock {
     }
 }
 
-impl ModuleT for BasicBlock {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let y = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu().apply(&self.conv2).apply_t(&self.bn2, train);
+impl Block for BasicBlock {
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let y = self.bn1.forward(&self.conv1.forward(xs)?, train)?.f_relu()?;
+        let y = self.bn2.forward(&self.conv2.forward(&y)?, train)?;
         let shortcut = match &self.downsample {
-            Some((c, b)) => xs.apply(c).apply_t(b, train),
+            Some((c, b)) => b.forward(&c.forward(xs)?, train)?,
             None => xs.shallow_clone(),
         };
-        (y + shortcut).relu()
+        y.f_add(&shortcut)?.f_relu()
     }
 }
 
@@ -141,8 +216,10 @@ impl InvertedResidual {
     }
 }
 
-impl ModuleT for InvertedResidual {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply_t(&self.expand, train).apply_t(&self.depthwise, train).apply_t(&self.project, train) + xs
+impl Block for InvertedResidual {
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let y = self.expand.forward(xs, train)?;
+        let y = self.depthwise.forward(&y, train)?;
+        self.project.forward(&y, train)?.f_add(xs)
     }
 }

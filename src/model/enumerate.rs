@@ -104,8 +104,8 @@ pub fn layout_at(n_tasks: usize, n_blocks: usize, index: usize) -> Result<Layout
     let all = enumerate_layouts(n_tasks, n_blocks)?;
     let len = all.len();
     all.into_iter().nth(index).ok_or_else(|| {
-        Error::config(
-            "--index",
+        Error::parameter(
+            "index",
             format!("{index} is out of range: {n_tasks} tasks over {n_blocks} blocks have {len} layouts (0..{})", len - 1),
         )
     })

@@ -2,8 +2,9 @@
 //! `conv3×3(dilated, bias) → ReLU → Dropout → conv1×1 → ReLU → Dropout → conv1×1 → C`. There is no
 //! output activation (logits / raw values) and the spatial size is kept: outputs stay at feature
 //! resolution; labels are resized for losses and predictions for metrics.
-use tch::Tensor;
-use tch::nn::{self, ModuleT};
+use super::blocks::{Block, Conv};
+use tch::nn;
+use tch::{TchError, Tensor};
 
 /// Width, rates and dropout of an ASPP head.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -31,9 +32,9 @@ impl HeadConfig {
 
 #[derive(Debug)]
 struct Branch {
-    conv1: nn::Conv2D,
-    conv2: nn::Conv2D,
-    conv3: nn::Conv2D,
+    conv1: Conv,
+    conv2: Conv,
+    conv3: Conv,
 }
 
 /// One task's ASPP head.
@@ -47,7 +48,7 @@ impl AsppHead {
     /// A head under `p` with branches `p/fc1 .. p/fcN` (the reference's key names).
     pub fn new(p: nn::Path, cin: i64, classes: i64, cfg: &HeadConfig) -> Self {
         let conv = |q: nn::Path, i: i64, o: i64, k: i64, rate: i64| {
-            nn::conv2d(q, i, o, k, nn::ConvConfig { padding: rate * (k / 2), dilation: rate, ..Default::default() })
+            Conv::new(q, i, o, k, nn::ConvConfig { padding: rate * (k / 2), dilation: rate, ..Default::default() })
         };
         let branches = cfg
             .rates
@@ -66,18 +67,19 @@ impl AsppHead {
     }
 }
 
-impl ModuleT for AsppHead {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+impl Block for AsppHead {
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
         let mut out: Option<Tensor> = None;
         for b in &self.branches {
-            let y =
-                xs.apply(&b.conv1).relu().dropout(self.dropout, train).apply(&b.conv2).relu().dropout(self.dropout, train).apply(&b.conv3);
+            let y = b.conv1.forward(xs)?.f_relu()?.f_dropout(self.dropout, train)?;
+            let y = b.conv2.forward(&y)?.f_relu()?.f_dropout(self.dropout, train)?;
+            let y = b.conv3.forward(&y)?;
             out = Some(match out {
-                Some(acc) => acc + y,
+                Some(acc) => acc.f_add(&y)?,
                 None => y,
             });
         }
-        out.expect("a head has at least one branch")
+        Ok(out.expect("a head has at least one branch"))
     }
 }
 

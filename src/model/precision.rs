@@ -54,7 +54,7 @@ impl std::str::FromStr for Precision {
             "fp32" => Ok(Precision::Fp32),
             "tf32" => Ok(Precision::Tf32),
             "bf16" => Ok(Precision::Bf16),
-            other => Err(Error::config("--precision", format!("`{other}` is not a precision; use fp32, tf32 or bf16"))),
+            other => Err(Error::parameter("precision", format!("`{other}` is not a precision; use fp32, tf32 or bf16"))),
         }
     }
 }
@@ -78,9 +78,9 @@ mod tests {
         let specs = three_tasks();
         let mut model = small_model(&specs, 1, 0);
         let x = random_batch(&specs, 2, 32, 0, Kind::Float).x;
-        let exact = model.forward_t(&x, false);
+        let exact = model.forward_t(&x, false).unwrap();
         model.set_precision(Precision::Bf16).unwrap();
-        let fast = model.forward_t(&x, false);
+        let fast = model.forward_t(&x, false).unwrap();
         assert!(!shim::autocast_enabled(Device::Cpu), "autocast is off again after the forward");
         for (kind, t) in fast.iter() {
             assert_eq!(t.kind(), Kind::Float, "{kind}: outputs come back as fp32");
@@ -103,7 +103,7 @@ mod tests {
         let mut model = small_model(&specs, 1, 0);
         model.vs.freeze();
         let data = InMemory(vec![random_batch(&specs, 3, 32, 1, Kind::Float), random_batch(&specs, 3, 32, 2, Kind::Float)]);
-        let attack = Attack::new(AttackConfig { n_iter: 5, ..AttackConfig::default() }).unwrap();
+        let attack = Attack::new(AttackConfig { rule: crate::attack::Rule::default().with_n_iter(5), ..AttackConfig::default() }).unwrap();
         let mut losses = |p: Precision| {
             model.set_precision(p).unwrap();
             let e =
@@ -130,7 +130,7 @@ mod tests {
         let x = random_batch(&specs, 2, 32, 0, Kind::Float).x;
         let run = |m: &crate::model::Model| {
             let x = x.detach().set_requires_grad(true);
-            let out = m.forward_t(&x, false);
+            let out = m.forward_t(&x, false).unwrap();
             let loss = out.values().map(|t| t.square().sum(Kind::Float)).reduce(|a, b| a + b).unwrap();
             let g = tch::Tensor::run_backward(&[loss], &[&x], false, false).pop().unwrap();
             (out, g)
@@ -153,7 +153,7 @@ mod tests {
         }
         assert!("fp16".parse::<Precision>().unwrap_err().to_string().contains("fp32, tf32 or bf16"));
         let mut model = small_model(&three_tasks(), 0, 0);
-        model.set_kind(Kind::Double);
+        model.set_kind(Kind::Double).unwrap();
         assert!(model.set_precision(Precision::Bf16).is_err());
         assert!(model.set_precision(Precision::Fp32).is_ok());
         // The TF32 switch is process-wide and harmless without CUDA.

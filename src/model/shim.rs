@@ -15,7 +15,6 @@ unsafe extern "C" {
     fn mt_cuda_peak_bytes(device: i32) -> i64;
     fn mt_cuda_reset_peak(device: i32) -> i32;
     fn mt_cuda_empty_cache() -> i32;
-    fn mt_cuda_mem_info(device: i32, free: *mut i64, total: *mut i64) -> i32;
     fn mt_flops_begin() -> i32;
     fn mt_flops_end() -> f64;
     fn mt_set_flush_denormal(on: i32) -> i32;
@@ -121,15 +120,6 @@ pub fn cuda_reset_peak(device: Device) {
 pub fn cuda_empty_cache() {
     // SAFETY: no arguments.
     unsafe { mt_cuda_empty_cache() };
-}
-
-/// Free and total memory of a CUDA device in bytes.
-pub fn cuda_mem_info(device: Device) -> Option<(u64, u64)> {
-    let Device::Cuda(i) = device else { return None };
-    let (mut free, mut total) = (0i64, 0i64);
-    // SAFETY: a plain value and two out-pointers to live locals.
-    let rc = unsafe { mt_cuda_mem_info(i as i32, &mut free, &mut total) };
-    (rc == 0).then_some((free as u64, total as u64))
 }
 
 /// The FLOPs of what `f` runs on this thread: 2 × the multiply-accumulates of every convolution

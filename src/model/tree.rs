@@ -3,12 +3,13 @@
 //! set, plus one head per task. `forward` computes every shared block once; `forward_tasks` runs
 //! only the root-to-leaf paths of the requested tasks.
 use super::backbone::BackboneKind;
+use super::blocks::Block;
 use super::head::{AsppHead, HeadConfig};
 use super::layout::Layout;
 use crate::error::{Error, Result};
 use crate::task::{TaskMap, TaskSet, TaskSpec};
 use tch::Tensor;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 
 /// Everything needed to rebuild a model (saved beside its weights).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -92,7 +93,7 @@ pub struct TreeNode {
     pub parent: Option<usize>,
     /// Trainable parameters of this copy.
     pub params: i64,
-    block: Box<dyn ModuleT>,
+    block: Box<dyn Block>,
 }
 
 /// The branched network.
@@ -174,13 +175,19 @@ impl TreeNet {
     }
 
     /// All task outputs, computing each shared block once.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> TaskMap<Tensor> {
+    ///
+    /// # Errors
+    /// What libtorch reports (out of memory, an input that is not `[B, 3, H, W]`).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<TaskMap<Tensor>> {
         self.forward_tasks(x, TaskSet::all(self.n_tasks()), train)
     }
 
     /// The outputs of the tasks in `wanted` only: blocks outside their root-to-leaf paths are
     /// skipped, so a task's path never touches another task's branch or head.
-    pub fn forward_tasks(&self, x: &Tensor, wanted: TaskSet, train: bool) -> TaskMap<Tensor> {
+    ///
+    /// # Errors
+    /// What libtorch reports (out of memory, an input that is not `[B, 3, H, W]`).
+    pub fn forward_tasks(&self, x: &Tensor, wanted: TaskSet, train: bool) -> Result<TaskMap<Tensor>> {
         let last = self.fine.n_blocks() - 1;
         let mut outputs: Vec<Option<Tensor>> = Vec::with_capacity(self.nodes.len());
         let mut result = TaskMap::new();
@@ -194,7 +201,7 @@ impl TreeNet {
                 None => x,
                 Some(p) => outputs[p].as_ref().expect("a parent contains its children's tasks, so it ran"),
             };
-            outputs.push(Some(node.block.forward_t(input, train)));
+            outputs.push(Some(node.block.forward(input, train)?));
             if node.level == last {
                 for t in node.tasks.ids() {
                     features[t] = Some(i);
@@ -204,17 +211,20 @@ impl TreeNet {
         for (t, spec) in self.config.tasks.iter().enumerate() {
             if wanted.contains(t) {
                 let f = outputs[features[t].expect("every task has a leaf")].as_ref().expect("leaf ran");
-                result.insert(spec.kind, self.heads[t].forward_t(f, train));
+                result.insert(spec.kind, self.heads[t].forward(f, train)?);
             }
         }
-        result
+        Ok(result)
     }
 
     /// The output of task `id` alone, through its root-to-leaf path.
-    pub fn forward_task(&self, x: &Tensor, id: usize, train: bool) -> Tensor {
+    ///
+    /// # Errors
+    /// What libtorch reports.
+    pub fn forward_task(&self, x: &Tensor, id: usize, train: bool) -> Result<Tensor> {
         let kind = self.config.tasks[id].kind;
-        let mut out = self.forward_tasks(x, TaskSet::single(id), train);
-        out.get_mut(kind).map(|t| t.shallow_clone()).expect("the requested task is computed")
+        let mut out = self.forward_tasks(x, TaskSet::single(id), train)?;
+        Ok(out.get_mut(kind).map(|t| t.shallow_clone()).expect("the requested task is computed"))
     }
 }
 
@@ -288,7 +298,7 @@ mod tests {
         ] {
             let m = Model::new(config(backbone, 0, tiny.clone()), InputSpace::reference(), Device::Cpu, 1).unwrap();
             let x = Tensor::zeros([1, 3, size, size], (Kind::Float, Device::Cpu));
-            let out = m.forward_t(&x, false);
+            let out = m.forward_t(&x, false).unwrap();
             assert_eq!(out.get(crate::task::TaskKind::SegmentSemantic).unwrap().size(), vec![1, 40, want, want], "{backbone:?} at {size}");
             assert_eq!(out.get(crate::task::TaskKind::Normal).unwrap().size(), vec![1, 3, want, want]);
         }
@@ -303,17 +313,17 @@ mod tests {
             Tensor::randn([2, 3, 48, 48], (Kind::Float, Device::Cpu)) * 50.0
         };
         let _guard = tch::no_grad_guard();
-        let full = m.forward_t(&x, false);
+        let full = m.forward_t(&x, false).unwrap();
         for (id, spec) in m.tasks().iter().enumerate() {
-            let path = m.tree().unwrap().forward_task(&x, id, false);
+            let path = m.tree().unwrap().forward_task(&x, id, false).unwrap();
             let diff = f64::try_from((&path - full.get(spec.kind).unwrap()).abs().max()).unwrap();
             assert_eq!(diff, 0.0, "task {}", spec.kind);
         }
         // Poison the depth head: segmentation's path must not touch it.
         crate::testutil::poison_head(&m, crate::task::TaskKind::DepthZbuffer);
-        let seg = m.tree().unwrap().forward_task(&x, 0, false);
+        let seg = m.tree().unwrap().forward_task(&x, 0, false).unwrap();
         assert!(bool::try_from(seg.isfinite().all()).unwrap());
-        let depth = m.tree().unwrap().forward_task(&x, 2, false);
+        let depth = m.tree().unwrap().forward_task(&x, 2, false).unwrap();
         assert!(bool::try_from(depth.isnan().any()).unwrap());
     }
 
@@ -331,7 +341,7 @@ mod tests {
             Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu))
         };
         let _guard = tch::no_grad_guard();
-        let (ya, yb) = (a.forward_t(&x, false), b.forward_t(&x, false));
+        let (ya, yb) = (a.forward_t(&x, false).unwrap(), b.forward_t(&x, false).unwrap());
         for (k, t) in ya.iter() {
             assert!(t.equal(yb.get(k).unwrap()), "{k}");
         }
@@ -353,11 +363,11 @@ mod tests {
         use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
         let specs = three_tasks();
         let mut m = small_model(&specs, 9, 11);
-        m.set_kind(Kind::Double);
+        m.set_kind(Kind::Double).unwrap();
         let tasks = tasks_of(&specs);
         let batch = random_batch(&specs, 2, 24, 12, Kind::Double);
         let loss = |x: &Tensor| {
-            let out = m.forward_t(x, false);
+            let out = m.forward_t(x, false).unwrap();
             crate::task::losses(&tasks, &out, &batch.targets).values().map(|p| p.pooled()).sum::<Tensor>()
         };
         let x = batch.x.detach().set_requires_grad(true);

@@ -8,7 +8,7 @@ use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::report::paper::plot::{FAMILY, err, register_font};
-use crate::report::paper::view::{direction_name, rule_name, task_name};
+use crate::report::paper::view::task_name;
 use crate::task::{Task, TaskKind, TaskMap};
 use image::{Rgb, RgbImage};
 use plotters::prelude::*;
@@ -140,16 +140,16 @@ pub fn render(model: &Model, tasks: &[Task], batch: &Batch, attacks: &[AttackCon
     let (h, w) = (x.size()[2], x.size()[3]);
     let mut ranges = TaskMap::new();
     for &k in &kinds {
-        let t = batch.targets.get(k).ok_or_else(|| Error::config("--data", format!("the sample has no `{k}` label")))?;
+        let t = batch.targets.get(k).ok_or_else(|| Error::parameter("data", format!("the sample has no `{k}` label")))?;
         ranges.insert(k, label_range(t)?);
     }
     let predict = |x: &Tensor| -> Result<Vec<Option<RgbImage>>> {
         let _guard = tch::no_grad_guard();
-        let out = model.forward_t(x, false);
+        let out = model.forward_t(x, false)?;
         kinds
             .iter()
             .map(|&k| {
-                let y = out.get(k).ok_or_else(|| Error::config("--model", format!("gives no `{k}` output")))?;
+                let y = out.get(k).ok_or_else(|| Error::parameter("model", format!("gives no `{k}` output")))?;
                 let (th, tw) = (h, w);
                 let y = if y.size()[2..] == [th, tw] { y.shallow_clone() } else { y.upsample_nearest2d([th, tw], None, None) };
                 Ok(Some(colourise(k, &y, None, *ranges.get(k).expect("set above"), true)?))
@@ -178,7 +178,7 @@ pub fn render(model: &Model, tasks: &[Task], batch: &Batch, attacks: &[AttackCon
         let delta = RgbImage::from_raw(w as u32, h as u32, Vec::<u8>::try_from(delta)?).expect("h × w × 3 bytes");
         let mut tiles = vec![Some(rgb_image(model, &x_adv)?), Some(delta)];
         tiles.extend(predict(&x_adv)?);
-        let label = format!("{} {} ε = {}", rule_name(cfg.step.id()), direction_name(&cfg.direction.to_string()), fmt_eps(cfg.eps));
+        let label = format!("{} {} ε = {}", cfg.rule.kind().display_name(), cfg.direction.display_name(), fmt_eps(cfg.eps));
         rows.push(GridRow { label, tiles });
     }
     // δ is amplified so that ±ε spans 0..255.

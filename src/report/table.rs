@@ -21,11 +21,11 @@ fn attack_columns(e: &Evaluation) -> (Option<String>, Vec<String>) {
         Some(f) if configs.len() == e.attacked.len() => *f,
         _ => return (None, e.attacked.iter().map(|a| a.label.clone()).collect()),
     };
-    let shared = configs.iter().all(|c| c.step == first.step && c.norm == first.norm && c.eps == first.eps);
+    let shared = configs.iter().all(|c| c.rule.kind() == first.rule.kind() && c.norm == first.norm && c.eps == first.eps);
     if !shared || configs.len() < 2 {
         return (None, e.attacked.iter().map(|a| a.label.clone()).collect());
     }
-    let title = format!("attacks: {} {} ε = {}/255", first.step.id(), norm_id(first.norm), fmt_eps(first.eps));
+    let title = format!("attacks: {} {} ε = {}/255", first.rule.id(), norm_id(first.norm), fmt_eps(first.eps));
     let names = configs
         .iter()
         .map(|c| match &c.direction {

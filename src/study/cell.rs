@@ -40,7 +40,7 @@ impl std::str::FromStr for Shard {
 
     /// `i/n` with 1 ≤ i ≤ n.
     fn from_str(s: &str) -> crate::error::Result<Shard> {
-        let bad = || crate::error::Error::config("--shard", format!("`{s}` is not a shard; write i/n with 1 ≤ i ≤ n, e.g. 2/8"));
+        let bad = || crate::error::Error::parameter("shard", format!("`{s}` is not a shard; write i/n with 1 ≤ i ≤ n, e.g. 2/8"));
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
         if count == 0 || index == 0 || index > count {
@@ -88,7 +88,7 @@ mod tests {
         assert_ne!(id, cell_id("m2", "d", &a, &o));
         assert_ne!(id, cell_id("m", "d2", &a, &o));
         assert_ne!(id, cell_id("m", "d", &AttackConfig { seed: 1, ..a.clone() }, &o));
-        assert_ne!(id, cell_id("m", "d", &AttackConfig { n_iter: 3, ..a.clone() }, &o));
+        assert_ne!(id, cell_id("m", "d", &AttackConfig { rule: a.rule.with_n_iter(3), ..a.clone() }, &o));
         let reference = EvalOptions { convention: crate::task::Convention::Reference, ..o };
         assert_ne!(id, cell_id("m", "d", &a, &reference));
     }

@@ -2,7 +2,7 @@
 //! TorchScript modules with their model spec) and `[[attack]]` blocks, each a step rule with its
 //! parameters × directions × ε × norms × seeds.
 //! Unknown keys are errors that name the key and its line.
-use crate::attack::{ApgdProfile, Norm, Reduction, StepKind};
+use crate::attack::{Norm, Reduction, Rule};
 use crate::error::{Error, Result};
 use crate::job::DataSpec;
 use crate::model::{ModelSource, Precision};
@@ -80,11 +80,13 @@ pub struct ModelEntry {
     pub name: Option<String>,
 }
 
-/// `[[attack]]`: one step rule with its parameters, crossed with directions × ε × norms × seeds.
+/// `[[attack]]`: one step rule with its parameters (`rule = "pgd"`, `n_iter = 10`, …: the fields
+/// of [`Rule`], whose defaults apply), crossed with directions × ε × norms × seeds. A key the
+/// rule does not read is an error.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AttackBlock {
-    pub rule: StepKind,
+    #[serde(flatten)]
+    pub rule: Rule,
     /// `single:<task>`, `total`, `sign-total`, `gbmta`, `weighted:…`, or `all` (every Single-x,
     /// Total, SignTotal and GB-MTA of each model).
     #[serde(default = "all_directions")]
@@ -96,26 +98,8 @@ pub struct AttackBlock {
     pub norms: Vec<Norm>,
     #[serde(default = "seed_zero")]
     pub seeds: Vec<u64>,
-    #[serde(default = "ten")]
-    pub n_iter: usize,
-    #[serde(default)]
-    pub step_size: Option<f64>,
-    #[serde(default)]
-    pub random_start: bool,
-    #[serde(default = "one")]
-    pub restarts: usize,
-    #[serde(default)]
-    pub apgd_profile: ApgdProfile,
-    #[serde(default)]
-    pub apgd_revised: bool,
     #[serde(default)]
     pub reduction: Reduction,
-    #[serde(default = "unit")]
-    pub mi_momentum: f64,
-    #[serde(default = "sage_lr")]
-    pub sage_lr: f64,
-    #[serde(default = "sage_fitting")]
-    pub sage_fitting: f64,
 }
 
 impl StudyData {
@@ -150,21 +134,6 @@ fn linf() -> Vec<Norm> {
 fn seed_zero() -> Vec<u64> {
     vec![0]
 }
-fn ten() -> usize {
-    10
-}
-fn one() -> usize {
-    1
-}
-fn unit() -> f64 {
-    1.0
-}
-fn sage_lr() -> f64 {
-    10.0
-}
-fn sage_fitting() -> f64 {
-    50.0
-}
 
 impl StudyFile {
     /// Reads and parses a study file; relative paths in it are resolved against its folder.
@@ -174,8 +143,8 @@ impl StudyFile {
     pub fn read(path: &Path) -> Result<StudyFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut study = StudyFile::parse(&text).map_err(|e| match e {
-            Error::Config { reason, .. } => Error::data(path, reason),
-            e => e,
+            Error::Config { name, reason } if name == "study" => Error::data(path, reason),
+            e => Error::context(path.display().to_string(), e),
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         if study.data.path.is_relative() {
@@ -197,7 +166,7 @@ impl StudyFile {
     /// # Errors
     /// Invalid TOML, unknown keys, empty lists, out-of-range numbers.
     pub fn parse(text: &str) -> Result<StudyFile> {
-        let study: StudyFile = toml::from_str(text).map_err(|e| Error::config("study", e.to_string().trim_end().to_string()))?;
+        let study: StudyFile = toml::from_str(text).map_err(|e| Error::config("study", describe_toml_error(text, &e)))?;
         if study.models.is_empty() {
             return Err(Error::config("study", "no [[model]] entry; add one with `path = \"run/model.safetensors\"`"));
         }
@@ -205,7 +174,7 @@ impl StudyFile {
             return Err(Error::config("study", "no [[attack]] block; add one with `rule = \"pgd\"`"));
         }
         for (i, a) in study.attacks.iter().enumerate() {
-            let at = |field: &str| format!("[[attack]] #{} ({}) `{field}`", i + 1, a.rule.id());
+            let block = format!("[[attack]] #{} ({})", i + 1, a.rule.id());
             for (field, empty) in [
                 ("directions", a.directions.is_empty()),
                 ("eps", a.eps.is_empty()),
@@ -213,18 +182,22 @@ impl StudyFile {
                 ("seeds", a.seeds.is_empty()),
             ] {
                 if empty {
-                    return Err(Error::config(at(field), "is an empty list"));
+                    return Err(Error::context(
+                        &block,
+                        Error::parameter(field, "is an empty list; give at least one value, or leave the key out for its default"),
+                    ));
                 }
             }
             if let Some(e) = a.eps.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
-                return Err(Error::config(at("eps"), format!("{e} is not a budget: ε must be > 0 grey levels")));
+                return Err(Error::context(&block, Error::parameter("eps", format!("{e} is not a budget: ε must be > 0 grey levels"))));
             }
+            a.rule.check().map_err(|e| Error::context(&block, e))?;
         }
         if study.data.batch_size == 0 {
-            return Err(Error::config("[data] `batch_size`", "must be at least 1"));
+            return Err(Error::context("[data]", Error::parameter("batch_size", "must be at least 1")));
         }
         if study.data.limit == Some(0) {
-            return Err(Error::config("[data] `limit`", "must be at least 1 (leave it out for every sample)"));
+            return Err(Error::context("[data]", Error::parameter("limit", "must be at least 1 (leave it out for every sample)")));
         }
         Ok(study)
     }
@@ -271,6 +244,27 @@ impl StudyFile {
             }
         }
         Ok(out)
+    }
+}
+
+/// toml's message, with the line of an unknown key added: a key the step rule does not read is
+/// reported at its `[[attack]]` header (the rule's fields are read after the block's own), so
+/// the key itself is looked up in the block's lines.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.to_string().trim_end().to_string();
+    let key = e.message().strip_prefix("unknown field `").and_then(|rest| rest.split('`').next());
+    let (Some(key), Some(span)) = (key, e.span()) else { return message };
+    // The header's 0-based line: the number of line breaks before it.
+    let header = text[..span.start.min(text.len())].matches('\n').count();
+    let found = text
+        .lines()
+        .enumerate()
+        .skip(header + 1)
+        .take_while(|(_, l)| !l.trim_start().starts_with('['))
+        .find(|(_, l)| l.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')));
+    match found {
+        Some((i, _)) => format!("{message}\n(the unknown key `{key}` is at line {})", i + 1),
+        None => message,
     }
 }
 
@@ -351,10 +345,16 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         let base = "[data]\npath='d'\n[[model]]\npath='m'\n[[attack]]\nrule='pgd'\n";
-        let e = StudyFile::parse(&format!("{base}eps=[0]\n")).unwrap_err().to_string();
-        assert!(e.contains("ε must be > 0"), "{e}");
-        let e = StudyFile::parse(&format!("{base}seeds=[]\n")).unwrap_err().to_string();
-        assert!(e.contains("seeds") && e.contains("empty"), "{e}");
+        let e = StudyFile::parse(&format!("{base}eps=[0]\n")).unwrap_err().chain();
+        assert!(e.starts_with("[[attack]] #1 (pgd): eps: ") && e.contains("ε must be > 0"), "{e}");
+        let e = StudyFile::parse(&format!("{base}seeds=[]\n")).unwrap_err().chain();
+        assert!(e.starts_with("[[attack]] #1 (pgd): seeds: is an empty list"), "{e}");
+        let e = StudyFile::parse(&format!("{base}directions=[]\n")).unwrap_err().chain();
+        assert!(e.starts_with("[[attack]] #1 (pgd): directions: is an empty list"), "{e}");
+        let e = StudyFile::parse(&format!("{base}n_iter=18446744073709551615\n")).unwrap_err().chain();
+        assert!(e.starts_with("[[attack]] #1 (pgd): n_iter: "), "{e}");
+        let e = StudyFile::parse(&base.replace("path='d'", "path='d'\nbatch_size=0")).unwrap_err().chain();
+        assert_eq!(e, "[data]: batch_size: must be at least 1");
         let e = StudyFile::parse(&base.replace("rule='pgd'", "rule='pgdd'")).unwrap_err().to_string();
         assert!(e.contains("pgdd"), "{e}");
         let e = StudyFile::parse("[data]\npath='d'\n[[attack]]\nrule='pgd'\n").unwrap_err().to_string();

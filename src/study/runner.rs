@@ -110,8 +110,7 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
             let mut directions = Vec::new();
             for d in &block.directions {
                 if d.trim() == "all" {
-                    directions.extend(kinds.iter().map(|&k| DirectionSpec::Single(k)));
-                    directions.extend([DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta]);
+                    directions.extend(DirectionSpec::all(&kinds));
                 } else {
                     let parsed: DirectionSpec = d.parse().map_err(|e: Error| Error::context(&at, e))?;
                     parsed.build(&tasks).map_err(|e| Error::context(&at, e))?;
@@ -123,22 +122,11 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
                     for &seed in &block.seeds {
                         for direction in &directions {
                             let config = AttackConfig {
-                                step: block.rule,
+                                rule: block.rule.clone(),
                                 direction: direction.clone(),
                                 norm,
                                 eps,
-                                n_iter: block.n_iter,
-                                step_size: block.step_size,
-                                random_start: block.random_start,
-                                restarts: block.restarts,
-                                apgd_profile: block.apgd_profile,
-                                apgd_revised: block.apgd_revised,
-                                momentum: block.mi_momentum,
-                                sage_fitting: block.sage_fitting,
-                                sage_lr: block.sage_lr,
-                                sage_decay: 0.0,
                                 reduction: block.reduction,
-                                early_stop: None,
                                 seed,
                             };
                             config.check().map_err(|e| Error::context(&at, e))?;
@@ -197,14 +185,6 @@ impl Observer for Quiet<'_> {
         if matches!(event, Event::Warning(_)) {
             self.0.event(event);
         }
-    }
-}
-
-/// Iterations a rule runs per sample, for throughput figures.
-fn iterations(c: &AttackConfig) -> f64 {
-    match c.step {
-        crate::attack::StepKind::Fgsm => 1.0,
-        _ => (c.n_iter * c.restarts.max(1)) as f64,
     }
 }
 
@@ -285,7 +265,7 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
             let mut samples: Vec<SampleRow> = Vec::new();
             let mut record = |_: usize, b: usize, batch: &crate::data::Batch, x_adv: &Tensor| -> Result<()> {
                 if options.per_sample {
-                    per_sample_rows(&model, &opened.tasks, &clean, b, batch, x_adv, plan.data.batch_size, &mut samples);
+                    per_sample_rows(&model, &opened.tasks, &clean, b, batch, x_adv, plan.data.batch_size, &mut samples)?;
                 }
                 Ok(())
             };
@@ -325,7 +305,7 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
             }
             summary.computed += 1;
             finished += 1;
-            let work = data.num_samples() as f64 * iterations(&cell.config);
+            let work = data.num_samples() as f64 * cell.config.rule.iterations() as f64;
             summary.image_iterations += work;
             if report.checks.as_ref().is_some_and(|c| !c.passed()) {
                 summary.failed_checks.push(format!("{name} {}", report.label));
@@ -360,9 +340,9 @@ fn per_sample_rows(
     x_adv: &Tensor,
     batch_size: usize,
     rows: &mut Vec<SampleRow>,
-) {
+) -> Result<()> {
     let _guard = tch::no_grad_guard();
-    let out = model.forward_t(x_adv, false);
+    let out = model.forward_t(x_adv, false)?;
     for task in tasks {
         let (Some(y), Some(target)) = (out.get(task.kind()), batch.targets.get(task.kind())) else { continue };
         let adv = Vec::<f64>::try_from(task.loss_at_output(y, target).per_sample().to_kind(Kind::Double).to_device(Device::Cpu))
@@ -379,4 +359,5 @@ fn per_sample_rows(
             });
         }
     }
+    Ok(())
 }

@@ -2,14 +2,65 @@
 //! baselines and cells. A cell's primary key is its identity, so it is stored exactly once; it
 //! is written in one transaction when complete, so a killed run leaves only whole cells. WAL mode
 //! and a busy timeout let several runners share one store. The schema is versioned: a store of
-//! another version is refused rather than misread.
+//! another version is refused rather than misread, and a new store gets its tables and its
+//! version in one transaction, so a failure half-way (a full disk) leaves no half-made store.
+//!
+//! Readers ([`Store::open_read_only`]: `results list`, `export`, `report`, merge inputs) change
+//! nothing and work on a read-only mount. A merge inserts into the live store under its write
+//! lock, so it can run while a study writes to the same store.
 use crate::error::{Error, Result};
 use crate::eval::{ConditionReport, EvalOptions};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use std::path::{Path, PathBuf};
 
-/// Version of the table layout.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version of the table layout and of the cell identities. 2: the attack configuration is
+/// stored (and digested into cell identities) in the step-rule form `{"rule": "pgd", "n_iter": …}`.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// What changed at each version, for the message that refuses an older store.
+const OLDER_SCHEMAS: &str = "schema 2 stores attack configurations by step rule, so cell identities changed";
+
+/// Every table's columns, in the order of [`SCHEMA`]; inserts and merges name them.
+const MODEL_COLUMNS: [&str; 10] =
+    ["id", "name", "path", "backbone", "layout", "layout_index", "shared_stages", "parameters", "tasks", "sidecar"];
+const DATASET_COLUMNS: [&str; 5] = ["id", "path", "split", "samples", "options"];
+const CLEAN_COLUMNS: [&str; 6] = ["model_id", "dataset_id", "options", "report", "seconds", "created"];
+const CELL_COLUMNS: [&str; 25] = [
+    "id",
+    "model_id",
+    "dataset_id",
+    "options",
+    "rule",
+    "direction",
+    "norm",
+    "eps",
+    "seed",
+    "label",
+    "config",
+    "samples",
+    "arp",
+    "transfer",
+    "objective_clean",
+    "objective_adv",
+    "forward",
+    "backward",
+    "checks_passed",
+    "checks",
+    "report",
+    "seconds",
+    "device",
+    "mtrobust",
+    "created",
+];
+const CELL_TASK_COLUMNS: [&str; 5] = ["cell_id", "task", "arp", "loss_clean", "loss_adv"];
+const CELL_METRIC_COLUMNS: [&str; 7] = ["cell_id", "task", "metric", "higher_is_better", "clean", "adversarial", "relative"];
+const SAMPLE_COLUMNS: [&str; 6] = ["cell_id", "sample", "name", "task", "loss_clean", "loss_adv"];
+
+/// `INSERT OR IGNORE INTO table (a, b, …) VALUES (?1, ?2, …)`.
+fn insert_sql(table: &str, columns: &[&str]) -> String {
+    let slots: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    format!("INSERT OR IGNORE INTO {table} ({}) VALUES ({})", columns.join(", "), slots.join(", "))
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -131,50 +182,106 @@ fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |e| Error::context(format!("{}: results store", path.display()), e)
 }
 
+/// Whether `conn` holds a results store of this schema (true) or nothing yet (false).
+///
+/// # Errors
+/// Not a SQLite database, a SQLite database of something else, or another schema version.
+fn check_kind(conn: &Connection, path: &Path) -> Result<bool> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type='table'")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(|err| Error::context(format!("{}: is not an mtrobust results store (a SQLite file)", path.display()), err))?;
+    if tables.is_empty() {
+        return Ok(false);
+    }
+    if !tables.iter().any(|t| t == "meta") {
+        return Err(Error::data(path, "is a SQLite database but not an mtrobust results store; use a new store file"));
+    }
+    let version: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(sql(path))?;
+    let Some(version) = version.and_then(|v| v.parse::<i64>().ok()) else {
+        return Err(Error::data(path, "is a results store without a schema version (damaged); use a new store file"));
+    };
+    if version > SCHEMA_VERSION {
+        return Err(Error::data(
+            path,
+            format!("was written by a newer mtrobust (store schema {version}; this one reads {SCHEMA_VERSION}); upgrade mtrobust"),
+        ));
+    }
+    if version < SCHEMA_VERSION {
+        return Err(Error::data(
+            path,
+            format!(
+                "was written by an older mtrobust (store schema {version}; this one reads {SCHEMA_VERSION}: {OLDER_SCHEMAS}); \
+                 rerun the study into a new store, or read this one with the mtrobust that wrote it"
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+/// `path` for a `file:` URI: absolute, with `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    abs.to_string_lossy().replace('%', "%25").replace('?', "%3f").replace('#', "%23")
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Store {
-    /// Opens (creating when absent) the store at `path`.
+    /// Opens (creating when absent) the store at `path` for writing.
     ///
     /// # Errors
-    /// A file that is not a SQLite database, or a store of another schema version.
+    /// A file that is not a SQLite database or not a results store (refused before anything in
+    /// it is changed), or a store of another schema version.
     pub fn open(path: &Path) -> Result<Store> {
         let e = sql(path);
         let conn = Connection::open(path).map_err(&e)?;
         conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(&e)?;
-        let _: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|err| Error::context(format!("{}: is not an mtrobust results store (a SQLite file)", path.display()), err))?;
+        // What the file is, before anything in it changes (the journal mode is written to the file).
+        let is_store = check_kind(&conn, path)?;
+        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(&e)?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(&e)?;
-        let has_meta: bool = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0))
-            .map_err(&e)?
-            > 0;
-        if has_meta {
-            let version: Option<String> =
-                conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(&e)?;
-            let version: i64 = version.and_then(|v| v.parse().ok()).unwrap_or(-1);
-            if version != SCHEMA_VERSION {
-                let which = if version > SCHEMA_VERSION { "a newer" } else { "an older" };
-                return Err(Error::data(
-                    path,
-                    format!(
-                        "was written by {which} mtrobust (store schema {version}; this one reads {SCHEMA_VERSION}); \
-                         use a matching mtrobust version or a new --db"
-                    ),
-                ));
-            }
-        } else {
-            let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0)).map_err(&e)?;
-            if tables > 0 {
-                return Err(Error::data(path, "is a SQLite database but not an mtrobust results store; use a new --db"));
-            }
+        if !is_store {
+            // Tables and version in one transaction: all of them, or (a full disk) none.
+            let mut conn = conn;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&e)?;
+            tx.execute_batch(SCHEMA).map_err(&e)?;
+            tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)", params![SCHEMA_VERSION.to_string()])
+                .map_err(&e)?;
+            tx.commit().map_err(&e)?;
+            return Ok(Store { conn, path: path.to_path_buf() });
         }
-        conn.execute_batch(SCHEMA).map_err(&e)?;
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)", params![SCHEMA_VERSION.to_string()])
-            .map_err(&e)?;
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    /// Opens an existing store for reading only: nothing in the file or beside it is changed,
+    /// and a store on a read-only mount can be read.
+    ///
+    /// # Errors
+    /// A missing file, a file that is not a results store, or a store of another schema version.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let e = sql(path);
+        if !path.is_file() {
+            return Err(Error::data(path, "no such results store (`mtrobust study run` creates one)"));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open = |uri: String| -> rusqlite::Result<Connection> {
+            let conn = Connection::open_with_flags(uri, flags)?;
+            conn.busy_timeout(std::time::Duration::from_secs(60))?;
+            // Touch the schema: a WAL store on a read-only mount fails here, not at the first query.
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+            Ok(conn)
+        };
+        let uri = |extra: &str| format!("file:{}?mode=ro{extra}", uri_path(path));
+        // A WAL store needs its shared-memory file, which a read-only mount cannot create: read it
+        // as immutable there (nobody can be writing to a read-only mount).
+        let conn = open(uri("")).or_else(|_| open(uri("&immutable=1"))).map_err(&e)?;
+        if !check_kind(&conn, path)? {
+            return Err(Error::data(path, "is an empty SQLite database, not a results store"));
+        }
         Ok(Store { conn, path: path.to_path_buf() })
     }
 
@@ -190,7 +297,7 @@ impl Store {
     pub fn put_model(&self, m: &ModelRow) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR IGNORE INTO models VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                &insert_sql("models", &MODEL_COLUMNS),
                 params![
                     m.id,
                     m.name,
@@ -214,10 +321,7 @@ impl Store {
     /// SQLite errors.
     pub fn put_dataset(&self, d: &DatasetRow) -> Result<()> {
         self.conn
-            .execute(
-                "INSERT OR IGNORE INTO datasets VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![d.id, d.path, d.split, d.samples as i64, d.options.to_string()],
-            )
+            .execute(&insert_sql("datasets", &DATASET_COLUMNS), params![d.id, d.path, d.split, d.samples as i64, d.options.to_string()])
             .map_err(sql(&self.path))?;
         Ok(())
     }
@@ -247,20 +351,11 @@ impl Store {
     pub fn put_clean(&self, model_id: &str, dataset_id: &str, options: &EvalOptions, report: &ConditionReport, seconds: f64) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR IGNORE INTO clean VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &insert_sql("clean", &CLEAN_COLUMNS),
                 params![model_id, dataset_id, options_key(options), serde_json::to_string(report).expect("serialisable"), seconds, now()],
             )
             .map_err(sql(&self.path))?;
         Ok(())
-    }
-
-    /// Whether cell `id` is stored.
-    ///
-    /// # Errors
-    /// SQLite errors.
-    pub fn has_cell(&self, id: &str) -> Result<bool> {
-        let n: i64 = self.conn.query_row("SELECT count(*) FROM cells WHERE id=?1", params![id], |r| r.get(0)).map_err(sql(&self.path))?;
-        Ok(n > 0)
     }
 
     /// Every stored cell id.
@@ -287,44 +382,45 @@ impl Store {
         let checks = r.checks.as_ref();
         let counts = r.counts.unwrap_or_default();
         let tx = self.conn.transaction().map_err(&e)?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO cells VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
-            params![
-                c.id,
-                c.model_id,
-                c.dataset_id,
-                options_key(c.options),
-                config.step.id(),
-                config.direction.to_string(),
-                crate::attack::norm_id(config.norm),
-                config.eps,
-                config.seed as i64,
-                r.label,
-                serde_json::to_string(config).expect("serialisable"),
-                r.samples as i64,
-                arp.map(|a| a.arp).filter(|v| v.is_finite()),
-                c.transfer.filter(|v| v.is_finite()),
-                r.objective.map(|o| o.0),
-                r.objective.map(|o| o.1),
-                counts.forward as i64,
-                counts.backward as i64,
-                checks.is_none_or(|k| k.passed()),
-                serde_json::to_string(&checks).expect("serialisable"),
-                serde_json::to_string(r).expect("serialisable"),
-                c.seconds,
-                c.device,
-                concat!(env!("CARGO_PKG_VERSION"), " (", env!("MTROBUST_GIT_COMMIT"), ")"),
-                now()
-            ],
-        )
-        .map_err(&e)?;
+        let inserted = tx
+            .execute(
+                &insert_sql("cells", &CELL_COLUMNS),
+                params![
+                    c.id,
+                    c.model_id,
+                    c.dataset_id,
+                    options_key(c.options),
+                    config.rule.id(),
+                    config.direction.to_string(),
+                    crate::attack::norm_id(config.norm),
+                    config.eps,
+                    config.seed as i64,
+                    r.label,
+                    serde_json::to_string(config).expect("serialisable"),
+                    r.samples as i64,
+                    arp.map(|a| a.arp).filter(|v| v.is_finite()),
+                    c.transfer.filter(|v| v.is_finite()),
+                    r.objective.map(|o| o.0),
+                    r.objective.map(|o| o.1),
+                    counts.forward as i64,
+                    counts.backward as i64,
+                    checks.is_none_or(|k| k.passed()),
+                    serde_json::to_string(&checks).expect("serialisable"),
+                    serde_json::to_string(r).expect("serialisable"),
+                    c.seconds,
+                    c.device,
+                    concat!(env!("CARGO_PKG_VERSION"), " (", env!("MTROBUST_GIT_COMMIT"), ")"),
+                    now()
+                ],
+            )
+            .map_err(&e)?;
         if inserted == 0 {
             return Ok(false);
         }
         if let Some(a) = arp {
             for (task, metrics) in a.metrics.iter() {
                 tx.execute(
-                    "INSERT INTO cell_tasks VALUES (?1, ?2, ?3, ?4, ?5)",
+                    &insert_sql("cell_tasks", &CELL_TASK_COLUMNS),
                     params![
                         c.id,
                         task.name(),
@@ -337,7 +433,7 @@ impl Store {
                 for m in metrics {
                     let hib = r.metrics.get(task).and_then(|v| v.iter().find(|x| x.name == m.name)).is_some_and(|x| x.higher_is_better);
                     tx.execute(
-                        "INSERT INTO cell_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        &insert_sql("cell_metrics", &CELL_METRIC_COLUMNS),
                         params![c.id, task.name(), m.name, hib, m.clean, m.attacked, m.relative],
                     )
                     .map_err(&e)?;
@@ -345,11 +441,8 @@ impl Store {
             }
         }
         for s in c.samples {
-            tx.execute(
-                "INSERT INTO samples VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![c.id, s.sample as i64, s.name, s.task, s.loss_clean, s.loss_adv],
-            )
-            .map_err(&e)?;
+            tx.execute(&insert_sql("samples", &SAMPLE_COLUMNS), params![c.id, s.sample as i64, s.name, s.task, s.loss_clean, s.loss_adv])
+                .map_err(&e)?;
         }
         tx.commit().map_err(&e)?;
         Ok(true)
@@ -496,66 +589,94 @@ impl Store {
         Ok(rows)
     }
 
-    /// Merges the stores `inputs` into this one, each cell exactly once. A cell present in two
-    /// places with different numbers is an error naming it, and nothing is merged.
+    /// Merges the stores `inputs` into this one, each cell exactly once, in one transaction under
+    /// this store's write lock: a study writing to this store meanwhile waits for it (and the
+    /// merge for the study's cell in progress); nothing is copied over the live file. A cell
+    /// present in two places with different numbers is an error naming it, and nothing is merged.
     ///
     /// # Errors
     /// Unreadable inputs, stores of another schema, or conflicting cells.
     pub fn merge(&mut self, inputs: &[&Path]) -> Result<MergeSummary> {
+        let sources = inputs.iter().map(|p| Store::open_read_only(p)).collect::<Result<Vec<_>>>()?;
         let path = self.path.clone();
         let e = sql(&path);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&e)?;
         let mut summary = MergeSummary::default();
-        for input in inputs {
-            // Opening checks that it is a store of this schema.
-            drop(Store::open(input)?);
-            self.conn.execute("ATTACH DATABASE ?1 AS src", params![input.to_string_lossy()]).map_err(&e)?;
-            let merged = self.merge_attached(input);
-            self.conn.execute("DETACH DATABASE src", []).map_err(&e)?;
-            let (added, duplicates) = merged?;
+        for src in &sources {
+            let (added, duplicates) = merge_one(&tx, src)?;
             summary.added += added;
             summary.duplicates += duplicates;
         }
+        tx.commit().map_err(&e)?;
         Ok(summary)
     }
+}
 
-    /// Merges the store attached as `src` in one transaction.
-    fn merge_attached(&mut self, input: &Path) -> Result<(usize, usize)> {
-        let path = self.path.clone();
-        let e = sql(&path);
-        let tx = self.conn.transaction().map_err(&e)?;
-        let conflict: Option<(String, String, String)> = tx
-            .query_row(
-                "SELECT s.id, s.label, m.name FROM src.cells s JOIN main.cells c ON c.id = s.id JOIN src.models m ON m.id = s.model_id                  WHERE c.report != s.report OR c.arp IS NOT s.arp OR c.transfer IS NOT s.transfer LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(&e)?;
-        if let Some((id, label, model)) = conflict {
-            return Err(Error::data(
-                input,
-                format!("cell {label} of model `{model}` (id {id}) is stored elsewhere with different numbers; the stores disagree"),
-            ));
+/// Copies every row of `src` that `tx`'s store lacks; a cell stored in both must hold the same
+/// numbers. Returns (cells added, cells already present).
+fn merge_one(tx: &rusqlite::Transaction, src: &Store) -> Result<(usize, usize)> {
+    let (e_dst, e_src) = (sql(Path::new("merge output")), sql(&src.path));
+    let select = |table: &str, columns: &[&str]| format!("SELECT {} FROM {table}", columns.join(", "));
+    // Cells first: their identity decides whether the rows that belong to them are copied.
+    let mut added = std::collections::HashSet::new();
+    let mut duplicates = 0;
+    {
+        let mut st = src.conn.prepare(&select("cells", &CELL_COLUMNS)).map_err(&e_src)?;
+        let mut rows = st.query([]).map_err(&e_src)?;
+        let mut insert = tx.prepare(&insert_sql("cells", &CELL_COLUMNS)).map_err(&e_dst)?;
+        let position = |c: &str| CELL_COLUMNS.iter().position(|x| *x == c).expect("a cells column");
+        while let Some(row) = rows.next().map_err(&e_src)? {
+            let values: Vec<rusqlite::types::Value> =
+                (0..CELL_COLUMNS.len()).map(|i| row.get(i)).collect::<rusqlite::Result<_>>().map_err(&e_src)?;
+            let id: String = row.get(position("id")).map_err(&e_src)?;
+            let stored: Option<(String, Option<f64>, Option<f64>)> = tx
+                .query_row("SELECT report, arp, transfer FROM cells WHERE id=?1", params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(&e_dst)?;
+            match stored {
+                Some((report, arp, transfer)) => {
+                    let same = values[position("report")] == rusqlite::types::Value::Text(report)
+                        && row.get::<_, Option<f64>>(position("arp")).map_err(&e_src)? == arp
+                        && row.get::<_, Option<f64>>(position("transfer")).map_err(&e_src)? == transfer;
+                    if !same {
+                        let label: String = row.get(position("label")).map_err(&e_src)?;
+                        return Err(Error::data(
+                            &src.path,
+                            format!(
+                                "cell {label} (id {id}) is stored elsewhere with different numbers; the stores disagree, nothing was merged"
+                            ),
+                        ));
+                    }
+                    duplicates += 1;
+                }
+                None => {
+                    insert.execute(params_from_iter(values.iter())).map_err(&e_dst)?;
+                    added.insert(id);
+                }
+            }
         }
-        let count = |tx: &rusqlite::Transaction, table: &str| -> Result<i64> {
-            tx.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(sql(&path))
-        };
-        let before = count(&tx, "main.cells")?;
-        tx.execute_batch(
-            "INSERT OR IGNORE INTO main.models SELECT * FROM src.models;
-             INSERT OR IGNORE INTO main.datasets SELECT * FROM src.datasets;
-             INSERT OR IGNORE INTO main.clean SELECT * FROM src.clean;
-             INSERT OR IGNORE INTO main.cell_tasks SELECT * FROM src.cell_tasks WHERE cell_id NOT IN (SELECT id FROM main.cells);
-             INSERT OR IGNORE INTO main.cell_metrics SELECT * FROM src.cell_metrics WHERE cell_id NOT IN (SELECT id FROM main.cells);
-             INSERT OR IGNORE INTO main.samples SELECT * FROM src.samples WHERE cell_id NOT IN (SELECT id FROM main.cells);
-             INSERT OR IGNORE INTO main.cells SELECT * FROM src.cells;",
-        )
-        .map_err(&e)?;
-        let added = (count(&tx, "main.cells")? - before) as usize;
-        let total = count(&tx, "src.cells")? as usize;
-        tx.commit().map_err(&e)?;
-        Ok((added, total - added))
     }
+    let copy = |table: &str, columns: &[&str], only_new_cells: bool| -> Result<()> {
+        let mut st = src.conn.prepare(&select(table, columns)).map_err(&e_src)?;
+        let mut rows = st.query([]).map_err(&e_src)?;
+        let mut insert = tx.prepare(&insert_sql(table, columns)).map_err(&e_dst)?;
+        while let Some(row) = rows.next().map_err(&e_src)? {
+            let values: Vec<rusqlite::types::Value> =
+                (0..columns.len()).map(|i| row.get(i)).collect::<rusqlite::Result<_>>().map_err(&e_src)?;
+            if only_new_cells && !matches!(&values[0], rusqlite::types::Value::Text(id) if added.contains(id)) {
+                continue;
+            }
+            insert.execute(params_from_iter(values.iter())).map_err(&e_dst)?;
+        }
+        Ok(())
+    };
+    copy("models", &MODEL_COLUMNS, false)?;
+    copy("datasets", &DATASET_COLUMNS, false)?;
+    copy("clean", &CLEAN_COLUMNS, false)?;
+    copy("cell_tasks", &CELL_TASK_COLUMNS, true)?;
+    copy("cell_metrics", &CELL_METRIC_COLUMNS, true)?;
+    copy("samples", &SAMPLE_COLUMNS, true)?;
+    Ok((added.len(), duplicates))
 }
 
 /// What a merge did.

@@ -39,6 +39,22 @@ impl TaskKind {
     pub fn short(self) -> &'static str {
         &self.name()[..4]
     }
+
+    /// The paper's column name: `Segm`, `Norm`, `Dept`, `Keyp`, `Edge`.
+    pub fn display_short(self) -> &'static str {
+        match self {
+            TaskKind::SegmentSemantic => "Segm",
+            TaskKind::Normal => "Norm",
+            TaskKind::DepthZbuffer => "Dept",
+            TaskKind::Keypoints2d => "Keyp",
+            TaskKind::EdgeTexture => "Edge",
+        }
+    }
+
+    /// The position in Taskonomy order ([`TaskKind::ALL`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl fmt::Display for TaskKind {

@@ -16,7 +16,7 @@ impl TaskSpec {
     pub fn new(kind: TaskKind, seg_classes: Option<i64>) -> Result<Self> {
         let channels = match kind {
             TaskKind::SegmentSemantic => {
-                seg_classes.ok_or_else(|| Error::config("--tasks", "segmentation needs a class count, e.g. `segm:40`"))?
+                seg_classes.ok_or_else(|| Error::parameter("tasks", "segmentation needs a class count, e.g. `segm:40`"))?
             }
             TaskKind::Normal => 3,
             _ => 1,
@@ -50,7 +50,7 @@ pub fn taskonomy_tasks(seg_classes: i64) -> Vec<TaskSpec> {
 /// # Errors
 /// Unknown or repeated tasks, a segmentation task without a class count, or an empty list.
 pub fn parse_tasks(text: &str) -> Result<Vec<TaskSpec>> {
-    let bad = |reason: String| Error::config("--tasks", reason);
+    let bad = |reason: String| Error::parameter("tasks", reason);
     match text.trim() {
         "nyuv2" => return Ok(nyuv2_tasks()),
         "taskonomy" => return Ok(taskonomy_tasks(17)),

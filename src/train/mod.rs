@@ -111,29 +111,29 @@ impl TrainConfig {
 
     fn check(&self, n_tasks: usize) -> Result<()> {
         if self.steps == 0 || self.batch_size == 0 {
-            return Err(Error::config("--steps/--batch-size", "both must be at least 1"));
+            return Err(Error::parameter("steps/batch_size", "both must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::config("--lr", format!("{} is not a positive learning rate", self.lr)));
+            return Err(Error::parameter("lr", format!("{} is not a positive learning rate", self.lr)));
         }
         if self.task_weights.len() != n_tasks || self.task_weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(Error::config("--task-weights", format!("give {n_tasks} non-negative weights, one per task in model order")));
+            return Err(Error::parameter("task_weights", format!("give {n_tasks} non-negative weights, one per task in model order")));
         }
         let o = &self.optimizer;
         // A NaN hyper-parameter would surface only as "the loss became NaN", blaming --lr.
         if !(0.0..1.0).contains(&o.momentum) {
-            return Err(Error::config("--momentum", format!("{} must be in [0, 1) (0.9 is usual)", o.momentum)));
+            return Err(Error::parameter("momentum", format!("{} must be in [0, 1) (0.9 is usual)", o.momentum)));
         }
         if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
-            return Err(Error::config("--beta1", format!("Adam's β₁ = {} and β₂ = {} must be in [0, 1)", o.beta1, o.beta2)));
+            return Err(Error::parameter("beta1", format!("Adam's β₁ = {} and β₂ = {} must be in [0, 1)", o.beta1, o.beta2)));
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return Err(Error::config("--weight-decay", format!("{} must be a finite number ≥ 0", o.weight_decay)));
+            return Err(Error::parameter("weight_decay", format!("{} must be a finite number ≥ 0", o.weight_decay)));
         }
         if let Some(a) = &self.adversarial {
             a.attack.check()?;
             if !(0.0..=1.0).contains(&a.clean_weight) {
-                return Err(Error::config("--clean-weight", "must be in [0, 1]"));
+                return Err(Error::parameter("clean_weight", "must be in [0, 1]"));
             }
         }
         Ok(())
@@ -144,7 +144,7 @@ impl TrainConfig {
         let adv = self.adversarial.as_ref()?;
         let mut cfg = adv.attack.clone();
         cfg.seed = crate::rng::derive_seed(self.seed, &[3, step as u64]);
-        if let (Some(es), Some(t0)) = (cfg.early_stop.as_mut(), adv.tau_start) {
+        if let (crate::attack::Rule::Pgd(crate::attack::Pgd { early_stop: Some(es), .. }), Some(t0)) = (&mut cfg.rule, adv.tau_start) {
             let t1 = es.tau as f64;
             es.tau = (t0 as f64 + (t1 - t0 as f64) * step as f64 / self.steps.max(1) as f64).floor() as usize;
         }
@@ -240,8 +240,8 @@ fn save_checkpoint(out: &Path, model: &Model, opt: &Optimizer, state: &TrainStat
 fn refuse_foreign_model(out: &Path) -> Result<()> {
     let weights = out.join("model.safetensors");
     if let Some(found) = [&weights, &checkpoint::sidecar_path(&weights)].into_iter().find(|p| p.exists()) {
-        return Err(Error::config(
-            "--out",
+        return Err(Error::parameter(
+            "out",
             format!(
                 "{} holds {} but no checkpoints/ of a run to resume; training would overwrite it: use another --out, or --restart to replace it",
                 out.display(),
@@ -275,15 +275,15 @@ fn truncate_log(path: &Path, keep: usize) -> Result<()> {
 fn diverged(task: &Task, value: f64, step: usize, start: usize) -> Error {
     let name = task.kind().name();
     if step == start {
-        Error::config(
-            "training",
+        Error::non_finite(
+            format!("training: the {name} loss"),
             format!(
-                "the {name} loss is {value} at step {step}, before this session updated any weight, so the learning rate is not the cause: \
+                "is {value} at step {step}, before this session updated any weight, so the learning rate is not the cause: \
                  the starting weights or the data hold NaN or infinite values"
             ),
         )
     } else {
-        Error::config("training", format!("the {name} loss became {value} at step {step}: training diverged; lower --lr"))
+        Error::Diverged { step, detail: format!("the {name} loss became {value}; lower the learning rate (lr)") }
     }
 }
 
@@ -310,8 +310,8 @@ pub fn train(
     config.check(tasks.len())?;
     // Sampling more items than the split holds only repeats them, and the batch tensor grows without bound.
     if config.batch_size > data.num_samples() {
-        return Err(Error::config(
-            "--batch-size",
+        return Err(Error::parameter(
+            "batch_size",
             format!("{} is larger than the {} training samples; use at most {}", config.batch_size, data.num_samples(), data.num_samples()),
         ));
     }
@@ -330,8 +330,8 @@ pub fn train(
         let state: TrainState = serde_json::from_str(&text)
             .map_err(|e| Error::context(format!("checkpoint {}: malformed training state", state_path.display()), e))?;
         if state.config != *config && !restart {
-            return Err(Error::config(
-                "--out",
+            return Err(Error::parameter(
+                "out",
                 format!(
                     "{} holds a run with another configuration (see {}); use another --out, or --restart to discard it",
                     out.display(),
@@ -383,30 +383,30 @@ pub fn train(
         };
         let losses = {
             let _rng = crate::rng::torch_rng(crate::rng::derive_seed(config.seed, &[4, step as u64]));
-            let task_losses = |x: &tch::Tensor| -> TaskMap<tch::Tensor> {
-                crate::task::losses(tasks, &model.forward_t(x, true), &batch.targets).map(|_, p| p.pooled())
+            let task_losses = |x: &tch::Tensor| -> Result<TaskMap<tch::Tensor>> {
+                Ok(crate::task::losses(tasks, &model.forward_t(x, true)?, &batch.targets).map(|_, p| p.pooled()))
             };
             let weighted = |l: &TaskMap<tch::Tensor>| -> tch::Tensor {
                 l.values().zip(&config.task_weights).map(|(v, w)| v * *w).reduce(|a, b| a + b).expect("≥ 1 task")
             };
             let (objective, shown) = match (&x_adv, &config.adversarial) {
                 (Some(xa), Some(adv)) if adv.clean_weight > 0.0 => {
-                    let clean = task_losses(&batch.x);
-                    let attacked = task_losses(xa);
+                    let clean = task_losses(&batch.x)?;
+                    let attacked = task_losses(xa)?;
                     let total = weighted(&clean) * adv.clean_weight + weighted(&attacked) * (1.0 - adv.clean_weight);
                     (total, attacked)
                 }
                 (Some(xa), _) => {
-                    let attacked = task_losses(xa);
+                    let attacked = task_losses(xa)?;
                     (weighted(&attacked), attacked)
                 }
                 (None, _) => {
-                    let clean = task_losses(&batch.x);
+                    let clean = task_losses(&batch.x)?;
                     (weighted(&clean), clean)
                 }
             };
             opt.zero_grad();
-            objective.backward();
+            objective.f_backward()?;
             opt.step(lr);
             shown.map(|_, t| f64::try_from(t.detach().to_kind(Kind::Double)).unwrap_or(f64::NAN))
         };

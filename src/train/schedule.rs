@@ -54,7 +54,7 @@ impl FromStr for Schedule {
 
     /// `constant`, `poly[:POWER]` (default 0.9), `step:EVERY:GAMMA`.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::config("--schedule", format!("`{s}` is not a schedule; use constant, poly, poly:0.9 or step:4000:0.5"));
+        let bad = || Error::parameter("schedule", format!("`{s}` is not a schedule; use constant, poly, poly:0.9 or step:4000:0.5"));
         let parts: Vec<&str> = s.trim().split(':').collect();
         match parts.as_slice() {
             ["constant"] => Ok(Schedule::Constant),

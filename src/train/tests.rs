@@ -1,7 +1,7 @@
 //! Training: learning, bit-exact resume, batch-norm statistics across eval-mode attacks, FAT.
 use super::*;
-use crate::attack::step::EarlyStop;
-use crate::attack::{DirectionSpec, StepKind};
+use crate::attack::DirectionSpec;
+use crate::attack::{EarlyStop, Pgd, Rule};
 use crate::data::{InMemorySamples, RawSample};
 use crate::observe::Silent;
 use crate::testutil::{random_batch, small_model, tasks_of, three_tasks};
@@ -77,7 +77,7 @@ fn the_loss_decreases_on_a_fixed_batch() {
     assert!(sidecar.provenance.is_some());
     let x = data.samples(&[(0, 0)], Device::Cpu).unwrap().x;
     let _guard = tch::no_grad_guard();
-    let (a, b) = (model.forward_t(&x, false), reloaded.forward_t(&x, false));
+    let (a, b) = (model.forward_t(&x, false).unwrap(), reloaded.forward_t(&x, false).unwrap());
     for (k, t) in a.iter() {
         assert!(t.equal(b.get(k).unwrap()), "{k}");
     }
@@ -95,7 +95,7 @@ fn attacks_in_the_middle_of_training_leave_batch_norm_statistics_alone() {
     };
     let before = stats(&model);
     let batch = data.samples(&[(0, 0), (1, 0)], Device::Cpu).unwrap();
-    let attack = Attack::new(AttackConfig { step: StepKind::Pgd, n_iter: 2, ..Default::default() }).unwrap();
+    let attack = Attack::new(AttackConfig { rule: Rule::Pgd(Pgd { n_iter: 2, ..Pgd::default() }), ..Default::default() }).unwrap();
     attack.run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
     for ((n, a), (_, b)) in before.iter().zip(stats(&model).iter()) {
         assert!(a.equal(b), "{n} moved during an eval-mode attack");
@@ -117,10 +117,8 @@ fn friendly_early_stopping_ends_pgd_once_every_sample_is_adversarial() {
     let batch = random_batch(&specs, 2, 32, 2, Kind::Float);
     let run = |tau: usize, threshold: f64| {
         let cfg = AttackConfig {
-            step: StepKind::Pgd,
+            rule: Rule::Pgd(Pgd { n_iter: 10, early_stop: Some(EarlyStop { tau, threshold }), ..Pgd::default() }),
             direction: DirectionSpec::Total,
-            n_iter: 10,
-            early_stop: Some(EarlyStop { tau, threshold }),
             ..Default::default()
         };
         Attack::new(cfg).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap()
@@ -136,10 +134,13 @@ fn friendly_early_stopping_ends_pgd_once_every_sample_is_adversarial() {
     assert_eq!(run(0, 1e9).counts.forward, 10);
     // FAT with a τ schedule: τ grows from 0 to 20 over 100 steps.
     let mut tc = TrainConfig::new(3, 100, 2);
-    let mut cfg = AttackConfig { early_stop: Some(EarlyStop { tau: 20, threshold: 0.5 }), ..Default::default() };
-    cfg.n_iter = 20;
-    tc.adversarial = Some(AdversarialTraining { attack: cfg, clean_weight: 0.0, tau_start: Some(0) });
-    let tau = |s| tc.attack_at(s).unwrap().early_stop.unwrap().tau;
+    let rule = Rule::Pgd(Pgd { n_iter: 20, early_stop: Some(EarlyStop { tau: 20, threshold: 0.5 }), ..Pgd::default() });
+    tc.adversarial =
+        Some(AdversarialTraining { attack: AttackConfig { rule, ..Default::default() }, clean_weight: 0.0, tau_start: Some(0) });
+    let tau = |s| match tc.attack_at(s).unwrap().rule {
+        Rule::Pgd(Pgd { early_stop: Some(e), .. }) => e.tau,
+        other => panic!("{other:?}"),
+    };
     assert_eq!((tau(0), tau(50), tau(99)), (0, 10, 19));
 }
 
@@ -148,10 +149,10 @@ fn a_nan_loss_blames_the_learning_rate_only_after_an_update() {
     let task = &tasks_of(&three_tasks())[2];
     // At the first step of a session the loss comes before any update: weights or data are at fault.
     let first = diverged(task, f64::NAN, 40, 40).to_string();
-    assert!(first.contains("depth_zbuffer loss is NaN at step 40") && first.contains("not the cause"), "{first}");
-    assert!(!first.contains("lower --lr"), "{first}");
+    assert!(first.contains("depth_zbuffer loss") && first.contains("is NaN at step 40") && first.contains("not the cause"), "{first}");
+    assert!(!first.contains("lower the learning rate"), "{first}");
     let later = diverged(task, f64::INFINITY, 41, 40).to_string();
-    assert!(later.contains("became inf at step 41") && later.contains("lower --lr"), "{later}");
+    assert!(later.contains("diverged at step 41") && later.contains("became inf") && later.contains("lower the learning rate"), "{later}");
 }
 
 #[test]

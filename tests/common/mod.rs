@@ -57,7 +57,7 @@ pub fn assert_matches_pytorch(model: &mtrobust::model::Model, io: &Path) {
     let io: std::collections::HashMap<String, Tensor> = mtrobust::model::torchfile::read_state_dict(io).unwrap().into_iter().collect();
     let x = io["x"].detach().set_requires_grad(true);
     model.check_on(&x).unwrap();
-    let out = model.forward_t(&x, false);
+    let out = model.forward_t(&x, false).unwrap();
     assert_eq!(out.len(), model.tasks().len());
     let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
     for spec in model.tasks() {

@@ -2,7 +2,7 @@
 //! contents: three clean two-task models (all-shared, 2 shared stages, independent) and one FAT
 //! twin of the all-shared one, PGD Single-Segm / Single-Dept / Total / GB-MTA at ε = 4 and 8.
 #![allow(dead_code)]
-use mtrobust::attack::{AttackConfig, StepKind};
+use mtrobust::attack::AttackConfig;
 use mtrobust::eval::{Arp, ConditionReport, EvalOptions, transferability};
 use mtrobust::study::Store;
 use mtrobust::study::store::{DatasetRow, ModelRow, NewCell};
@@ -91,7 +91,7 @@ pub fn build(db: &Path) {
                 let scale = eps / 8.0;
                 let per_task: TaskMap<f64> = [(SEGM, segm * scale), (DEPT, dept * scale)].into_iter().collect();
                 let arp = Arp { metrics: TaskMap::new(), per_task, arp: (segm + dept) / 2.0 * scale };
-                let config = AttackConfig { step: StepKind::Pgd, direction: direction.parse().unwrap(), eps, ..Default::default() };
+                let config = AttackConfig { direction: direction.parse().unwrap(), eps, ..Default::default() };
                 let transfer = match config.direction {
                     mtrobust::attack::DirectionSpec::Single(x) => transferability(&arp, x),
                     _ => None,

@@ -121,7 +121,7 @@ impl FromStr for DirectionSpec {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |reason: String| Error::config("--direction", reason);
+        let bad = |reason: String| Error::parameter("direction", reason);
         let s = s.trim();
         match s {
             "total" => return Ok(DirectionSpec::Total),
@@ -156,6 +156,51 @@ impl FromStr for DirectionSpec {
 }
 
 impl DirectionSpec {
+    /// The paper's directions for a model predicting `tasks`: every Single-x in task order, then
+    /// Total, SignTotal and GB-MTA (what `all` means on the command line and in study files).
+    pub fn all(tasks: &[TaskKind]) -> Vec<DirectionSpec> {
+        let mut out: Vec<DirectionSpec> = tasks.iter().map(|&t| DirectionSpec::Single(t)).collect();
+        out.extend([DirectionSpec::Total, DirectionSpec::SignTotal, DirectionSpec::Gbmta]);
+        out
+    }
+
+    /// How the paper names it: `Single-Segm`, `Total`, `SignTotal`, `GB-MTA`, or the id of a
+    /// weighted direction.
+    pub fn display_name(&self) -> String {
+        match self {
+            DirectionSpec::Single(t) => format!("Single-{}", t.display_short()),
+            DirectionSpec::Total => "Total".into(),
+            DirectionSpec::SignTotal => "SignTotal".into(),
+            DirectionSpec::Gbmta => "GB-MTA".into(),
+            DirectionSpec::Weighted(_) => self.to_string(),
+        }
+    }
+
+    /// Its fixed colour in figures (RGB): Single-x by task, then Total, SignTotal, GB-MTA; grey
+    /// for weighted directions.
+    pub fn colour(&self) -> [u8; 3] {
+        const TASKS: [[u8; 3]; 5] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [148, 103, 189], [140, 86, 75]];
+        match self {
+            DirectionSpec::Single(t) => TASKS[t.index()],
+            DirectionSpec::Total => [214, 39, 40],
+            DirectionSpec::SignTotal => [23, 190, 207],
+            DirectionSpec::Gbmta => [20, 20, 20],
+            DirectionSpec::Weighted(_) => [127, 127, 127],
+        }
+    }
+
+    /// Its place in tables and legends: Single-x in task order, Total, SignTotal, GB-MTA, then
+    /// weighted directions.
+    pub fn rank(&self) -> usize {
+        match self {
+            DirectionSpec::Single(t) => t.index(),
+            DirectionSpec::Total => 10,
+            DirectionSpec::SignTotal => 11,
+            DirectionSpec::Gbmta => 12,
+            DirectionSpec::Weighted(_) => 20,
+        }
+    }
+
     /// Builds the direction for a model with `tasks`.
     ///
     /// # Errors
@@ -164,7 +209,7 @@ impl DirectionSpec {
         let id_of = |kind: TaskKind| {
             tasks.iter().position(|t| t.kind() == kind).ok_or_else(|| {
                 let names: Vec<&str> = tasks.iter().map(|t| t.kind().name()).collect();
-                Error::config("--direction", format!("the model has no `{kind}` task (it predicts {})", names.join(", ")))
+                Error::parameter("direction", format!("the model has no `{kind}` task (it predicts {})", names.join(", ")))
             })
         };
         let all: Vec<(usize, TaskKind)> = tasks.iter().enumerate().map(|(i, t)| (i, t.kind())).collect();
@@ -198,48 +243,63 @@ pub struct Probe {
 
 /// The losses and objectives of `dir` at `x`, without autograd. With `at_clean`, the point is the
 /// clean input and its per-sample losses become the clean reference of `ctx` if it has none yet.
-pub fn objective(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> Probe {
+///
+/// # Errors
+/// What the model's forward fails with.
+pub fn objective(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> Result<Probe> {
     let leaf = x.detach();
     let parts = {
         let _guard = tch::no_grad_guard();
-        oracle.losses(&leaf, dir.tasks())
+        oracle.losses(&leaf, dir.tasks())?
     };
-    probe(dir, ctx, parts, at_clean)
+    Ok(probe(dir, ctx, parts, at_clean))
 }
 
 /// [`objective`] plus the combined direction at `x`: one backward of Σ terms (`Combine::Sum`) or
 /// Σ sign(∇ term) with one backward per term (`Combine::SignSum`).
-pub fn gradient(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> (Probe, Tensor) {
-    let (leaf, parts) = forward_with_grad(dir, oracle, x);
+///
+/// # Errors
+/// What the model's forward or backward fails with.
+pub fn gradient(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> Result<(Probe, Tensor)> {
+    let (leaf, parts) = forward_with_grad(dir, oracle, x)?;
     let losses = remember_clean(ctx, &parts, at_clean);
     let terms = dir.terms(&parts, ctx);
     let grad = match dir.combine() {
         Combine::Sum => {
             let total = sum_all(terms.into_iter());
-            oracle.gradients(&[total], &leaf).pop().expect("one scalar, one gradient")
+            oracle.gradients(&[total], &leaf)?.pop().expect("one scalar, one gradient")
         }
-        Combine::SignSum => sum_all(oracle.gradients(&terms, &leaf).iter().map(Tensor::sign)),
+        Combine::SignSum => sum_all(oracle.gradients(&terms, &leaf)?.iter().map(Tensor::sign)),
     };
-    (finish(dir, ctx, &parts, losses), grad)
+    Ok((finish(dir, ctx, &parts, losses), grad))
 }
 
 /// [`objective`] plus one gradient per term (Auto-SAGE's components; signs for `SignSum` directions).
-pub fn components(dir: &dyn Direction, oracle: &Oracle, x: &Tensor, ctx: &mut DirectionContext, at_clean: bool) -> (Probe, Vec<Tensor>) {
-    let (leaf, parts) = forward_with_grad(dir, oracle, x);
+///
+/// # Errors
+/// What the model's forward or backward fails with.
+pub fn components(
+    dir: &dyn Direction,
+    oracle: &Oracle,
+    x: &Tensor,
+    ctx: &mut DirectionContext,
+    at_clean: bool,
+) -> Result<(Probe, Vec<Tensor>)> {
+    let (leaf, parts) = forward_with_grad(dir, oracle, x)?;
     let losses = remember_clean(ctx, &parts, at_clean);
     let terms = dir.terms(&parts, ctx);
-    let mut grads = oracle.gradients(&terms, &leaf);
+    let mut grads = oracle.gradients(&terms, &leaf)?;
     if dir.combine() == Combine::SignSum {
         grads = grads.iter().map(Tensor::sign).collect();
     }
-    (finish(dir, ctx, &parts, losses), grads)
+    Ok((finish(dir, ctx, &parts, losses), grads))
 }
 
 /// One forward at a fresh leaf that requires grad.
-fn forward_with_grad(dir: &dyn Direction, oracle: &Oracle, x: &Tensor) -> (Tensor, TaskMap<LossParts>) {
+fn forward_with_grad(dir: &dyn Direction, oracle: &Oracle, x: &Tensor) -> Result<(Tensor, TaskMap<LossParts>)> {
     let leaf = x.detach().set_requires_grad(true);
-    let parts = oracle.losses(&leaf, dir.tasks());
-    (leaf, parts)
+    let parts = oracle.losses(&leaf, dir.tasks())?;
+    Ok((leaf, parts))
 }
 
 /// The detached per-sample losses; at the clean point they also become `ctx.clean` (once).

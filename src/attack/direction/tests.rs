@@ -17,7 +17,7 @@ struct Setup {
 fn setup(kind: Kind) -> Setup {
     let specs = three_tasks();
     let mut model = small_model(&specs, 9, 21);
-    model.set_kind(kind);
+    model.set_kind(kind).unwrap();
     Setup { tasks: tasks_of(&specs), batch: random_batch(&specs, 3, 32, 22, kind), model }
 }
 
@@ -26,17 +26,17 @@ fn setup(kind: Kind) -> Setup {
 fn task_gradient(s: &Setup, id: usize, pooled: bool) -> (Tensor, Tensor) {
     let oracle = Oracle::new(&s.model, &s.tasks, &s.batch.targets).unwrap();
     let x = s.batch.x.detach().set_requires_grad(true);
-    let parts = oracle.losses(&x, TaskSet::single(id));
+    let parts = oracle.losses(&x, TaskSet::single(id)).unwrap();
     let p = parts.get(s.tasks[id].kind()).unwrap();
     let scalar = if pooled { p.pooled() } else { p.per_sample().sum(Kind::Double) };
-    (oracle.gradients(&[scalar], &x).pop().unwrap(), p.per_sample().detach())
+    (oracle.gradients(&[scalar], &x).unwrap().pop().unwrap(), p.per_sample().detach())
 }
 
 fn gradient_of(s: &Setup, spec: &str, reduction: Reduction) -> (Tensor, crate::attack::PassCounts) {
     let oracle = Oracle::new(&s.model, &s.tasks, &s.batch.targets).unwrap();
     let dir = spec.parse::<DirectionSpec>().unwrap().build(&s.tasks).unwrap();
     let mut ctx = DirectionContext { reduction, ..Default::default() };
-    let (_, g) = gradient(dir.as_ref(), &oracle, &s.batch.x, &mut ctx, true);
+    let (_, g) = gradient(dir.as_ref(), &oracle, &s.batch.x, &mut ctx, true).unwrap();
     (g, oracle.counts())
 }
 
@@ -133,4 +133,24 @@ fn gbmta_ignores_tasks_without_valid_pixels_instead_of_producing_nan() {
         (acc.unwrap(), ())
     };
     assert!(rel_err(&g.get(0), &want0.get(0)) < 1e-4, "sample 0 is driven by segmentation and normals only");
+}
+
+#[test]
+fn all_directions_their_names_colours_and_order_come_from_one_place() {
+    let kinds = [TaskKind::SegmentSemantic, TaskKind::DepthZbuffer];
+    let all = DirectionSpec::all(&kinds);
+    let names: Vec<String> = all.iter().map(DirectionSpec::display_name).collect();
+    assert_eq!(names, ["Single-Segm", "Single-Dept", "Total", "SignTotal", "GB-MTA"]);
+    // Sorted by rank: Single-x in Taskonomy order, then Total, SignTotal, GB-MTA, weighted last.
+    let mut shuffled = vec![DirectionSpec::Gbmta, DirectionSpec::Weighted(vec![(TaskKind::Normal, 1.0)]), DirectionSpec::Total];
+    shuffled.extend(all.iter().take(2).rev().cloned());
+    shuffled.sort_by_key(DirectionSpec::rank);
+    assert_eq!(shuffled[..3], [all[0].clone(), all[1].clone(), DirectionSpec::Total]);
+    assert!(matches!(shuffled[4], DirectionSpec::Weighted(_)));
+    // Every direction of a five-task model has its own colour.
+    let five = DirectionSpec::all(&TaskKind::ALL);
+    let mut colours: Vec<[u8; 3]> = five.iter().map(DirectionSpec::colour).collect();
+    colours.sort();
+    colours.dedup();
+    assert_eq!(colours.len(), five.len());
 }

@@ -16,32 +16,56 @@
 //! through a stale loop variable); sech² is computed as 1 − tanh², which cannot overflow (the
 //! reference's exp(2u) form gives inf/inf = NaN for u ≳ 44); and the T component gradients share
 //! one forward. Per step: 2 forwards and T + 1 backwards (T + T for SignTotal).
-use super::{RunContext, StepRule};
+use super::{RunContext, StepRule, check_n_iter, check_step_size};
+use crate::error::{Error, Result};
 use tch::Tensor;
 
 /// Self-attention gradient attack with learned per-task weights.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AutoSage {
     pub n_iter: usize,
-    /// ε_s, the step size in input units.
-    pub alpha: f64,
+    /// ε_s, the step size in grey levels (default ε / `n_iter`).
+    pub step_size: Option<f64>,
     /// The tanh fitting factor (50).
-    pub fitting: f64,
+    pub sage_fitting: f64,
     /// Learning rate of the weights α (10).
-    pub lr: f64,
+    pub sage_lr: f64,
     /// Momentum γ of the blended gradient (0 in the paper's runs).
-    pub decay: f64,
+    pub sage_decay: f64,
+}
+
+impl Default for AutoSage {
+    fn default() -> Self {
+        AutoSage { n_iter: 10, step_size: None, sage_fitting: 50.0, sage_lr: 10.0, sage_decay: 0.0 }
+    }
 }
 
 impl StepRule for AutoSage {
-    fn run(&self, cx: &mut RunContext) -> Tensor {
+    fn check(&self) -> Result<()> {
+        check_n_iter(self.n_iter)?;
+        check_step_size(self.step_size)?;
+        if !(self.sage_lr.is_finite() && self.sage_lr > 0.0) {
+            return Err(Error::parameter("sage_lr", format!("{} must be a finite number > 0 (default 10)", self.sage_lr)));
+        }
+        if !(self.sage_fitting.is_finite() && self.sage_fitting > 0.0) {
+            return Err(Error::parameter("sage_fitting", format!("{} must be a finite number > 0 (default 50)", self.sage_fitting)));
+        }
+        if !(0.0..1.0).contains(&self.sage_decay) {
+            return Err(Error::parameter("sage_decay", format!("{} must be in [0, 1) (default 0)", self.sage_decay)));
+        }
+        Ok(())
+    }
+
+    fn run(&self, cx: &mut RunContext) -> Result<Tensor> {
         let x = cx.x.shallow_clone();
         let mut x_adv = x.shallow_clone();
-        let step = cx.per_sample(self.alpha);
+        let alpha_s = cx.step_size(self.step_size, self.n_iter);
+        let step = cx.per_sample(alpha_s);
         let mut weights: Option<Vec<Tensor>> = None;
         let mut blended: Option<Tensor> = None;
         for k in 0..self.n_iter {
-            let (_, d) = cx.components(&x_adv, k == 0);
+            let (_, d) = cx.components(&x_adv, k == 0)?;
             let alpha = weights.get_or_insert_with(|| d.iter().map(Tensor::ones_like).collect());
             let g = {
                 let _guard = tch::no_grad_guard();
@@ -51,23 +75,23 @@ impl StepRule for AutoSage {
                 let _guard = tch::no_grad_guard();
                 cx.budget.step(&x_adv, &g, &step, &x)
             };
-            let df = -cx.gradient(&lookahead, false).1;
+            let df = -cx.gradient(&lookahead, false)?.1;
             let _guard = tch::no_grad_guard();
             // sech²(u) = 1 − tanh²(u): bounded for every u.
-            let sech2 = 1.0 - (&g * self.fitting).tanh().square();
+            let sech2 = 1.0 - (&g * self.sage_fitting).tanh().square();
             for (a, dm) in alpha.iter_mut().zip(&d) {
-                let dx_dalpha = dm * (self.fitting * self.alpha) * &sech2;
-                *a = &*a - (&df * dx_dalpha) * self.lr;
+                let dx_dalpha = dm * (self.sage_fitting * alpha_s) * &sech2;
+                *a = &*a - (&df * dx_dalpha) * self.sage_lr;
             }
             let g_new = sum_weighted(alpha, &d);
             let gb = match blended.take() {
-                Some(prev) => prev * self.decay + g_new,
+                Some(prev) => prev * self.sage_decay + g_new,
                 None => g_new,
             };
             x_adv = cx.budget.step(&x_adv, &gb, &step, &x);
             blended = Some(gb);
         }
-        x_adv
+        Ok(x_adv)
     }
 }
 

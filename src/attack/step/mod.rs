@@ -1,5 +1,7 @@
 //! Step rules: how successive directions become the adversarial input. Each rule is written
-//! once and works with every direction; it projects onto the budget after every step.
+//! once and works with every direction; it projects onto the budget after every step. A rule's
+//! struct is also its parameters, as users write them (study files, the command line): step
+//! sizes in grey levels, counts; [`super::Rule`] is the sum of them.
 mod apgd;
 mod auto_sage;
 mod early_stop;
@@ -7,7 +9,7 @@ mod fgsm;
 mod mifgsm;
 mod pgd;
 
-pub use apgd::{Apgd, ApgdProfile, autoattack_checkpoints, paper_checkpoints};
+pub use apgd::{Apgd, ApgdProfile, ApgdProfileName, autoattack_checkpoints, paper_checkpoints};
 pub use auto_sage::AutoSage;
 pub use early_stop::{EarlyStop, EarlyStopper};
 pub use fgsm::Fgsm;
@@ -17,13 +19,48 @@ pub use pgd::Pgd;
 use super::budget::Budget;
 use super::direction::{self, Direction, DirectionContext, Probe};
 use super::oracle::Oracle;
+use crate::error::{Error, Result};
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 /// A step rule.
 pub trait StepRule {
     /// Runs the attack from the clean input `cx.x`; returns the adversarial input.
-    fn run(&self, cx: &mut RunContext) -> Tensor;
+    ///
+    /// # Errors
+    /// What the model fails with (out of memory, a module's own failure).
+    fn run(&self, cx: &mut RunContext) -> Result<Tensor>;
+
+    /// Checks the parameters' ranges.
+    ///
+    /// # Errors
+    /// The first parameter out of range, by its name (`n_iter`).
+    fn check(&self) -> Result<()>;
+}
+
+/// Checks an iteration count.
+pub(crate) fn check_n_iter(n_iter: usize) -> Result<()> {
+    if n_iter == 0 {
+        return Err(Error::parameter("n_iter", "iterative attacks need at least one iteration"));
+    }
+    if n_iter > MAX_COUNT {
+        return Err(Error::parameter("n_iter", format!("{n_iter} is more than {MAX_COUNT} iterations; nothing would finish")));
+    }
+    Ok(())
+}
+
+/// The largest iteration, restart or query count accepted: far beyond any published attack, and
+/// small enough that a typo such as 2⁶⁴−1 is refused instead of running forever.
+pub const MAX_COUNT: usize = 1_000_000;
+
+/// Checks an optional step size in grey levels.
+pub(crate) fn check_step_size(step_size: Option<f64>) -> Result<()> {
+    match step_size {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            Err(Error::parameter("step_size", format!("{s} must be a positive number of grey levels")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Diagnostics collected while an attack runs.
@@ -45,6 +82,9 @@ pub struct RunContext<'a> {
     pub dctx: DirectionContext,
     /// Seed of this batch's random streams.
     pub seed: u64,
+    /// A given start point (AutoAttack's `x_init`) for the rules that start away from the clean
+    /// input (APGD), instead of their random start.
+    pub start: Option<Tensor>,
     /// The batch mean objective of every evaluated point, left on the device until the run ends
     /// (no host synchronisation per iteration).
     objective_means: Vec<Tensor>,
@@ -62,38 +102,60 @@ impl<'a> RunContext<'a> {
         dctx: DirectionContext,
         seed: u64,
     ) -> Self {
-        RunContext { oracle, direction, budget, x, dctx, seed, objective_means: Vec::new(), zero_gradient: None }
+        RunContext { oracle, direction, budget, x, dctx, seed, start: None, objective_means: Vec::new(), zero_gradient: None }
     }
 
     /// The losses and objectives at `point`, no autograd (`at_clean`: the point is the clean input).
-    pub fn objective(&mut self, point: &Tensor, at_clean: bool) -> Probe {
-        let p = direction::objective(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+    ///
+    /// # Errors
+    /// What the model's forward fails with.
+    pub fn objective(&mut self, point: &Tensor, at_clean: bool) -> Result<Probe> {
+        let p = direction::objective(self.direction, self.oracle, point, &mut self.dctx, at_clean)?;
         self.record(&p, None);
-        p
+        Ok(p)
     }
 
     /// [`RunContext::objective`] plus the direction's gradient at `point`.
-    pub fn gradient(&mut self, point: &Tensor, at_clean: bool) -> (Probe, Tensor) {
-        let (p, g) = direction::gradient(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+    ///
+    /// # Errors
+    /// What the model's forward or backward fails with.
+    pub fn gradient(&mut self, point: &Tensor, at_clean: bool) -> Result<(Probe, Tensor)> {
+        let (p, g) = direction::gradient(self.direction, self.oracle, point, &mut self.dctx, at_clean)?;
         self.record(&p, Some(&g));
-        (p, g)
+        Ok((p, g))
     }
 
     /// [`RunContext::objective`] plus one gradient per term of the direction at `point`.
-    pub fn components(&mut self, point: &Tensor, at_clean: bool) -> (Probe, Vec<Tensor>) {
-        let (p, d) = direction::components(self.direction, self.oracle, point, &mut self.dctx, at_clean);
+    ///
+    /// # Errors
+    /// What the model's forward or backward fails with.
+    pub fn components(&mut self, point: &Tensor, at_clean: bool) -> Result<(Probe, Vec<Tensor>)> {
+        let (p, d) = direction::components(self.direction, self.oracle, point, &mut self.dctx, at_clean)?;
         self.record(&p, d.first());
-        (p, d)
+        Ok((p, d))
     }
 
     /// [`RunContext::gradient`] when `with_gradient`, else [`RunContext::objective`]: the last
     /// point of a run needs no gradient, since nothing steps from it.
-    pub fn probe(&mut self, point: &Tensor, with_gradient: bool) -> (Probe, Option<Tensor>) {
+    ///
+    /// # Errors
+    /// What the model's forward or backward fails with.
+    pub fn probe(&mut self, point: &Tensor, with_gradient: bool) -> Result<(Probe, Option<Tensor>)> {
         if with_gradient {
-            let (p, g) = self.gradient(point, false);
-            (p, Some(g))
+            let (p, g) = self.gradient(point, false)?;
+            Ok((p, Some(g)))
         } else {
-            (self.objective(point, false), None)
+            Ok((self.objective(point, false)?, None))
+        }
+    }
+
+    /// A step size in input units: `step_size` grey levels when given, else ε/`n_iter` (the
+    /// paper's default).
+    pub fn step_size(&self, step_size: Option<f64>, n_iter: usize) -> f64 {
+        let budget = self.budget;
+        match step_size {
+            Some(s) => s * budget.eps / budget.eps_pixels.max(f64::MIN_POSITIVE),
+            None => budget.eps / n_iter.max(1) as f64,
         }
     }
 
@@ -123,11 +185,15 @@ impl<'a> RunContext<'a> {
 
     /// Makes sure the clean per-sample losses are known when the direction's objective needs them,
     /// or always with `force` (one extra forward when the attack does not start at the clean input).
-    pub fn ensure_clean(&mut self, force: bool) {
+    ///
+    /// # Errors
+    /// What the model's forward fails with.
+    pub fn ensure_clean(&mut self, force: bool) -> Result<()> {
         if (force || self.direction.needs_clean()) && self.dctx.clean.is_none() {
             let x = self.x.shallow_clone();
-            let _ = direction::objective(self.direction, self.oracle, &x, &mut self.dctx, true);
+            direction::objective(self.direction, self.oracle, &x, &mut self.dctx, true)?;
         }
+        Ok(())
     }
 
     /// The random stream of restart `restart` of this batch.
@@ -137,7 +203,10 @@ impl<'a> RunContext<'a> {
 
     /// Each sample's mean relative loss increase over the direction's tasks against the clean
     /// losses (tasks with a zero clean loss left out): FAT's adversarial criterion.
-    pub fn relative_increase(&self, losses: &crate::task::TaskMap<Tensor>) -> Vec<f64> {
+    ///
+    /// # Errors
+    /// A device-to-host copy that fails.
+    pub fn relative_increase(&self, losses: &crate::task::TaskMap<Tensor>) -> Result<Vec<f64>> {
         let clean = self.dctx.clean.as_ref().expect("clean losses are computed before early stopping");
         let _guard = tch::no_grad_guard();
         let mut sum: Option<Tensor> = None;
@@ -150,7 +219,7 @@ impl<'a> RunContext<'a> {
             count = Some(count.map_or(ok.shallow_clone(), |c| c + &ok));
         }
         let mean = sum.expect("a direction uses tasks") / count.expect("idem").clamp_min(1.0);
-        Vec::<f64>::try_from(mean.to_device(tch::Device::Cpu)).expect("1-D")
+        Ok(Vec::<f64>::try_from(mean.to_device(tch::Device::Cpu))?)
     }
 
     /// `[B]` tensor filled with `v` (per-sample step sizes).

@@ -102,7 +102,7 @@ fn prior_from_counts(counts: &[u64]) -> Vec<f32> {
 /// `Taskonomy/…`) have common names and would silently replace a user's own.
 fn check_empty(out: &Path) -> Result<()> {
     if out.exists() && !out.is_dir() {
-        return Err(Error::config("--out", format!("{} is a file; give a new or empty directory", out.display())));
+        return Err(Error::parameter("out", format!("{} is a file; give a new or empty directory", out.display())));
     }
     let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
     let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
@@ -112,10 +112,10 @@ fn check_empty(out: &Path) -> Result<()> {
     names.sort();
     let shown = names.iter().take(3).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
     let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
-    Err(Error::config(
-        "--out",
+    Err(Error::parameter(
+        "out",
         format!(
-            "{} is not empty (it holds {shown}{more}); `data synth` writes only into a new or empty directory, so choose another --out",
+            "{} is not empty (it holds {shown}{more}); a dataset is written only into a new or empty directory, so choose another",
             out.display()
         ),
     ))
@@ -130,12 +130,33 @@ type Written = ([String; 6], bool, Vec<u64>, Option<RenderedScene>);
 /// # Errors
 /// Bad options, an output directory that already holds a dataset, or I/O failures.
 pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observer) -> Result<SynthManifest> {
-    if opts.n < 2 || opts.size < 16 || !(0.0..1.0).contains(&opts.test_fraction) {
-        return Err(Error::config("data synth", "need --n ≥ 2, --size ≥ 16 and a test fraction in [0, 1)"));
+    if opts.n < 2 {
+        return Err(Error::parameter("n", format!("{} scene(s): at least 2 are needed, one per split", opts.n)));
+    }
+    if opts.size < 16 {
+        return Err(Error::parameter(
+            "size",
+            format!("{} px: scenes need at least 16 px (the small backbone's output stride is 8)", opts.size),
+        ));
+    }
+    if !(opts.test_fraction > 0.0 && opts.test_fraction < 1.0) {
+        return Err(Error::parameter("test_fraction", format!("{} must be in (0, 1): both splits need scenes", opts.test_fraction)));
+    }
+    let test_scenes = (opts.n as f64 * opts.test_fraction).round() as usize;
+    if test_scenes == 0 || test_scenes == opts.n {
+        return Err(Error::parameter(
+            "test_fraction",
+            format!(
+                "{} of {} scenes leaves {} split empty; raise the scene count or choose a fraction nearer 0.5",
+                opts.test_fraction,
+                opts.n,
+                if test_scenes == 0 { "the test" } else { "the train" }
+            ),
+        ));
     }
     if out.join(MANIFEST).exists() || out.join(taskonomy::DIR).join(taskonomy::INDEX_FILE).exists() {
-        return Err(Error::config(
-            "--out",
+        return Err(Error::parameter(
+            "out",
             format!("{} already holds a dataset; choose another directory or delete it first", out.display()),
         ));
     }

@@ -6,7 +6,8 @@
 use super::spec::{OutputKey, ResolvedSpec, ScriptSpec};
 use crate::data::{ChannelOrder, InputSpace};
 use crate::error::{Error, Result};
-use crate::task::{TaskMap, TaskSpec};
+use crate::model::TaskNet;
+use crate::task::{TaskMap, TaskSet, TaskSpec};
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
@@ -20,6 +21,8 @@ pub struct ScriptNet {
     device: Device,
     kind: Kind,
     params: i64,
+    /// The input space mtrobust's batches are in (the data loaders' reference space).
+    space: InputSpace,
 }
 
 impl std::fmt::Debug for ScriptNet {
@@ -58,12 +61,7 @@ impl ScriptNet {
             let _ = p.set_requires_grad(false);
         }
         let ResolvedSpec { spec, tasks, outputs } = spec;
-        Ok(ScriptNet { module, spec, tasks, outputs, path: path.to_path_buf(), device, kind, params })
-    }
-
-    /// The tasks, in spec order.
-    pub fn tasks(&self) -> &[TaskSpec] {
-        &self.tasks
+        Ok(ScriptNet { module, spec, tasks, outputs, path: path.to_path_buf(), device, kind, params, space: InputSpace::reference() })
     }
 
     /// The spec as written.
@@ -74,26 +72,6 @@ impl ScriptNet {
     /// The module file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
-    /// The floating-point kind of the module's parameters (float when it has none).
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    /// Converts the module's parameters and buffers to `kind`.
-    pub fn set_kind(&mut self, kind: Kind) {
-        self.module.to(self.device, kind, false);
-        self.kind = kind;
-    }
-
-    /// Number of parameters.
-    pub fn param_count(&self) -> i64 {
-        self.params
     }
 
     /// `x` (in `space`, as the data loaders produce it) as the module's input:
@@ -141,31 +119,8 @@ impl ScriptNet {
         Ok(picked)
     }
 
-    /// Like [`ScriptNet::try_forward`], for inputs of the size already checked by [`ScriptNet::check`].
-    ///
-    /// # Panics
-    /// When the module fails on an input of a size it accepted before.
-    pub fn forward(&self, x: &Tensor, space: &InputSpace) -> TaskMap<Tensor> {
-        self.try_forward(x, space).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Runs the module on `x` and checks the outputs' structure, channel counts and values.
-    ///
-    /// # Errors
-    /// A mismatch with the spec, or non-finite outputs.
-    pub fn check(&self, x: &Tensor, space: &InputSpace) -> Result<()> {
-        let _guard = tch::no_grad_guard();
-        let out = self.try_forward(&x.to_kind(self.kind).to_device(self.device), space)?;
-        for (kind, y) in out.iter() {
-            if !bool::try_from(y.isfinite().all())? {
-                return Err(self.error(format!("the output of task `{kind}` has NaN or infinite values on the first batch of the data")));
-            }
-        }
-        Ok(())
-    }
-
     fn error(&self, reason: String) -> Error {
-        Error::config(format!("TorchScript module {}", self.path.display()), reason)
+        Error::config(self.name(), reason)
     }
 
     /// The output of task number `n` in `out`.
@@ -222,6 +177,39 @@ impl ScriptNet {
             IValue::Tensor(t) => Ok(t.shallow_clone()),
             other => Err(self.error(format!("its {what} is {}, not a tensor", describe(other)))),
         }
+    }
+}
+
+impl TaskNet for ScriptNet {
+    fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    fn forward(&self, x: &Tensor, _wanted: TaskSet) -> Result<TaskMap<Tensor>> {
+        self.try_forward(x, &self.space)
+    }
+
+    fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The floating-point kind of the module's parameters (float when it has none).
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn set_kind(&mut self, kind: Kind) -> Result<()> {
+        self.module.to(self.device, kind, false);
+        self.kind = kind;
+        Ok(())
+    }
+
+    fn param_count(&self) -> i64 {
+        self.params
+    }
+
+    fn name(&self) -> String {
+        format!("TorchScript module {}", self.path.display())
     }
 }
 

@@ -32,7 +32,7 @@ pub fn import(path: &Path, config: ModelConfig, scheme: Option<Scheme>, device: 
     let found = Scheme::detect(tensors.iter().map(|(k, _)| k.as_str())).map_err(|e| Error::checkpoint(path, e))?;
     let scheme = match (found, scheme) {
         (Some(f), Some(s)) if f != s => {
-            return Err(Error::checkpoint(path, format!("has {} keys but --scheme {} was asked for", f.class_name(), s.name())));
+            return Err(Error::checkpoint(path, format!("has {} keys but the scheme {} was asked for", f.class_name(), s.name())));
         }
         (Some(f), _) => f,
         (None, _) => {
@@ -116,7 +116,7 @@ fn fill(model: &mut Model, path: &Path, map: &[KeyPair], tensors: Vec<(String, T
                     src.size(),
                     var.size(),
                     if p.theirs.starts_with("heads.") {
-                        "the heads' width, rates or output channels differ: check --head-width and the task channels".to_string()
+                        "the heads' width, rates or output channels differ: check the head width and the task channels".to_string()
                     } else {
                         hint()
                     }

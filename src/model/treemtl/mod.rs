@@ -137,7 +137,7 @@ pub fn key_map(config: &ModelConfig, scheme: Scheme) -> Result<Vec<KeyPair>> {
             let spec: &BlockSpec = &specs[level];
             match scheme {
                 Scheme::Deeplab => deeplab::block(spec, &mut pairs).map_err(|reason| {
-                    Error::config("--scheme", format!("{reason}; backbone `{}` checkpoints use MTSeqModel keys", config.backbone.name()))
+                    Error::parameter("scheme", format!("{reason}; backbone `{}` checkpoints use MTSeqModel keys", config.backbone.name()))
                 })?,
                 Scheme::Seq => seq::block(spec, &mut pairs),
             }

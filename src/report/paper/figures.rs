@@ -4,25 +4,16 @@
 //! Single-x vs the number of shared backbone stages).
 use super::plot::{FAMILY, Figure, err, save};
 use super::view::{View, direction_name, rule_name, single_task, task_name};
+use crate::attack::DirectionSpec;
 use crate::error::{Error, Result};
-use crate::task::TaskKind;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// A fixed colour per direction: Single-x by task, then Total, SignTotal, GB-MTA.
+/// The colour of the direction stored as `d` ([`DirectionSpec::colour`]; grey when unknown).
 pub fn direction_color(d: &str) -> RGBColor {
-    const TASKS: [RGBColor; 5] =
-        [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75)];
-    if let Some(t) = single_task(d) {
-        return TASKS[TaskKind::ALL.iter().position(|k| *k == t).unwrap_or(0)];
-    }
-    match d {
-        "total" => RGBColor(214, 39, 40),
-        "sign-total" => RGBColor(23, 190, 207),
-        "gbmta" => RGBColor(20, 20, 20),
-        _ => RGBColor(127, 127, 127),
-    }
+    let [r, g, b] = d.parse::<DirectionSpec>().map_or([127, 127, 127], |d| d.colour());
+    RGBColor(r, g, b)
 }
 
 /// One line: its label, colour and points (x, mean, lowest, highest).

@@ -1,5 +1,6 @@
 //! A results store read into what the paper's tables and figures need: the models with how they
 //! were trained, and the cells of one dataset and one norm averaged over seeds.
+use crate::attack::{DirectionSpec, RuleKind};
 use crate::error::{Error, Result};
 use crate::eval::ConditionReport;
 use crate::study::Store;
@@ -102,53 +103,38 @@ pub struct View {
     pub eps: Vec<f64>,
 }
 
-const RULES: [&str; 5] = ["fgsm", "mifgsm", "pgd", "apgd", "auto-sage"];
-
-/// How the paper names a step rule.
+/// How the paper names a step rule stored as `id` ([`RuleKind::display_name`]; unknown ids as they are).
 pub fn rule_name(id: &str) -> String {
-    match id {
-        "fgsm" => "FGSM".into(),
-        "mifgsm" => "MI-FGSM".into(),
-        "pgd" => "PGD".into(),
-        "apgd" => "APGD".into(),
-        "auto-sage" => "Auto-SAGE".into(),
-        other => other.to_string(),
-    }
+    RuleKind::from_id(id).map_or(id.to_string(), |k| k.display_name().to_string())
 }
 
-/// How the paper names a direction: `Single-Segm`, `Total`, `SignTotal`, `GB-MTA`.
+/// How the paper names a direction stored as `d`: `Single-Segm`, `Total`, `SignTotal`, `GB-MTA`
+/// ([`DirectionSpec::display_name`]).
 pub fn direction_name(d: &str) -> String {
-    if let Some(t) = d.strip_prefix("single:").and_then(|t| t.parse::<TaskKind>().ok()) {
-        return format!("Single-{}", task_name(t));
-    }
-    match d {
-        "total" => "Total".into(),
-        "sign-total" => "SignTotal".into(),
-        "gbmta" => "GB-MTA".into(),
-        other => other.to_string(),
-    }
+    d.parse::<DirectionSpec>().map_or(d.to_string(), |d| d.display_name())
 }
 
 /// `Segm`, `Norm`, `Dept`, `Keyp`, `Edge`.
 pub fn task_name(t: TaskKind) -> String {
-    let s = t.short();
-    s[..1].to_ascii_uppercase() + &s[1..]
+    t.display_short().to_string()
 }
 
 /// The task a Single-x direction attacks.
 pub fn single_task(d: &str) -> Option<TaskKind> {
-    d.strip_prefix("single:").and_then(|t| t.parse().ok())
+    match d.parse::<DirectionSpec>() {
+        Ok(DirectionSpec::Single(t)) => Some(t),
+        _ => None,
+    }
+}
+
+fn rule_rank(id: &str) -> (usize, String) {
+    (RuleKind::from_id(id).map_or(RuleKind::ALL.len(), |k| k as usize), id.to_string())
 }
 
 fn direction_rank(d: &str) -> (usize, String) {
-    if let Some(t) = single_task(d) {
-        return (TaskKind::ALL.iter().position(|k| *k == t).unwrap_or(0), String::new());
-    }
-    match d {
-        "total" => (10, String::new()),
-        "sign-total" => (11, String::new()),
-        "gbmta" => (12, String::new()),
-        other => (20, other.to_string()),
+    match d.parse::<DirectionSpec>() {
+        Ok(spec) => (spec.rank(), if matches!(spec, DirectionSpec::Weighted(_)) { d.to_string() } else { String::new() }),
+        Err(_) => (DirectionSpec::Weighted(Vec::new()).rank(), d.to_string()),
     }
 }
 
@@ -186,12 +172,12 @@ impl View {
         let dataset_id = match chosen.as_slice() {
             [one] => one.to_string(),
             [] => {
-                return Err(Error::config(
-                    "--dataset",
+                return Err(Error::parameter(
+                    "dataset",
                     format!("`{}` matches none of the store's datasets: {}", dataset.unwrap_or(""), list()),
                 ));
             }
-            _ => return Err(Error::config("--dataset", format!("the store holds cells on several datasets, choose one: {}", list()))),
+            _ => return Err(Error::parameter("dataset", format!("the store holds cells on several datasets, choose one: {}", list()))),
         };
         let norms: Vec<String> = {
             let mut v: Vec<String> = cells.iter().filter(|c| c.dataset_id == dataset_id).map(|c| c.norm.clone()).collect();
@@ -200,7 +186,7 @@ impl View {
             v
         };
         if !norms.iter().any(|n| n == norm) {
-            return Err(Error::config("--norm", format!("no cell uses norm `{norm}`; the store has {}", norms.join(", "))));
+            return Err(Error::parameter("norm", format!("no cell uses norm `{norm}`; the store has {}", norms.join(", "))));
         }
         let mut all_models = store.models()?;
         all_models.sort_by(|a, b| a.shared_stages.cmp(&b.shared_stages).then(a.name.cmp(&b.name)));
@@ -234,7 +220,7 @@ impl View {
         }
         tasks.sort_by_key(|t| TaskKind::ALL.iter().position(|k| k == t));
         let mut rules: Vec<String> = points.keys().map(|k| k.1.clone()).collect();
-        rules.sort_by_key(|r| (RULES.iter().position(|x| x == r).unwrap_or(RULES.len()), r.clone()));
+        rules.sort_by_key(|r| rule_rank(r));
         rules.dedup();
         let mut directions: Vec<String> = points.keys().map(|k| k.2.clone()).collect();
         directions.sort_by_key(|d| direction_rank(d));
@@ -317,6 +303,6 @@ impl View {
             return Ok(());
         }
         let have: Vec<String> = self.eps.iter().map(|e| crate::attack::fmt_eps(*e)).collect();
-        Err(Error::config("--eps", format!("no cell at ε = {}; the store has ε = {}", crate::attack::fmt_eps(eps), have.join(", "))))
+        Err(Error::parameter("eps", format!("no cell at ε = {}; the store has ε = {}", crate::attack::fmt_eps(eps), have.join(", "))))
     }
 }

@@ -3,8 +3,9 @@
 //! a batch-level objective shared by all samples, condition 2 on the current (not best)
 //! objective, ties move the best point, GB-MTA's objective relative to the dataset-level clean
 //! loss when given, and restart-from-best on halving only with `revised` (their "AAR").
-use super::{Apgd, MOMENTUM, RHO, momentum_step};
+use super::{MOMENTUM, RHO, momentum_step};
 use crate::attack::step::RunContext;
+use crate::error::Result;
 use tch::Tensor;
 
 /// The paper profile's checkpoints `w_j = ⌈p_j·N⌉` (duplicates removed), with
@@ -72,16 +73,16 @@ impl PaperSchedule {
 }
 
 /// Runs the profile: the best point, by the batch-level objective.
-pub(super) fn run(apgd: &Apgd, cx: &mut RunContext) -> Tensor {
+pub(super) fn run(n_iter: usize, revised: bool, cx: &mut RunContext) -> Result<Tensor> {
     let x = cx.x.shallow_clone();
     let batch_f = |t: &Tensor| f64::try_from(t).unwrap_or(f64::NAN);
-    let eta0 = cx.budget.eps / apgd.n_iter.max(1) as f64;
-    let (p0, g0) = cx.gradient(&x, true);
+    let eta0 = cx.budget.eps / n_iter.max(1) as f64;
+    let (p0, g0) = cx.gradient(&x, true)?;
     let x1 = {
         let _guard = tch::no_grad_guard();
         cx.budget.step(&x, &g0, &cx.per_sample(eta0), &x)
     };
-    let (p1, g1) = cx.probe(&x1, apgd.n_iter > 1);
+    let (p1, g1) = cx.probe(&x1, n_iter > 1)?;
     let (f0, f1) = (batch_f(&p0.batch_objective), batch_f(&p1.batch_objective));
     // First index on ties: x⁰ stays best unless x¹ is strictly better.
     let (mut x_best, mut g_best, mut f_best) = if f1 > f0 {
@@ -89,11 +90,11 @@ pub(super) fn run(apgd: &Apgd, cx: &mut RunContext) -> Tensor {
     } else {
         (x.shallow_clone(), Some(g0.shallow_clone()), f0)
     };
-    let mut schedule = PaperSchedule::new(apgd.n_iter, eta0, f0, f1);
+    let mut schedule = PaperSchedule::new(n_iter, eta0, f0, f1);
     // x¹ has no gradient only when N = 1, and then nothing steps from it.
     let mut g = g1.unwrap_or(g0);
     let (mut x_prev, mut x_cur) = (x.shallow_clone(), x1);
-    for k in 1..apgd.n_iter {
+    for k in 1..n_iter {
         let next = {
             let _guard = tch::no_grad_guard();
             let eta = cx.per_sample(schedule.eta());
@@ -101,7 +102,7 @@ pub(super) fn run(apgd: &Apgd, cx: &mut RunContext) -> Tensor {
             let z = cx.budget.project_ball(&(&x_cur + step), &x);
             momentum_step(cx.budget, &x_cur, &z, &x_prev, MOMENTUM, &x)
         };
-        let (p, mut g_next) = cx.probe(&next, k + 1 < apgd.n_iter);
+        let (p, mut g_next) = cx.probe(&next, k + 1 < n_iter)?;
         let f_next = batch_f(&p.batch_objective);
         // Ties move the best point (the reference uses ≥).
         if f_next >= f_best {
@@ -110,7 +111,7 @@ pub(super) fn run(apgd: &Apgd, cx: &mut RunContext) -> Tensor {
             f_best = f_next;
         }
         let mut next = next;
-        if schedule.observe(k, f_next) && apgd.revised {
+        if schedule.observe(k, f_next) && revised {
             // The reference resets the iterate but keeps f[k+1] and the momentum term x_best − x^(k).
             next = x_best.shallow_clone();
             g_next = g_best.as_ref().map(Tensor::shallow_clone);
@@ -121,7 +122,7 @@ pub(super) fn run(apgd: &Apgd, cx: &mut RunContext) -> Tensor {
             g = g_next;
         }
     }
-    x_best
+    Ok(x_best)
 }
 
 #[cfg(test)]
@@ -164,14 +165,17 @@ mod tests {
 
     #[test]
     fn paper_condition_two_compares_current_objectives() {
-        // With η unchanged since checkpoint 3, f[3] == f[5] triggers condition 2 at k = 5 even though
-        // the best objective improved in between (the reference's quirk, docs/REFERENCE.md §7 item 6):
-        // f = 0,1,2,3,4,3 → at k = 5: increases 3→4 yes, 4→3 no → 1 < 1.5 (cond1 too). Make cond1
-        // false by checking k = 6 instead: checkpoints 5 → 6 with f5 = f6 and η5 = η6.
-        let f = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        // N = 20: checkpoints 0, 5, 9, 12, … The interval 5 → 9 has four steps, so condition 1
+        // (increases < 0.75·4 = 3) and condition 2 can be told apart. f rises 0..8 over steps 0..8,
+        // then falls back to f[9] = 5 = f[5]: three of the four steps 5 → 9 increased (3 < 3 is
+        // false: condition 1 holds back), but η₅ = η₉ and f[5] = f[9], the *current* objectives,
+        // so condition 2 halves η₁₀ — although the best objective rose from 5 to 8 in between.
+        let mut f: Vec<f64> = (0..=8).map(f64::from).collect();
+        f.push(5.0);
+        f.extend((9..=19).map(f64::from));
         let etas = paper_etas(&f);
-        // k = 6: one step 5→6 (no increase → cond1: 0 < 0.75) → halve at η_7.
-        assert_eq!(etas[6], 1.0);
-        assert_eq!(etas[7], 0.5);
+        // k = 5: five increases of five, f[0] ≠ f[5] → η₆ = 1.
+        assert_eq!(etas[..10], [1.0; 10]);
+        assert_eq!(etas[10], 0.5);
     }
 }

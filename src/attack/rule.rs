@@ -1,0 +1,241 @@
+//! [`Rule`]: a step rule with its parameters, as one value. Each variant holds the struct of its
+//! rule (`step/*.rs`), so an option a rule does not read cannot be written; serde tags it by
+//! `rule`, which makes a study file's `[[attack]]` block and the stored cell the same flat form:
+//! `rule = "pgd"`, `n_iter = 10`, `random_start = true`.
+//!
+//! A new rule is three files: its struct and [`StepRule`] impl in `step/`, its variant here, and
+//! its flags in the command line's `attack_args.rs`.
+use super::step::{Apgd, AutoSage, Fgsm, MiFgsm, Pgd, StepRule};
+use crate::error::Result;
+
+/// A step rule and its parameters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "rule", rename_all = "kebab-case")]
+pub enum Rule {
+    /// One step of size ε.
+    Fgsm(Fgsm),
+    /// Momentum iterative FGSM.
+    Mifgsm(MiFgsm),
+    /// Projected gradient ascent (I-FGSM), the paper's "PGD".
+    Pgd(Pgd),
+    /// Auto-PGD, the paper's "APGD/AutoAttack".
+    Apgd(Apgd),
+    /// Auto-SAGE with learned per-task weights.
+    AutoSage(AutoSage),
+}
+
+/// A step rule by name (`--attack`, tables, benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleKind {
+    Fgsm,
+    Mifgsm,
+    Pgd,
+    Apgd,
+    AutoSage,
+}
+
+impl RuleKind {
+    /// Every rule, in the paper's order.
+    pub const ALL: [RuleKind; 5] = [RuleKind::Fgsm, RuleKind::Mifgsm, RuleKind::Pgd, RuleKind::Apgd, RuleKind::AutoSage];
+
+    /// The stable id (`auto-sage`), as study files and the command line spell it.
+    pub fn id(self) -> &'static str {
+        match self {
+            RuleKind::Fgsm => "fgsm",
+            RuleKind::Mifgsm => "mifgsm",
+            RuleKind::Pgd => "pgd",
+            RuleKind::Apgd => "apgd",
+            RuleKind::AutoSage => "auto-sage",
+        }
+    }
+
+    /// How the paper names it: `FGSM`, `MI-FGSM`, `PGD`, `APGD`, `Auto-SAGE`.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            RuleKind::Fgsm => "FGSM",
+            RuleKind::Mifgsm => "MI-FGSM",
+            RuleKind::Pgd => "PGD",
+            RuleKind::Apgd => "APGD",
+            RuleKind::AutoSage => "Auto-SAGE",
+        }
+    }
+
+    /// The rule by its id, if it is one.
+    pub fn from_id(id: &str) -> Option<RuleKind> {
+        RuleKind::ALL.into_iter().find(|k| k.id() == id)
+    }
+
+    /// The rule with its default parameters.
+    pub fn default_rule(self) -> Rule {
+        match self {
+            RuleKind::Fgsm => Rule::Fgsm(Fgsm::default()),
+            RuleKind::Mifgsm => Rule::Mifgsm(MiFgsm::default()),
+            RuleKind::Pgd => Rule::Pgd(Pgd::default()),
+            RuleKind::Apgd => Rule::Apgd(Apgd::default()),
+            RuleKind::AutoSage => Rule::AutoSage(AutoSage::default()),
+        }
+    }
+}
+
+impl Default for Rule {
+    /// PGD with the paper's parameters (10 steps of ε/10, no random start).
+    fn default() -> Self {
+        Rule::Pgd(Pgd::default())
+    }
+}
+
+impl Rule {
+    /// Which rule.
+    pub fn kind(&self) -> RuleKind {
+        match self {
+            Rule::Fgsm(_) => RuleKind::Fgsm,
+            Rule::Mifgsm(_) => RuleKind::Mifgsm,
+            Rule::Pgd(_) => RuleKind::Pgd,
+            Rule::Apgd(_) => RuleKind::Apgd,
+            Rule::AutoSage(_) => RuleKind::AutoSage,
+        }
+    }
+
+    /// The stable id of the rule.
+    pub fn id(&self) -> &'static str {
+        self.kind().id()
+    }
+
+    /// The rule as something that runs.
+    pub fn step(&self) -> &dyn StepRule {
+        match self {
+            Rule::Fgsm(r) => r,
+            Rule::Mifgsm(r) => r,
+            Rule::Pgd(r) => r,
+            Rule::Apgd(r) => r,
+            Rule::AutoSage(r) => r,
+        }
+    }
+
+    /// Checks the parameters' ranges.
+    ///
+    /// # Errors
+    /// The first parameter out of range, by its name.
+    pub fn check(&self) -> Result<()> {
+        self.step().check()
+    }
+
+    /// The iteration count of an iterative rule (`None` for FGSM).
+    pub fn n_iter(&self) -> Option<usize> {
+        match self {
+            Rule::Fgsm(_) => None,
+            Rule::Mifgsm(r) => Some(r.n_iter),
+            Rule::Pgd(r) => Some(r.n_iter),
+            Rule::Apgd(r) => Some(r.n_iter),
+            Rule::AutoSage(r) => Some(r.n_iter),
+        }
+    }
+
+    /// The same rule with `n_iter` iterations (and one restart): what benchmarks time. FGSM is
+    /// unchanged.
+    pub fn with_n_iter(&self, n_iter: usize) -> Rule {
+        let mut rule = self.clone();
+        match &mut rule {
+            Rule::Fgsm(_) => {}
+            Rule::Mifgsm(r) => r.n_iter = n_iter,
+            Rule::Pgd(r) => r.n_iter = n_iter,
+            Rule::Apgd(r) => {
+                r.n_iter = n_iter;
+                if let super::ApgdProfile::Autoattack { restarts } = &mut r.profile {
+                    *restarts = 1;
+                }
+            }
+            Rule::AutoSage(r) => r.n_iter = n_iter,
+        }
+        rule
+    }
+
+    /// Iterations per sample, restarts included (1 for FGSM): the unit of throughput figures.
+    pub fn iterations(&self) -> usize {
+        match self {
+            Rule::Apgd(r) => r.n_iter * r.restarts(),
+            r => r.n_iter().unwrap_or(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::ApgdProfile;
+
+    fn parse(toml_text: &str) -> std::result::Result<Rule, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rules_read_as_flat_tables_tagged_by_rule() {
+        assert_eq!(parse("rule = 'fgsm'").unwrap(), Rule::Fgsm(Fgsm {}));
+        assert_eq!(
+            parse("rule = 'pgd'\nn_iter = 5\nrandom_start = true").unwrap(),
+            Rule::Pgd(Pgd { n_iter: 5, random_start: true, ..Pgd::default() })
+        );
+        // An integer step size reads as grey levels.
+        assert_eq!(parse("rule = 'mifgsm'\nstep_size = 2").unwrap(), Rule::Mifgsm(MiFgsm { step_size: Some(2.0), ..MiFgsm::default() }));
+        assert_eq!(
+            parse("rule = 'apgd'\napgd_profile = 'paper'\napgd_revised = true").unwrap(),
+            Rule::Apgd(Apgd { n_iter: 10, profile: ApgdProfile::Paper { revised: true } })
+        );
+        assert_eq!(
+            parse("rule = 'apgd'\nrestarts = 3").unwrap(),
+            Rule::Apgd(Apgd { n_iter: 10, profile: ApgdProfile::Autoattack { restarts: 3 } })
+        );
+        assert_eq!(
+            parse("rule = 'auto-sage'\nsage_decay = 0.5").unwrap(),
+            Rule::AutoSage(AutoSage { sage_decay: 0.5, ..AutoSage::default() })
+        );
+    }
+
+    #[test]
+    fn options_a_rule_does_not_read_are_refused() {
+        let e = parse("rule = 'pgd'\nrestarts = 2").unwrap_err();
+        assert!(e.contains("unknown field `restarts`"), "{e}");
+        let e = parse("rule = 'fgsm'\nn_iter = 2").unwrap_err();
+        assert!(e.contains("unknown field `n_iter`"), "{e}");
+        let e = parse("rule = 'apgd'\napgd_profile = 'paper'\nrestarts = 2").unwrap_err();
+        assert!(e.contains("restarts") && e.contains("autoattack"), "{e}");
+        let e = parse("rule = 'apgd'\napgd_revised = true").unwrap_err();
+        assert!(e.contains("apgd_revised") && e.contains("paper"), "{e}");
+        let e = parse("rule = 'pgdd'").unwrap_err();
+        assert!(e.contains("pgdd"), "{e}");
+    }
+
+    #[test]
+    fn every_rule_round_trips_through_its_stored_form() {
+        for kind in RuleKind::ALL {
+            let rule = kind.default_rule().with_n_iter(3);
+            let json = serde_json::to_string(&rule).unwrap();
+            assert!(json.contains(&format!("\"rule\":\"{}\"", kind.id())), "{json}");
+            assert_eq!(serde_json::from_str::<Rule>(&json).unwrap(), rule);
+            assert_eq!(RuleKind::from_id(kind.id()), Some(kind));
+            assert_eq!(rule.kind(), kind);
+        }
+        let paper = Rule::Apgd(Apgd { n_iter: 4, profile: ApgdProfile::Paper { revised: false } });
+        assert_eq!(serde_json::from_str::<Rule>(&serde_json::to_string(&paper).unwrap()).unwrap(), paper);
+    }
+
+    #[test]
+    fn ranges_are_checked_by_parameter_name() {
+        let e = Rule::Pgd(Pgd { n_iter: 0, ..Pgd::default() }).check().unwrap_err().to_string();
+        assert!(e.starts_with("n_iter:"), "{e}");
+        let e = Rule::Pgd(Pgd { n_iter: usize::MAX, ..Pgd::default() }).check().unwrap_err().to_string();
+        assert!(e.starts_with("n_iter:") && e.contains("1000000"), "{e}");
+        let e = Rule::Mifgsm(MiFgsm { mi_momentum: f64::NAN, ..MiFgsm::default() }).check().unwrap_err().to_string();
+        assert!(e.starts_with("mi_momentum:"), "{e}");
+        let e = Rule::AutoSage(AutoSage { sage_decay: 1.0, ..AutoSage::default() }).check().unwrap_err().to_string();
+        assert!(e.starts_with("sage_decay:"), "{e}");
+        let e = Rule::Apgd(Apgd { n_iter: 5, profile: ApgdProfile::Autoattack { restarts: 0 } }).check().unwrap_err().to_string();
+        assert!(e.starts_with("restarts:"), "{e}");
+        let e = Rule::Pgd(Pgd { step_size: Some(-1.0), ..Pgd::default() }).check().unwrap_err().to_string();
+        assert!(e.starts_with("step_size:"), "{e}");
+        assert_eq!(Rule::Apgd(Apgd { n_iter: 5, profile: ApgdProfile::Autoattack { restarts: 3 } }).iterations(), 15);
+        assert_eq!(Rule::Fgsm(Fgsm {}).iterations(), 1);
+    }
+}
