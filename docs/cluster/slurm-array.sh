@@ -35,8 +35,11 @@ N=${2:-${SLURM_ARRAY_TASK_COUNT:?$usage}}
 DIR=${MTROBUST_SHARDS_DIR:-runs/shards}
 DEVICE=${MTROBUST_DEVICE:-auto}
 BIN=${MTROBUST_BIN:-$(command -v mtrobust || true)}
-if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
-  echo "error: no mtrobust binary: ${BIN:-none on PATH ($PATH)}; put it on PATH or set MTROBUST_BIN" >&2
+if [ -z "$BIN" ]; then
+  echo "error: no mtrobust on PATH ($PATH); put it there or set MTROBUST_BIN" >&2
+  exit 2
+elif [ ! -x "$BIN" ]; then
+  echo "error: MTROBUST_BIN=$BIN is not an executable file" >&2
   exit 2
 fi
 # libtorch's threads follow the CPUs Slurm gave the task (without --cpus-per-task: the node's cores).

@@ -25,8 +25,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 DIR=${MTROBUST_SHARDS_DIR:-runs/shards}
 OUT=${MTROBUST_RESULTS:-results.sqlite}
 BIN=${MTROBUST_BIN:-$(command -v mtrobust || true)}
-if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
-  echo "error: no mtrobust binary: ${BIN:-none on PATH}; put it on PATH or set MTROBUST_BIN" >&2
+if [ -z "$BIN" ]; then
+  echo "error: no mtrobust on PATH; put it there or set MTROBUST_BIN" >&2
+  exit 2
+elif [ ! -x "$BIN" ]; then
+  echo "error: MTROBUST_BIN=$BIN is not an executable file" >&2
   exit 2
 fi
 # The jobs get the submitter's environment, so they find the same binary and folders.
