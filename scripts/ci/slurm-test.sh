@@ -216,6 +216,10 @@ for i in 1 2; do
   mid_run "$i" "$(cells "run2/shard-$i.sqlite")"
   scontrol update JobId="${array}_$i" StartTime=now
 done
+# The run's state while shard 3 is still writing its store: read-only, per shard and in total.
+"$BIN" results list --db 'run2/shard-*.sqlite' --study study.toml --shards 3 | tee run2/list.txt >&2
+[ "$(grep -c '^  shard [123]/3: [0-9]* of [0-9]* cells done' run2/list.txt)" = 3 ] && grep -q '^total: ' run2/list.txt ||
+  die "results list over the running shards printed no per-shard and total lines"
 # Slurm counts a dependency on a cancelled task as failed for good, even after the task is requeued:
 # point the merge at the tasks again (docs/SCALE-OUT.md says so).
 scontrol update JobId="$merge" Dependency="afterok:${array}_1:${array}_2:${array}_3"
