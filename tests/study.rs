@@ -234,3 +234,46 @@ fn bad_studies_are_refused_before_anything_runs() {
     ok(d, &["study", "init", "--out", "new.toml"]);
     fails(d, &["study", "init", "--out", "new.toml"], 2, &["already exists"]);
 }
+
+#[test]
+fn results_list_over_a_glob_counts_each_shard_store_and_the_total() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    setup(d);
+    std::fs::write(d.join("s.toml"), std::fs::read_to_string(d.join("s.toml")).unwrap().replace("eps = [4, 8]", "eps = [8]")).unwrap();
+    std::fs::create_dir(d.join("shards")).unwrap();
+    let glob = ["results", "list", "--db", "shards/*.sqlite", "--study", "s.toml"];
+    fails(d, &glob, 2, &["matches no results store"]);
+    // Shard 1 of 2 done; shard 2 started, then stopped after all but two of its cells.
+    for i in [1, 2] {
+        let status = study_cmd(d, &format!("shards/shard-{i}.sqlite"), &["--shard", &format!("{i}/2")]).status().unwrap();
+        assert!(status.success());
+    }
+    let (n1, n2) = (stored_cells(&d.join("shards/shard-1.sqlite")), stored_cells(&d.join("shards/shard-2.sqlite")));
+    assert_eq!(n1 + n2, 20);
+    assert!(n2 > 2, "{n2}");
+    let conn = rusqlite::Connection::open(d.join("shards/shard-2.sqlite")).unwrap();
+    conn.execute("DELETE FROM cells WHERE rowid IN (SELECT rowid FROM cells ORDER BY rowid DESC LIMIT 2)", []).unwrap();
+    drop(conn);
+
+    let out = ok(d, &glob);
+    assert!(out.contains("study s.toml: 20 cells; 2 stores match shards/*.sqlite"), "{out}");
+    assert!(out.contains(&format!("shards/shard-1.sqlite  {n1:>5} cells done\n")), "{out}");
+    assert!(out.contains(&format!("shards/shard-2.sqlite  {:>5} cells done\n", n2 - 2)), "{out}");
+    assert!(out.contains("total: 18 of 20 cells done, 2 missing"), "{out}");
+    assert_eq!(out.matches("  missing: ").count(), 2, "{out}");
+    let per_shard = ok(d, &[&glob[..], &["--shards", "2"]].concat());
+    assert!(per_shard.contains(&format!("shard 1/2: {n1} of {n1} cells done, 0 missing")), "{per_shard}");
+    assert!(per_shard.contains(&format!("shard 2/2: {} of {n2} cells done, 2 missing", n2 - 2)), "{per_shard}");
+    // A store that a starting shard has only just created (an empty file) counts as none done and
+    // stays untouched: the stores are only read. A file that is not a store is named.
+    std::fs::write(d.join("shards/shard-3.sqlite"), "").unwrap();
+    let out = ok(d, &glob);
+    assert!(out.contains("shards/shard-3.sqlite      0 cells done\n") && out.contains("total: 18 of 20"), "{out}");
+    assert_eq!(std::fs::metadata(d.join("shards/shard-3.sqlite")).unwrap().len(), 0);
+    std::fs::write(d.join("shards/notes.sqlite"), "not a store").unwrap();
+    fails(d, &glob, 2, &["shards/notes.sqlite", "not an mtrobust results store"]);
+    // One store by name keeps its own summary, with the shards' counts on request.
+    let one = ok(d, &["results", "list", "--db", "shards/shard-1.sqlite", "--study", "s.toml", "--shards", "2"]);
+    assert!(one.contains(&format!("{n1} of 20 cells done")) && one.contains(&format!("shard 1/2: {n1} of {n1} cells done")), "{one}");
+}

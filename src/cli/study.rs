@@ -98,12 +98,22 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mtrobust results list --db results.sqlite --study study.toml
+  mtrobust results list --db 'runs/shards/*.sqlite' --study study.toml             # a cluster run's state
+  mtrobust results list --db 'runs/shards/*.sqlite' --study study.toml --shards 8  # and each shard's")]
 pub struct ListArgs {
+    /// The store, or a glob of stores such as a cluster run's shards (quote it: 'runs/shards/*.sqlite');
+    /// a glob's stores are only read, so it is safe while shards are still writing them.
     #[arg(long, default_value = "results.sqlite")]
     db: PathBuf,
-    /// A study file: count its cells done and missing in the store.
+    /// A study file: count its cells done and missing in the store (or, with a glob, in each store
+    /// and in all of them together).
     #[arg(long)]
     study: Option<PathBuf>,
+    /// With --study: the study ran as N shards (`--shard i/N`); count each shard's cells done and missing.
+    #[arg(long, value_name = "N", requires = "study", value_parser = clap::value_parser!(u32).range(1..))]
+    shards: Option<u32>,
 }
 
 fn open_existing(db: &Path) -> anyhow::Result<Store> {
@@ -219,6 +229,10 @@ fn merge(a: MergeArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
+    let pattern = a.db.to_string_lossy();
+    if !a.db.exists() && pattern.contains(['*', '?', '[']) {
+        return list_stores(&pattern, a.study.as_deref(), a.shards);
+    }
     let store = open_existing(&a.db)?;
     let cells = store.cells()?;
     outln!("{}: {} cells", a.db.display(), cells.len());
@@ -239,6 +253,9 @@ fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
             plan.cells.len(),
             missing.len()
         );
+        if let Some(n) = a.shards {
+            list_shards(&plan, &done, n as usize);
+        }
         for c in missing.iter().take(20) {
             outln!("  missing: {} {}", plan.models[c.model].row.name, c.config.label());
         }
@@ -247,4 +264,69 @@ fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `results list --db GLOB`: each matching store's cells, then the study's progress over all of
+/// them together (and per shard with `--shards`). The stores are opened read-only.
+fn list_stores(pattern: &str, study: Option<&Path>, shards: Option<u32>) -> anyhow::Result<ExitCode> {
+    let mut paths: Vec<PathBuf> =
+        glob::glob(pattern).map_err(|e| anyhow::anyhow!("--db {pattern}: not a valid glob: {e}"))?.collect::<Result<_, _>>()?;
+    // SQLite's own companions of a store are not stores.
+    paths.retain(|p| !["-wal", "-shm", "-journal"].iter().any(|s| p.to_string_lossy().ends_with(s)));
+    anyhow::ensure!(!paths.is_empty(), "--db {pattern}: matches no results store");
+    paths.sort_by_cached_key(|p| natural_key(&p.to_string_lossy()));
+    let stores: Vec<(PathBuf, std::collections::HashSet<String>)> =
+        paths.into_iter().map(|p| Ok((p.clone(), mtrobust::study::store::read_cell_ids(&p)?))).collect::<anyhow::Result<_>>()?;
+    let all: std::collections::HashSet<String> = stores.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
+    let width = stores.iter().map(|(p, _)| p.display().to_string().chars().count()).max().unwrap_or(0);
+    let Some(study) = study else {
+        for (p, ids) in &stores {
+            outln!("{:<width$}  {:>5} cells", p.display().to_string(), ids.len());
+        }
+        outln!("total: {} distinct cells in {} stores", all.len(), stores.len());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let plan = mtrobust::study::plan(&StudyFile::read(study)?)?;
+    let planned: std::collections::HashSet<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
+    outln!("study {}: {} cells; {} stores match {pattern}", study.display(), plan.cells.len(), stores.len());
+    for (p, ids) in &stores {
+        let mine = ids.iter().filter(|id| planned.contains(id.as_str())).count();
+        let other = if mine < ids.len() { format!(" (and {} of another study)", ids.len() - mine) } else { String::new() };
+        outln!("  {:<width$}  {mine:>5} cells done{other}", p.display().to_string());
+    }
+    if let Some(n) = shards {
+        list_shards(&plan, &all, n as usize);
+    }
+    let missing: Vec<_> = plan.cells.iter().filter(|c| !all.contains(&c.id)).collect();
+    outln!("total: {} of {} cells done, {} missing", plan.cells.len() - missing.len(), plan.cells.len(), missing.len());
+    for c in missing.iter().take(20) {
+        outln!("  missing: {} {}", plan.models[c.model].row.name, c.config.label());
+    }
+    if missing.len() > 20 {
+        outln!("  … and {} more", missing.len() - 20);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each shard i/n's cells of the plan that `done` holds: which job of an array is behind.
+fn list_shards(plan: &mtrobust::study::Plan, done: &std::collections::HashSet<String>, n: usize) {
+    for index in 1..=n {
+        let shard = Shard { index, count: n };
+        let owned: Vec<_> = plan.cells.iter().filter(|c| shard.owns(&c.id)).collect();
+        let stored = owned.iter().filter(|c| done.contains(&c.id)).count();
+        outln!("  shard {index}/{n}: {stored} of {} cells done, {} missing", owned.len(), owned.len() - stored);
+    }
+}
+
+/// Orders `shard-2` before `shard-10`: runs of digits compare as numbers.
+fn natural_key(s: &str) -> Vec<(u64, String)> {
+    let mut key = Vec::new();
+    let mut rest = s;
+    while let Some(first) = rest.chars().next() {
+        let digits = first.is_ascii_digit();
+        let (head, tail) = rest.split_at(rest.find(|c: char| c.is_ascii_digit() != digits).unwrap_or(rest.len()));
+        key.push(if digits { (head.parse().unwrap_or(u64::MAX), String::new()) } else { (0, head.to_string()) });
+        rest = tail;
+    }
+    key
 }

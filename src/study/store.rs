@@ -692,3 +692,39 @@ pub struct MergeSummary {
 pub fn options_key(o: &EvalOptions) -> String {
     serde_json::to_string(o).expect("serialisable")
 }
+
+/// The ids of the cells stored at `path`, read without writing to the file: a shard that is still
+/// running may be writing it, and a finished one may sit on a read-only volume. A database with no
+/// tables yet (a store that is being created) holds none.
+///
+/// # Errors
+/// A file that is not a SQLite database or not a results store, or a store of another schema version.
+pub fn read_cell_ids(path: &Path) -> Result<std::collections::HashSet<String>> {
+    let e = sql(path);
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(&e)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(&e)?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type='table'")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(|err| Error::context(format!("{}: is not an mtrobust results store (a SQLite file)", path.display()), err))?;
+    if tables.is_empty() {
+        return Ok(Default::default());
+    }
+    if !["meta", "cells"].iter().all(|t| tables.iter().any(|n| n == t)) {
+        return Err(Error::data(path, "is a SQLite database but not an mtrobust results store"));
+    }
+    let version: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(&e)?;
+    if version.as_deref() != Some(SCHEMA_VERSION.to_string().as_str()) {
+        return Err(Error::data(
+            path,
+            format!(
+                "is a store of schema {} (this mtrobust reads {SCHEMA_VERSION}); use a matching mtrobust version",
+                version.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
+    let mut st = conn.prepare("SELECT id FROM cells").map_err(&e)?;
+    let ids = st.query_map([], |r| r.get(0)).map_err(&e)?.collect::<rusqlite::Result<_>>().map_err(&e)?;
+    Ok(ids)
+}
