@@ -263,6 +263,11 @@ impl Store {
     /// # Errors
     /// A missing file, a file that is not a results store, or a store of another schema version.
     pub fn open_read_only(path: &Path) -> Result<Store> {
+        Store::reader(path)?.ok_or_else(|| Error::data(path, "is an empty SQLite database, not a results store"))
+    }
+
+    /// [`Store::open_read_only`], or `None` for a database without tables.
+    fn reader(path: &Path) -> Result<Option<Store>> {
         let e = sql(path);
         if !path.is_file() {
             return Err(Error::data(path, "no such results store (`mtrobust study run` creates one)"));
@@ -279,10 +284,7 @@ impl Store {
         // A WAL store needs its shared-memory file, which a read-only mount cannot create: read it
         // as immutable there (nobody can be writing to a read-only mount).
         let conn = open(uri("")).or_else(|_| open(uri("&immutable=1"))).map_err(&e)?;
-        if !check_kind(&conn, path)? {
-            return Err(Error::data(path, "is an empty SQLite database, not a results store"));
-        }
-        Ok(Store { conn, path: path.to_path_buf() })
+        Ok(check_kind(&conn, path)?.then(|| Store { conn, path: path.to_path_buf() }))
     }
 
     /// The file.
@@ -700,31 +702,8 @@ pub fn options_key(o: &EvalOptions) -> String {
 /// # Errors
 /// A file that is not a SQLite database or not a results store, or a store of another schema version.
 pub fn read_cell_ids(path: &Path) -> Result<std::collections::HashSet<String>> {
-    let e = sql(path);
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(&e)?;
-    conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(&e)?;
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type='table'")
-        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-        .map_err(|err| Error::context(format!("{}: is not an mtrobust results store (a SQLite file)", path.display()), err))?;
-    if tables.is_empty() {
-        return Ok(Default::default());
+    match Store::reader(path)? {
+        Some(store) => store.cell_ids(),
+        None => Ok(Default::default()),
     }
-    if !["meta", "cells"].iter().all(|t| tables.iter().any(|n| n == t)) {
-        return Err(Error::data(path, "is a SQLite database but not an mtrobust results store"));
-    }
-    let version: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(&e)?;
-    if version.as_deref() != Some(SCHEMA_VERSION.to_string().as_str()) {
-        return Err(Error::data(
-            path,
-            format!(
-                "is a store of schema {} (this mtrobust reads {SCHEMA_VERSION}); use a matching mtrobust version",
-                version.as_deref().unwrap_or("unknown")
-            ),
-        ));
-    }
-    let mut st = conn.prepare("SELECT id FROM cells").map_err(&e)?;
-    let ids = st.query_map([], |r| r.get(0)).map_err(&e)?.collect::<rusqlite::Result<_>>().map_err(&e)?;
-    Ok(ids)
 }
