@@ -283,7 +283,12 @@ impl Store {
         let uri = |extra: &str| format!("file:{}?mode=ro{extra}", uri_path(path));
         // A WAL store needs its shared-memory file, which a read-only mount cannot create: read it
         // as immutable there (nobody can be writing to a read-only mount).
-        let conn = open(uri("")).or_else(|_| open(uri("&immutable=1"))).map_err(&e)?;
+        let conn = open(uri("")).or_else(|_| open(uri("&immutable=1"))).map_err(|err| match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                Error::context(format!("{}: is not an mtrobust results store (not a SQLite file)", path.display()), err)
+            }
+            _ => e(err),
+        })?;
         Ok(check_kind(&conn, path)?.then(|| Store { conn, path: path.to_path_buf() }))
     }
 
