@@ -8,7 +8,6 @@ use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Luma, Rgb};
-use npyz::WriterBuilder;
 
 use crate::data::raw::Dense;
 use crate::error::{Error, Result};
@@ -250,13 +249,36 @@ pub(crate) fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Resul
     if shape.iter().product::<usize>() != data.len() {
         return Err(Error::data(path, format!("cannot write {} values as shape {shape:?}", data.len())));
     }
-    let shape: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
     // Through a temporary file and a rename: a full disk never leaves a truncated `.npy`.
     crate::files::write_atomic(path, |w| {
-        let mut writer = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
-        writer.extend(data.iter().copied())?;
-        writer.finish()
+        w.write_all(&npy_header("<f4", shape))?;
+        for chunk in data.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            w.write_all(&bytes)?;
+        }
+        Ok(())
     })
+}
+
+/// The `.npy` version 1.0 header numpy itself writes: magic, version, length, then the dict
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 65, 65), }` padded with spaces and a
+/// newline to a multiple of 64 bytes. The shape is a Python tuple (`(17,)` for one axis), which
+/// readers stricter than numpy (tch's `read_npy`) require.
+fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let tuple = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    let fixed = 6 + 2 + 2; // magic, version, header length
+    let total = (fixed + dict.len() + 1).div_ceil(64) * 64;
+    dict.push_str(&" ".repeat(total - fixed - dict.len() - 1));
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.into_bytes());
+    out
 }
 
 /// Reads split `split` of a JSON split index: a list of `N`-path entries.
@@ -381,6 +403,26 @@ mod tests {
         for bad in ["", "../x", "/abs", "a/../../b"] {
             assert!(check_stem(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn npy_headers_are_numpys_own() {
+        // What `np.save` writes for float32 arrays of these shapes (header up to the data).
+        let h = npy_header("<f4", &[4, 3, 65, 65]);
+        assert_eq!(&h[..10], b"\x93NUMPY\x01\x00\x76\x00");
+        let dict = std::str::from_utf8(&h[10..]).unwrap();
+        assert_eq!(dict.trim_end(), "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 65, 65), }");
+        assert!(dict.ends_with(" \n") && h.len() == 128);
+        let one = npy_header("<f4", &[17]);
+        assert!(std::str::from_utf8(&one[10..]).unwrap().starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (17,), }"));
+        assert_eq!(one.len() % 64, 0);
+        // And libtorch's strict reader takes the file.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        write_npy_f32(&path, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let t = tch::Tensor::read_npy(&path).unwrap();
+        assert_eq!(t.size(), [2, 3]);
+        assert_eq!(Vec::<f32>::try_from(t.flatten(0, -1)).unwrap(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     }
 
     #[test]

@@ -13,6 +13,15 @@ pub fn cosine(pred: &Tensor, label: &Tensor) -> Tensor {
     (unit(pred) * unit(label)).sum_dim_intlist([1i64].as_slice(), true, pred.kind())
 }
 
+/// The cosine as the reference's metric computes it: `F.normalize` of both vectors, then PyTorch's
+/// `CosineSimilarity(dim=1, eps=1e-8)`, which normalises them again (libtorch's own kernel, so
+/// the float32 arithmetic is the reference's to the last bit; about half of the pixels differ
+/// from [`cosine`] in their last bits).
+pub fn reference_cosine(pred: &Tensor, label: &Tensor) -> Tensor {
+    let unit = |t: &Tensor| t / t.norm_scalaropt_dim(2.0, [1i64].as_slice(), true).clamp_min(1e-12);
+    Tensor::cosine_similarity(&unit(pred), &unit(label), 1, 1e-8).unsqueeze(1)
+}
+
 /// Per-pixel `(1 − cos)` over valid pixels (the mean of which is `1 − mean cos`).
 pub fn loss(pred: &Tensor, target: &Target) -> LossParts {
     let cos = cosine(pred, &target.value);
@@ -69,7 +78,7 @@ impl NormalMetric {
     pub fn update(&mut self, pred: &Tensor, target: &Target) {
         let valid = target.valid.gt(0.5);
         if self.convention == Convention::Reference {
-            let cos = cosine(pred, &target.value).to_kind(Kind::Float).clamp(-1.0, 1.0).masked_select(&valid);
+            let cos = reference_cosine(pred, &target.value).to_kind(Kind::Float).clamp(-1.0, 1.0).masked_select(&valid);
             let cos = Vec::<f32>::try_from(cos.to_device(tch::Device::Cpu)).expect("a 1-D float tensor");
             self.count += cos.len() as f64;
             if self.single {
@@ -164,6 +173,25 @@ fn histogram_median(hist: &[i64], width: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reference_metric_normalises_twice() {
+        // One pixel each, [1, 3, 1, 1] float32: what PyTorch 2.11 gives for
+        // CosineSimilarity(dim=1, eps=1e-8)(F.normalize(p), F.normalize(g)) (the reference's metric)
+        // and for (F.normalize(p) * F.normalize(g)).sum(1), which differ in the last bit.
+        let pixel = |v: [f32; 3]| Tensor::from_slice(&v).view([1, 3, 1, 1]);
+        let bits = |t: Tensor| f32::try_from(t.flatten(0, -1).get(0)).unwrap().to_bits();
+        let cases = [
+            ([0.7f32, -1.3, 2.7], [193.0f32, 41.0, 105.0], 0x3f07f6e3, 0x3f07f6e2),
+            ([0.7, -1.3, 4.5], [193.0, 41.0, 115.0], 0x3f0dd8f5, 0x3f0dd8f4),
+        ];
+        for (p, g, twice, once) in cases {
+            assert_eq!(bits(reference_cosine(&pixel(p), &pixel(g))), twice, "{p:?}");
+            assert_eq!(bits(cosine(&pixel(p), &pixel(g))), once, "{p:?}: the standard convention normalises once");
+        }
+        // A zero vector still gives 0.
+        assert_eq!(bits(reference_cosine(&pixel([0.0; 3]), &pixel([1.0, 2.0, 3.0]))), 0);
+    }
 
     #[test]
     fn histogram_median_uses_bin_centres_and_averages_the_middle_pair() {
