@@ -128,7 +128,7 @@ fn check_input_space(input: &InputSpace) -> std::result::Result<(), String> {
 
 /// Why a tensor read from a checkpoint cannot be used: a NaN or infinite value anywhere, or a
 /// negative batch-norm variance (its square root would be NaN).
-fn invalid_values(name: &str, t: &Tensor) -> Option<String> {
+pub(crate) fn invalid_values(name: &str, t: &Tensor) -> Option<String> {
     let bad = i64::try_from(t.isfinite().logical_not().sum(tch::Kind::Int64)).unwrap_or(i64::MAX);
     if bad > 0 {
         return Some(format!("`{name}` holds {bad} NaN or infinite value(s)"));
