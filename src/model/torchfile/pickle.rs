@@ -302,6 +302,52 @@ impl Value {
     }
 }
 
+/// Values are dropped without recursion: a list nested a million deep (a crafted pickle, freed
+/// after its error) would otherwise overflow the stack. A container whose last reference goes
+/// hands its items to a work list instead of dropping them inside its own drop.
+impl Drop for Value {
+    fn drop(&mut self) {
+        fn take_items(v: &mut Value, work: &mut Vec<Value>) {
+            match v {
+                Value::Tuple(t) => {
+                    if let Some(items) = Rc::get_mut(t) {
+                        work.extend(items.iter_mut().map(|x| std::mem::replace(x, Value::None)));
+                    }
+                }
+                Value::List(l) | Value::Set(l) => {
+                    if let Some(items) = Rc::get_mut(l) {
+                        work.append(items.get_mut());
+                    }
+                }
+                Value::Dict(d) => {
+                    if let Some(items) = Rc::get_mut(d) {
+                        work.extend(items.get_mut().drain(..).flat_map(|(k, v)| [k, v]));
+                    }
+                }
+                Value::Call(c) => {
+                    if let Some(c) = Rc::get_mut(c) {
+                        let c = c.get_mut();
+                        work.push(std::mem::replace(&mut c.callable, Value::None));
+                        work.push(Value::Tuple(std::mem::replace(&mut c.args, Rc::from(Vec::new()))));
+                        work.extend(c.state.take());
+                    }
+                }
+                Value::PersistentId(p) => {
+                    if let Some(inner) = Rc::get_mut(p) {
+                        work.push(std::mem::replace(inner, Value::None));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut work = Vec::new();
+        take_items(self, &mut work);
+        while let Some(mut v) = work.pop() {
+            take_items(&mut v, &mut work);
+        }
+    }
+}
+
 /// The first `n` characters of `s`, marked when cut.
 fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
@@ -468,8 +514,8 @@ impl<'a> Machine<'a> {
 
     /// The argument tuple of REDUCE, NEWOBJ and NEWOBJ_EX (Python refuses anything else too).
     fn args(&mut self) -> Res<Rc<[Value]>> {
-        match self.pop()? {
-            Value::Tuple(t) => Ok(t),
+        match &self.pop()? {
+            Value::Tuple(t) => Ok(t.clone()),
             other => err(format!("the arguments are {}, not a tuple", other.describe())),
         }
     }
@@ -698,8 +744,8 @@ impl<'a> Machine<'a> {
             STACK_GLOBAL => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                match (module, name) {
-                    (Value::Str(module), Value::Str(name)) => self.push(Value::Global { module, name }),
+                match (&module, &name) {
+                    (Value::Str(module), Value::Str(name)) => self.push(Value::Global { module: module.clone(), name: name.clone() }),
                     (m, n) => return err(format!("needs two strings, got {} and {}", m.describe(), n.describe())),
                 }
             }
@@ -831,36 +877,30 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    /// Frees whatever a failed read built, without recursion: a value nested a million deep
-    /// dropped the ordinary way would overflow the stack. Containers are emptied into a work list
-    /// (which also breaks reference cycles); shared tuples and ids are emptied by their last owner.
+    /// Breaks the reference cycles a failed read may have built (a list appended to itself), which
+    /// reference counting alone would never free: every container reachable from what the machine
+    /// holds is emptied once.
     fn dismantle(&mut self, mut work: Vec<Value>) {
         work.extend(self.stack.drain(..).filter_map(|i| match i {
             Item::Value(v) => Some(v),
             Item::Mark => None,
         }));
         work.extend(self.memo.drain().map(|(_, v)| v));
+        let mut seen = std::collections::HashSet::new();
         while let Some(v) = work.pop() {
-            match v {
-                Value::Tuple(mut t) => {
-                    if let Some(items) = Rc::get_mut(&mut t) {
-                        work.extend(items.iter_mut().map(|x| std::mem::replace(x, Value::None)));
-                    }
-                }
+            if !v.node().is_some_and(|id| seen.insert(id)) {
+                continue;
+            }
+            match &v {
                 Value::List(l) | Value::Set(l) => work.append(&mut l.borrow_mut()),
                 Value::Dict(d) => work.extend(d.borrow_mut().drain(..).flat_map(|(k, v)| [k, v])),
                 Value::Call(c) => {
                     let mut c = c.borrow_mut();
                     work.push(std::mem::replace(&mut c.callable, Value::None));
-                    work.push(Value::Tuple(std::mem::replace(&mut c.args, Rc::from(Vec::new()))));
+                    work.extend(c.args.iter().cloned());
                     work.extend(c.state.take());
                 }
-                Value::PersistentId(mut p) => {
-                    if let Some(inner) = Rc::get_mut(&mut p) {
-                        work.push(std::mem::replace(inner, Value::None));
-                    }
-                }
-                _ => {}
+                _ => work.extend(v.children()),
             }
         }
     }
@@ -946,6 +986,11 @@ mod tests {
         // Cut short, the deep value is still freed without recursion.
         let e = error_of(&lists[..lists.len() - 1]);
         assert!(e.contains("ends at offset") && e.contains("without a STOP"), "{e}");
+        // One APPEND too many: the opcode fails holding the whole value it popped.
+        let mut extra = lists[..lists.len() - 1].to_vec();
+        extra.extend([APPEND, STOP]);
+        let e = error_of(&extra);
+        assert!(e.contains(&format!("APPEND (0x61) at offset {}: the stack is empty", 2 * N + 1)), "{e}");
         // Within the limit it reads.
         let mut ok = p2(&[EMPTY_LIST].repeat(256));
         ok.extend([APPEND].repeat(255));
