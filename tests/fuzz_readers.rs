@@ -80,7 +80,9 @@ fn fuzz(name: &str, budget: u64, seeds: impl FnOnce(&Path) -> Vec<Input>, run: i
 }
 
 fn parent(name: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    // The child writes every input to a file: in memory (tmpfs) that is 50 times faster than on disk.
+    let shm = tempfile::Builder::new().prefix("mtrobust-fuzz").tempdir_in("/dev/shm");
+    let dir = shm.or_else(|_| tempfile::tempdir()).unwrap();
     let log = dir.path().join("child.log");
     let out = std::fs::File::create(&log).unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
