@@ -21,6 +21,7 @@
 //! a huge allocation takes.)
 //!
 //! Environment: `MTROBUST_FUZZ_ITERS` (inputs per reader, default: the test's CI budget),
+//! `MTROBUST_FUZZ_SCALE` (multiplies every test's budget instead, for long runs),
 //! `MTROBUST_FUZZ_SEED` (base seed, default fixed per reader), `MTROBUST_FUZZ_FROM` (the first
 //! iteration; with `MTROBUST_FUZZ_ITERS=1` it replays one input), `MTROBUST_FUZZ_TIMEOUT` (seconds
 //! before a child is killed as hung, default 600).
@@ -62,8 +63,9 @@ fn input(kind: u8, bytes: Vec<u8>) -> Input {
     Input { kind, bytes, extra: Rc::new(Vec::new()) }
 }
 
-/// What a test checks beyond "no panic": `Err(why)` fails the run.
-type Check = Result<(), String>;
+/// What a test checks beyond "no panic": `Err(why)` fails the run; `Ok(true)` when the reader
+/// accepted the input (counted, to see how deep the mutants get).
+type Check = Result<bool, String>;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
@@ -168,15 +170,15 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
     std::fs::create_dir_all(&work).unwrap();
     let seeds = seeds(&work);
     // The first seed is valid: reading it once warms libtorch up before the limit.
-    run(&work, &seeds[0]).unwrap();
+    assert!(run(&work, &seeds[0]).unwrap(), "fuzz {name}: the first seed is not read (see the reader's error by replaying iteration 0)");
     let limit = limit_memory();
     let base = env_u64("MTROBUST_FUZZ_SEED")
         .unwrap_or_else(|| name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)));
     let from = env_u64("MTROBUST_FUZZ_FROM").unwrap_or(0);
-    let iters = env_u64("MTROBUST_FUZZ_ITERS").unwrap_or(budget);
+    let iters = env_u64("MTROBUST_FUZZ_ITERS").unwrap_or(budget * env_u64("MTROBUST_FUZZ_SCALE").unwrap_or(1));
     let start = Instant::now();
     let (mut slowest, mut slowest_at) = (Duration::ZERO, 0);
-    let mut kinds = [0u64; 4];
+    let (mut kinds, mut accepted) = ([0u64; 4], 0u64);
     for i in from..from + iters {
         // The seeds first, unmutated (the hostile ones among them), then mutants.
         let input = match usize::try_from(i).ok().and_then(|i| seeds.get(i)) {
@@ -192,14 +194,17 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
         }
         kinds[usize::from(input.kind).min(3)] += 1;
         let failure = match outcome {
-            Ok(Ok(())) => continue,
+            Ok(Ok(ok)) => {
+                accepted += u64::from(ok);
+                continue;
+            }
             Ok(Err(why)) => why,
             Err(payload) => format!("panicked: {}", panic_message(&*payload)),
         };
         panic!("fuzz {name}: input {i} (kind {}, {} bytes) {failure}", input.kind, input.bytes.len());
     }
     let summary = format!(
-        "fuzz {name}: {iters} inputs (by kind {kinds:?}) in {:.1} s, slowest {:.0} ms (iteration {slowest_at}), seed {base}, \
+        "fuzz {name}: {iters} inputs (by kind {kinds:?}, {accepted} accepted) in {:.1} s, slowest {:.0} ms (iteration {slowest_at}), seed {base}, \
          data limit {} MiB",
         start.elapsed().as_secs_f64(),
         slowest.as_secs_f64() * 1e3,
@@ -606,14 +611,14 @@ fn archive_seeds(dir: &Path) -> Vec<Input> {
 fn names_file(path: &Path, e: &mtrobust::Error) -> Check {
     let text = e.chain();
     let name = path.file_name().unwrap().to_string_lossy();
-    if text.contains(&*name) { Ok(()) } else { Err(format!("returned an error that does not name the file: {text}")) }
+    if text.contains(&*name) { Ok(false) } else { Err(format!("returned an error that does not name the file: {text}")) }
 }
 
 #[test]
 fn pickle_reader() {
     fuzz(
         "pickle_reader",
-        20_000,
+        4_000,
         |dir| {
             let archives = archive_seeds(dir);
             let mut seeds: Vec<Input> = archives.iter().filter(|s| s.kind == 1).map(|s| input(0, s.bytes.clone())).collect();
@@ -622,22 +627,21 @@ fn pickle_reader() {
             seeds
         },
         |_, input| {
-            if let Ok((v, used)) = pickle::unpickle(&input.bytes) {
-                assert!(used <= input.bytes.len());
-                let _ = (v.describe(), v.global_name(), v.items(), v.get("state_dict"));
-            }
-            Ok(())
+            let Ok((v, used)) = pickle::unpickle(&input.bytes) else { return Ok(false) };
+            assert!(used <= input.bytes.len());
+            let _ = (v.describe(), v.global_name(), v.items(), v.get("state_dict"));
+            Ok(true)
         },
     );
 }
 
 #[test]
 fn torch_archive_reader() {
-    fuzz("torch_archive_reader", 3_000, archive_seeds, |dir, input| {
+    fuzz("torch_archive_reader", 2_500, archive_seeds, |dir, input| {
         let path = dir.join("input.pt");
         std::fs::write(&path, archive_bytes(input)).unwrap();
         match read_state_dict(&path) {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             Err(e) => names_file(&path, &e),
         }
     });
@@ -656,7 +660,7 @@ fn deeplab_config() -> ModelConfig {
 fn treemtl_import() {
     fuzz(
         "treemtl_import",
-        400,
+        1_000,
         |dir| {
             // A TreeMTL training checkpoint written by PyTorch (state dict, layout object,
             // optimizer state), the same as safetensors, and the pickle alone.
@@ -669,7 +673,7 @@ fn treemtl_import() {
             let path = dir.join(if input.kind == 2 { "input.safetensors" } else { "input.model" });
             std::fs::write(&path, archive_bytes(input)).unwrap();
             match import(&path, deeplab_config(), None, Device::Cpu) {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(true),
                 Err(e) => names_file(&path, &e),
             }
         },
@@ -680,7 +684,7 @@ fn treemtl_import() {
 fn checkpoint_loader() {
     fuzz(
         "checkpoint_loader",
-        400,
+        2_000,
         |dir| {
             let config = ModelConfig {
                 backbone: BackboneKind::Small,
@@ -707,7 +711,7 @@ fn checkpoint_loader() {
             std::fs::write(&path, weights).unwrap();
             std::fs::write(dir.join("m.json"), sidecar).unwrap();
             match Model::load(&path, Device::Cpu) {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(true),
                 Err(e) => names_file(&path, &e).or_else(|_| names_file(&dir.join("m.json"), &e)),
             }
         },
@@ -720,20 +724,24 @@ fn study_file() {
         "study_file",
         5_000,
         |_| {
-            let full = "device = \"cpu\"\n\n[data]\npath = \"data\"\nsplit = \"test\"\nlimit = 4\nbatch_size = 3\nresize = 64\ncrop = 48\n\
-                        convention = \"paper\"\nprecision = \"bf16\"\n\n[[model]]\npath = \"m/*.safetensors\"\nname = \"m\"\n\n\
-                        [[attack]]\nrule = \"pgd\"\ndirections = [\"all\"]\neps = [4, 8]\nnorms = [\"linf\", \"l2\"]\nseeds = [0, 1]\n\
-                        n_iter = 2\nstep_size = 1.5\nrandom_start = true\nrestarts = 2\n\n[[attack]]\nrule = \"apgd\"\n\
-                        directions = [\"gbmta\", \"total\", \"single:segm\"]\neps = [8]\nn_iter = 3\n";
             let minimal = "[data]\npath = \"d\"\n[[model]]\npath = \"a.safetensors\"\n[[attack]]\nrule = \"fgsm\"\n";
             let deep = format!("[data]\npath = \"d\"\nx = {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
-            vec![input(0, full.into()), input(0, minimal.into()), input(0, deep.into_bytes())]
+            // The example with every commented-out option switched on too.
+            let all: String = mtrobust::study::EXAMPLE
+                .lines()
+                .map(|l| match l.strip_prefix("# ") {
+                    Some(rest) if rest.contains(" = ") || rest.starts_with("[[") => format!("{rest}\n"),
+                    _ => format!("{l}\n"),
+                })
+                .collect();
+            let example = mtrobust::study::EXAMPLE.as_bytes().to_vec();
+            vec![input(0, example), input(0, all.into_bytes()), input(0, minimal.into()), input(0, deep.into_bytes())]
         },
         |dir, input| {
             let path = dir.join("study.toml");
             std::fs::write(&path, &input.bytes).unwrap();
             match StudyFile::read(&path) {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(true),
                 Err(e) => names_file(&path, &e),
             }
         },
@@ -758,7 +766,7 @@ fn model_spec() {
             let path = dir.join("spec.toml");
             std::fs::write(&path, &input.bytes).unwrap();
             match ScriptSpec::read(&path) {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(true),
                 Err(e) => names_file(&path, &e),
             }
         },
@@ -781,7 +789,7 @@ fn npy(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
 fn npy_reader() {
     fuzz(
         "npy_reader",
-        5_000,
+        10_000,
         |dir| {
             let path = dir.join("seed.npy");
             write_npy(&path, &Tensor::arange(24, (Kind::Float, Device::Cpu)).view([2, 3, 4])).unwrap();
@@ -812,7 +820,7 @@ fn npy_reader() {
             let path = dir.join("input.npy");
             std::fs::write(&path, &input.bytes).unwrap();
             match read_npy(&path) {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(true),
                 Err(e) => names_file(&path, &e),
             }
         },
@@ -823,7 +831,7 @@ fn npy_reader() {
 fn results_store() {
     fuzz(
         "results_store",
-        1_500,
+        5_000,
         |dir| {
             let db = dir.join("seed.sqlite");
             paper_store::build(&db);
@@ -842,11 +850,12 @@ fn results_store() {
                 Err(e) => return names_file(&path, &e),
             };
             let cells = store.cells();
-            let _ = (store.models(), store.cleans(), store.datasets(), store.cell_ids());
+            let others = (store.models().is_ok(), store.cleans().is_ok(), store.datasets().is_ok(), store.cell_ids().is_ok());
+            let read = cells.is_ok() && others == (true, true, true, true);
             if let Some(c) = cells.ok().and_then(|c| c.into_iter().next()) {
                 let _ = store.samples(&c.id);
             }
-            Ok(())
+            Ok(read)
         },
     );
 }
