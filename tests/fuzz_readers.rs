@@ -50,6 +50,16 @@ const CHILD: &str = "MTROBUST_FUZZ_CHILD";
 const HEADROOM: u64 = 1 << 30;
 /// Mutants are cut to this size.
 const MAX_INPUT: usize = 8 << 20;
+/// An input that takes longer than this is saved (as `….slow.bin`) and named in the summary: a
+/// quadratic path on crafted input shows up here long before it is a hang.
+const SLOW: Duration = Duration::from_secs(1);
+
+/// Where crashing and slow inputs are saved.
+fn crashes_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("fuzz-crashes");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 /// One input: its kind (what the test does with it), its bytes, and entries to zip with it.
 #[derive(Clone)]
@@ -127,9 +137,7 @@ fn parent(name: &str) {
     };
     let progress = std::fs::read_to_string(dir.path().join("progress")).unwrap_or_default();
     let (seed, iter) = progress.split_once(' ').unwrap_or(("?", "?"));
-    let crashes = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("fuzz-crashes");
-    std::fs::create_dir_all(&crashes).unwrap();
-    let saved = crashes.join(format!("{name}-{seed}-{iter}.bin"));
+    let saved = crashes_dir().join(format!("{name}-{seed}-{iter}.bin"));
     let _ = std::fs::copy(dir.path().join("input"), &saved);
     let tail: String = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
     panic!(
@@ -178,7 +186,7 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
     let iters = env_u64("MTROBUST_FUZZ_ITERS").unwrap_or(budget * env_u64("MTROBUST_FUZZ_SCALE").unwrap_or(1));
     let start = Instant::now();
     let (mut slowest, mut slowest_at) = (Duration::ZERO, 0);
-    let (mut kinds, mut accepted) = ([0u64; 4], 0u64);
+    let (mut kinds, mut accepted, mut slow) = ([0u64; 4], 0u64, Vec::new());
     for i in from..from + iters {
         // The seeds first, unmutated (the hostile ones among them), then mutants.
         let input = match usize::try_from(i).ok().and_then(|i| seeds.get(i)) {
@@ -191,6 +199,11 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
         let outcome = catch_unwind(AssertUnwindSafe(|| run(&work, &input)));
         if t.elapsed() > slowest {
             (slowest, slowest_at) = (t.elapsed(), i);
+        }
+        if t.elapsed() > SLOW {
+            let path = crashes_dir().join(format!("{name}-{base}-{i}.slow.bin"));
+            std::fs::write(&path, &input.bytes).unwrap();
+            slow.push(format!("{} ({:.1} s)", path.display(), t.elapsed().as_secs_f64()));
         }
         kinds[usize::from(input.kind).min(3)] += 1;
         let failure = match outcome {
@@ -210,7 +223,8 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
         slowest.as_secs_f64() * 1e3,
         limit >> 20
     );
-    std::fs::write(dir.join("summary"), summary).unwrap();
+    let slow = if slow.is_empty() { String::new() } else { format!("\n  slow inputs, saved: {}", slow.join(", ")) };
+    std::fs::write(dir.join("summary"), summary + &slow).unwrap();
 }
 
 // ---- mutation ----

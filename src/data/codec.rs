@@ -185,15 +185,18 @@ pub(crate) struct NpyArray {
 
 /// numpy's own reader refuses longer headers (its `max_header_size`); a float array's is ~120 bytes.
 const NPY_MAX_HEADER: u64 = 10_000;
-/// Brackets nested deeper than this in a header are refused before npyz's parser, which recurses,
-/// sees them; a shape tuple nests one level inside the header's dict.
-const NPY_MAX_NESTING: usize = 16;
+/// Brackets nested deeper than this in a header are refused before npyz's parser sees them: it
+/// recurses, and backtracks exponentially in the nesting (12 unclosed braces took 4 s). A float
+/// array's header nests two levels, the dict and its shape tuple.
+const NPY_MAX_NESTING: usize = 4;
+/// numpy arrays have at most 64 axes (`NPY_MAXDIMS`).
+const NPY_MAX_AXES: usize = 64;
 
 /// Checks a `.npy` file's preamble against the file before npyz reads it: npyz allocates the
 /// header length it reads (up to 4 GiB) and parses the header recursively. Returns where the data
 /// starts.
 fn check_npy_header(path: &Path, file: &mut File) -> Result<u64> {
-    use std::io::Read;
+    use std::io::{Read, Seek, SeekFrom};
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut pre = Vec::with_capacity(12);
     file.take(12).read_to_end(&mut pre).map_err(|e| Error::io(path, e))?;
@@ -213,17 +216,22 @@ fn check_npy_header(path: &Path, file: &mut File) -> Result<u64> {
         return Err(invalid(format!("it claims a header of {len} bytes but the file has {file_len} in all (truncated)")));
     }
     let mut header = Vec::with_capacity(len as usize);
+    file.seek(SeekFrom::Start(start)).map_err(|e| Error::io(path, e))?;
     file.take(len).read_to_end(&mut header).map_err(|e| Error::io(path, e))?;
     let mut depth = 0usize;
     for &b in &header {
         match b {
             b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' if depth > 0 => depth -= 1,
+            b')' | b']' | b'}' => return Err(invalid("its header closes a bracket it never opened".into())),
             _ => {}
         }
         if depth > NPY_MAX_NESTING {
             return Err(invalid(format!("its header nests brackets deeper than {NPY_MAX_NESTING}")));
         }
+    }
+    if depth > 0 {
+        return Err(invalid("its header leaves a bracket open".into()));
     }
     Ok(start + len)
 }
@@ -240,6 +248,9 @@ pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
     let npy = npyz::NpyFile::new(BufReader::new(file))
         .map_err(|e| Error::context(format!("{}: not a valid .npy file (re-save it with numpy.save)", path.display()), e))?;
     let shape: Vec<u64> = npy.shape().to_vec();
+    if shape.len() > NPY_MAX_AXES {
+        return Err(Error::data(path, format!("its shape has {} axes; numpy arrays have at most {NPY_MAX_AXES}", shape.len())));
+    }
     let order = npy.order();
     let dtype = npy.dtype();
     let truncated =
@@ -290,6 +301,9 @@ pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
 
 /// Reorders a Fortran-ordered (first axis fastest) array into C order.
 fn fortran_to_c(shape: &[usize], data: &[f32]) -> Vec<f32> {
+    // Axes of length 1 do not change the order; without them there are at most log2(len) axes.
+    let shape: Vec<usize> = shape.iter().copied().filter(|&n| n != 1).collect();
+    let shape = shape.as_slice();
     let mut out = vec![0.0; data.len()];
     let mut idx = vec![0usize; shape.len()];
     for v in out.iter_mut() {
@@ -480,7 +494,17 @@ mod tests {
         // A header nested thousands deep: the header parser recurses.
         let deep = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}1{}}}\n", "(".repeat(3000), ",)".repeat(3000));
         let msg = read("deep.npy", npy_bytes(2, deep.as_bytes(), &[]));
-        assert!(msg.contains("deep.npy") && msg.contains("nests brackets deeper than 16"), "{msg}");
+        assert!(msg.contains("deep.npy") && msg.contains("nests brackets deeper than 4"), "{msg}");
+        // Twelve unclosed braces: the header parser backtracked for seconds (found by fuzzing).
+        let open = b"{{{{{{{{{{{{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }\n";
+        let msg = read("open.npy", npy_bytes(1, open, &[0; 48]));
+        assert!(msg.contains("open.npy") && msg.contains("nests brackets deeper than 4"), "{msg}");
+        let msg = read("open2.npy", npy_bytes(1, b"{{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }\n", &[0; 48]));
+        assert!(msg.contains("leaves a bracket open"), "{msg}");
+        // A hundred axes of 1: the Fortran reordering took time proportional to values × axes.
+        let axes = format!("{{'descr': '<f4', 'fortran_order': True, 'shape': ({}), }}\n", "1, ".repeat(100));
+        let msg = read("axes.npy", npy_bytes(1, axes.as_bytes(), &[0; 4]));
+        assert!(msg.contains("axes.npy") && msg.contains("100 axes; numpy arrays have at most 64"), "{msg}");
         // Shapes whose product overflows, or needs more data than the file holds.
         // (An empty array of a huge shape is fine: it has no values.)
         let empty = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 0), }\n";

@@ -86,7 +86,12 @@ impl Archive {
             unread -= size;
             let mut out = Vec::with_capacity(size as usize);
             // One byte more than claimed, to notice an entry longer than its header says.
-            f.take(size + 1).read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
+            f.take(size + 1).read_to_end(&mut out).map_err(|e| {
+                Error::context(
+                    format!("checkpoint {}: `{name}` in the archive is damaged; re-save or re-download the file", path.display()),
+                    e,
+                )
+            })?;
             if out.len() as u64 != size {
                 return Err(corrupt(format!("`{name}` holds {} bytes but its header says {size}", out.len())));
             }
@@ -320,23 +325,29 @@ mod tests {
         p.push(TUPLE);
     }
 
-    /// A pickled state dict `{"w": <tensor>}`: a view (offset, size, stride) of float storage `0`,
+    /// Appends a `_rebuild_tensor_v2` call: a view (offset, size, stride) of float storage `0`,
     /// which declares `numel` elements.
+    fn tensor_call(p: &mut Vec<u8>, numel: i64, offset: i64, size: &[i64], stride: &[i64]) {
+        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
+        p.extend([MARK, MARK]);
+        str(p, "storage");
+        p.extend(b"ctorch\nFloatStorage\n");
+        str(p, "0");
+        str(p, "cpu");
+        int(p, numel);
+        p.extend([TUPLE, BINPERSID]);
+        int(p, offset);
+        ints(p, size);
+        ints(p, stride);
+        p.extend([TUPLE, REDUCE]);
+    }
+
+    /// A pickled state dict `{"w": <tensor>}` (see [`tensor_call`]).
     fn tensor_pickle(numel: i64, offset: i64, size: &[i64], stride: &[i64]) -> Vec<u8> {
         let mut p = vec![PROTO, 2, EMPTY_DICT];
         str(&mut p, "w");
-        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
-        p.extend([MARK, MARK]);
-        str(&mut p, "storage");
-        p.extend(b"ctorch\nFloatStorage\n");
-        str(&mut p, "0");
-        str(&mut p, "cpu");
-        int(&mut p, numel);
-        p.extend([TUPLE, BINPERSID]);
-        int(&mut p, offset);
-        ints(&mut p, size);
-        ints(&mut p, stride);
-        p.extend([TUPLE, REDUCE, SETITEM, STOP]);
+        tensor_call(&mut p, numel, offset, size, stride);
+        p.extend([SETITEM, STOP]);
         p
     }
 
@@ -445,6 +456,15 @@ mod tests {
             let e = read_state_dict(&path).unwrap_err().to_string();
             assert!(e.contains(&format!("`archive/data.pkl` claims {claimed} bytes")) && e.contains("the whole file has"), "{e}");
         }
+        // An entry longer than its header says.
+        let path = dir.path().join("short_claim.pt");
+        std::fs::write(
+            &path,
+            hand_zip(&[("archive/data.pkl", &pkl, None, Some(pkl.len() as u64 - 1)), ("archive/data/0", &data, None, None)]),
+        )
+        .unwrap();
+        let e = read_state_dict(&path).unwrap_err().to_string();
+        assert!(e.contains(&format!("`archive/data.pkl` holds {} bytes but its header says {}", pkl.len(), pkl.len() - 1)), "{e}");
         // A thousand storages that all point at the same 256 KiB: 256 MiB read from a 300 KiB file.
         let big = floats(1 << 16);
         let names: Vec<String> = (0..1000).map(|i| format!("archive/data/{i}")).collect();
@@ -486,6 +506,30 @@ mod tests {
             let e = read(numel, offset, size, stride).unwrap_err().to_string();
             assert!(e.contains(want), "{e}\n  wanted: {want}");
         }
+    }
+
+    #[test]
+    fn many_entries_viewing_one_storage_are_bounded() {
+        // 100 entries, each the whole of one 64 KiB storage: 6.4 MB of tensors from a 70 KB file.
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = vec![PROTO, 2, EMPTY_DICT, MARK];
+        for i in 0..100 {
+            str(&mut p, &format!("w{i}"));
+            tensor_call(&mut p, 16384, 0, &[16384], &[1]);
+        }
+        p.extend([SETITEMS, STOP]);
+        let path = archive(&dir.path().join("shared.pt"), &[("archive/data.pkl", &p), ("archive/data/0", &floats(16384))]);
+        let e = read_state_dict(&path).unwrap_err().to_string();
+        assert!(e.contains("shared.pt") && e.contains("take more than 16 times the file's size"), "{e}");
+        // Tied weights, a few entries sharing a storage, still read.
+        let mut p = vec![PROTO, 2, EMPTY_DICT, MARK];
+        for i in 0..4 {
+            str(&mut p, &format!("w{i}"));
+            tensor_call(&mut p, 16384, 0, &[128, 128], &[128, 1]);
+        }
+        p.extend([SETITEMS, STOP]);
+        let path = archive(&dir.path().join("tied.pt"), &[("archive/data.pkl", &p), ("archive/data/0", &floats(16384))]);
+        assert_eq!(read_state_dict(&path).unwrap().len(), 4);
     }
 
     #[test]
