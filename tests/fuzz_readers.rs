@@ -185,7 +185,7 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
     let from = env_u64("MTROBUST_FUZZ_FROM").unwrap_or(0);
     let iters = env_u64("MTROBUST_FUZZ_ITERS").unwrap_or(budget * env_u64("MTROBUST_FUZZ_SCALE").unwrap_or(1));
     let start = Instant::now();
-    let (mut slowest, mut slowest_at) = (Duration::ZERO, 0);
+    let (mut slowest, mut slowest_at, mut slowest_len) = (Duration::ZERO, 0, 0);
     let (mut kinds, mut accepted, mut slow) = ([0u64; 4], 0u64, Vec::new());
     for i in from..from + iters {
         // The seeds first, unmutated (the hostile ones among them), then mutants.
@@ -198,7 +198,7 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
         let t = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| run(&work, &input)));
         if t.elapsed() > slowest {
-            (slowest, slowest_at) = (t.elapsed(), i);
+            (slowest, slowest_at, slowest_len) = (t.elapsed(), i, input.bytes.len());
         }
         if t.elapsed() > SLOW {
             let path = crashes_dir().join(format!("{name}-{base}-{i}.slow.bin"));
@@ -217,7 +217,7 @@ fn child(name: &str, budget: u64, dir: &Path, seeds: impl FnOnce(&Path) -> Vec<I
         panic!("fuzz {name}: input {i} (kind {}, {} bytes) {failure}", input.kind, input.bytes.len());
     }
     let summary = format!(
-        "fuzz {name}: {iters} inputs (by kind {kinds:?}, {accepted} accepted) in {:.1} s, slowest {:.0} ms (iteration {slowest_at}), seed {base}, \
+        "fuzz {name}: {iters} inputs (by kind {kinds:?}, {accepted} accepted) in {:.1} s, slowest {:.0} ms (iteration {slowest_at}, {slowest_len} bytes), seed {base}, \
          data limit {} MiB",
         start.elapsed().as_secs_f64(),
         slowest.as_secs_f64() * 1e3,
