@@ -791,7 +791,7 @@ fn model_spec() {
 fn npy(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
     let len_bytes = if version == 1 { 2 } else { 4 };
     let mut h = header.to_string();
-    while (10 + len_bytes - 2 + h.len() + 1) % 64 != 0 {
+    while !(8 + len_bytes + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

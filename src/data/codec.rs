@@ -515,7 +515,7 @@ mod tests {
         let wide = b"{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 0), }\n";
         let p = dir.path().join("wide.npy");
         std::fs::write(&p, npy_bytes(1, wide, &[])).unwrap();
-        let msg = crate::data::read_npy(&p).err().expect("dimensions beyond i64 are refused").to_string();
+        let msg = crate::data::read_npy(&p).expect_err("dimensions beyond i64 are refused").to_string();
         assert!(msg.contains("wide.npy") && msg.contains("18446744073709551615"), "{msg}");
         let over = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }\n";
         let msg = read("over2.npy", npy_bytes(1, over, &[0; 16]));

@@ -220,7 +220,7 @@ mod tests {
             let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
             edit(&mut v);
             std::fs::write(super::sidecar_path(&path), v.to_string()).unwrap();
-            crate::model::Model::load(&path, tch::Device::Cpu).err().expect("the sidecar is refused").to_string()
+            crate::model::Model::load(&path, tch::Device::Cpu).expect_err("the sidecar is refused").to_string()
         };
         // Negative channels made Model::new panic in libtorch.
         let e = load(&|v| v["model"]["tasks"][0]["channels"] = (-1).into());

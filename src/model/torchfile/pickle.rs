@@ -967,7 +967,7 @@ mod tests {
         marks.extend([LIST].repeat(N));
         marks.push(STOP);
         let mut dicts = p2(&[EMPTY_DICT, BININT1, 0].repeat(N));
-        dicts.extend([EMPTY_DICT, SETITEM].repeat(1));
+        dicts.extend([EMPTY_DICT, SETITEM]);
         dicts.extend([SETITEM].repeat(N - 1));
         dicts.push(STOP);
         let mut tuples = p2(&[NONE]);

@@ -375,10 +375,13 @@ mod tests {
         !crc
     }
 
-    /// A stored zip written byte by byte. Each entry is (name, data, local header to point at
-    /// (its own when `None`), claimed uncompressed size (the real one when `None`; above 32 bits
-    /// it goes into a zip64 extra field)).
-    fn hand_zip(entries: &[(&str, &[u8], Option<usize>, Option<u64>)]) -> Vec<u8> {
+    /// An entry of [`hand_zip`]: name, data, the entry whose local header to point at (its own
+    /// when `None`), the claimed uncompressed size (the real one when `None`; above 32 bits it goes
+    /// into a zip64 extra field).
+    type Entry<'a> = (&'a str, &'a [u8], Option<usize>, Option<u64>);
+
+    /// A stored zip written byte by byte.
+    fn hand_zip(entries: &[Entry]) -> Vec<u8> {
         let mut out = Vec::new();
         let mut offsets = Vec::new();
         for (i, (name, data, points_at, _)) in entries.iter().enumerate() {
@@ -397,7 +400,7 @@ mod tests {
             out.extend(*data);
         }
         let cd_start = out.len() as u32;
-        for (i, (name, data, points_at, claimed)) in entries.iter().enumerate() {
+        for (i, (name, _, points_at, claimed)) in entries.iter().enumerate() {
             let target = points_at.unwrap_or(i);
             let (_, tdata, _, _) = entries[target];
             let claimed = claimed.unwrap_or(tdata.len() as u64);
@@ -468,7 +471,7 @@ mod tests {
         // A thousand storages that all point at the same 256 KiB: 256 MiB read from a 300 KiB file.
         let big = floats(1 << 16);
         let names: Vec<String> = (0..1000).map(|i| format!("archive/data/{i}")).collect();
-        let mut entries: Vec<(&str, &[u8], Option<usize>, Option<u64>)> = vec![("archive/data.pkl", b"\x80\x02}.", None, None)];
+        let mut entries: Vec<Entry> = vec![("archive/data.pkl", b"\x80\x02}.", None, None)];
         entries.extend(names.iter().map(|n| (n.as_str(), &big[..], Some(1), None)));
         let path = dir.path().join("overlap.pt");
         std::fs::write(&path, hand_zip(&entries)).unwrap();
