@@ -6,166 +6,109 @@
 //! bytes and tuples are shared too, so a value fetched from the memo a million times is stored once.
 //!
 //! Hostile input is an error, never a panic, an abort or an allocation the data cannot back: every
-//! length is checked against the bytes that remain before anything is read, and the finished value
+//! length is checked against the bytes that remain before anything is read, the finished value
 //! must be a tree or DAG at most [`MAX_DEPTH`] containers deep (what Python's own pickler can write
-//! is shallower still), so walking or dropping it cannot exhaust the stack.
+//! is shallower still) so that walking it cannot exhaust the stack, and values are dropped without
+//! recursion, so that freeing a deeper one after its error cannot either.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-// The opcodes, named as in Python's `pickletools`, by the protocol that introduced them.
-// Protocols 0 and 1.
-pub const MARK: u8 = b'(';
-pub const STOP: u8 = b'.';
-pub const POP: u8 = b'0';
-pub const POP_MARK: u8 = b'1';
-pub const DUP: u8 = b'2';
-pub const FLOAT: u8 = b'F';
-pub const INT: u8 = b'I';
-pub const BININT: u8 = b'J';
-pub const BININT1: u8 = b'K';
-pub const LONG: u8 = b'L';
-pub const BININT2: u8 = b'M';
-pub const NONE: u8 = b'N';
-pub const PERSID: u8 = b'P';
-pub const BINPERSID: u8 = b'Q';
-pub const REDUCE: u8 = b'R';
-pub const STRING: u8 = b'S';
-pub const BINSTRING: u8 = b'T';
-pub const SHORT_BINSTRING: u8 = b'U';
-pub const UNICODE: u8 = b'V';
-pub const BINUNICODE: u8 = b'X';
-pub const APPEND: u8 = b'a';
-pub const BUILD: u8 = b'b';
-pub const GLOBAL: u8 = b'c';
-pub const DICT: u8 = b'd';
-pub const EMPTY_DICT: u8 = b'}';
-pub const APPENDS: u8 = b'e';
-pub const GET: u8 = b'g';
-pub const BINGET: u8 = b'h';
-pub const INST: u8 = b'i';
-pub const LONG_BINGET: u8 = b'j';
-pub const LIST: u8 = b'l';
-pub const EMPTY_LIST: u8 = b']';
-pub const OBJ: u8 = b'o';
-pub const PUT: u8 = b'p';
-pub const BINPUT: u8 = b'q';
-pub const LONG_BINPUT: u8 = b'r';
-pub const SETITEM: u8 = b's';
-pub const TUPLE: u8 = b't';
-pub const EMPTY_TUPLE: u8 = b')';
-pub const SETITEMS: u8 = b'u';
-pub const BINFLOAT: u8 = b'G';
-// Protocol 2.
-pub const PROTO: u8 = 0x80;
-pub const NEWOBJ: u8 = 0x81;
-pub const EXT1: u8 = 0x82;
-pub const EXT2: u8 = 0x83;
-pub const EXT4: u8 = 0x84;
-pub const TUPLE1: u8 = 0x85;
-pub const TUPLE2: u8 = 0x86;
-pub const TUPLE3: u8 = 0x87;
-pub const NEWTRUE: u8 = 0x88;
-pub const NEWFALSE: u8 = 0x89;
-pub const LONG1: u8 = 0x8a;
-pub const LONG4: u8 = 0x8b;
-// Protocol 3.
-pub const BINBYTES: u8 = b'B';
-pub const SHORT_BINBYTES: u8 = b'C';
-// Protocol 4.
-pub const SHORT_BINUNICODE: u8 = 0x8c;
-pub const BINUNICODE8: u8 = 0x8d;
-pub const BINBYTES8: u8 = 0x8e;
-pub const EMPTY_SET: u8 = 0x8f;
-pub const ADDITEMS: u8 = 0x90;
-pub const FROZENSET: u8 = 0x91;
-pub const NEWOBJ_EX: u8 = 0x92;
-pub const STACK_GLOBAL: u8 = 0x93;
-pub const MEMOIZE: u8 = 0x94;
-pub const FRAME: u8 = 0x95;
-// Protocol 5.
-pub const BYTEARRAY8: u8 = 0x96;
-pub const NEXT_BUFFER: u8 = 0x97;
-pub const READONLY_BUFFER: u8 = 0x98;
+/// Defines the opcode constants and [`opcode_name`] from one list.
+macro_rules! opcodes {
+    ($($name:ident = $byte:expr;)*) => {
+        $(pub const $name: u8 = $byte;)*
 
-/// The name of an opcode, for error messages.
-fn opcode_name(op: u8) -> Option<&'static str> {
-    Some(match op {
-        MARK => "MARK",
-        STOP => "STOP",
-        POP => "POP",
-        POP_MARK => "POP_MARK",
-        DUP => "DUP",
-        FLOAT => "FLOAT",
-        INT => "INT",
-        BININT => "BININT",
-        BININT1 => "BININT1",
-        LONG => "LONG",
-        BININT2 => "BININT2",
-        NONE => "NONE",
-        PERSID => "PERSID",
-        BINPERSID => "BINPERSID",
-        REDUCE => "REDUCE",
-        STRING => "STRING",
-        BINSTRING => "BINSTRING",
-        SHORT_BINSTRING => "SHORT_BINSTRING",
-        UNICODE => "UNICODE",
-        BINUNICODE => "BINUNICODE",
-        APPEND => "APPEND",
-        BUILD => "BUILD",
-        GLOBAL => "GLOBAL",
-        DICT => "DICT",
-        EMPTY_DICT => "EMPTY_DICT",
-        APPENDS => "APPENDS",
-        GET => "GET",
-        BINGET => "BINGET",
-        INST => "INST",
-        LONG_BINGET => "LONG_BINGET",
-        LIST => "LIST",
-        EMPTY_LIST => "EMPTY_LIST",
-        OBJ => "OBJ",
-        PUT => "PUT",
-        BINPUT => "BINPUT",
-        LONG_BINPUT => "LONG_BINPUT",
-        SETITEM => "SETITEM",
-        TUPLE => "TUPLE",
-        EMPTY_TUPLE => "EMPTY_TUPLE",
-        SETITEMS => "SETITEMS",
-        BINFLOAT => "BINFLOAT",
-        PROTO => "PROTO",
-        NEWOBJ => "NEWOBJ",
-        EXT1 => "EXT1",
-        EXT2 => "EXT2",
-        EXT4 => "EXT4",
-        TUPLE1 => "TUPLE1",
-        TUPLE2 => "TUPLE2",
-        TUPLE3 => "TUPLE3",
-        NEWTRUE => "NEWTRUE",
-        NEWFALSE => "NEWFALSE",
-        LONG1 => "LONG1",
-        LONG4 => "LONG4",
-        BINBYTES => "BINBYTES",
-        SHORT_BINBYTES => "SHORT_BINBYTES",
-        SHORT_BINUNICODE => "SHORT_BINUNICODE",
-        BINUNICODE8 => "BINUNICODE8",
-        BINBYTES8 => "BINBYTES8",
-        EMPTY_SET => "EMPTY_SET",
-        ADDITEMS => "ADDITEMS",
-        FROZENSET => "FROZENSET",
-        NEWOBJ_EX => "NEWOBJ_EX",
-        STACK_GLOBAL => "STACK_GLOBAL",
-        MEMOIZE => "MEMOIZE",
-        FRAME => "FRAME",
-        BYTEARRAY8 => "BYTEARRAY8",
-        NEXT_BUFFER => "NEXT_BUFFER",
-        READONLY_BUFFER => "READONLY_BUFFER",
-        _ => return None,
-    })
+        /// The name of an opcode, for error messages.
+        fn opcode_name(op: u8) -> Option<&'static str> {
+            match op {
+                $($name => Some(stringify!($name)),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+// The opcodes, named as in Python's `pickletools`, by the protocol that introduced them.
+opcodes! {
+    // Protocols 0 and 1.
+    MARK = b'(';
+    STOP = b'.';
+    POP = b'0';
+    POP_MARK = b'1';
+    DUP = b'2';
+    FLOAT = b'F';
+    INT = b'I';
+    BININT = b'J';
+    BININT1 = b'K';
+    LONG = b'L';
+    BININT2 = b'M';
+    NONE = b'N';
+    PERSID = b'P';
+    BINPERSID = b'Q';
+    REDUCE = b'R';
+    STRING = b'S';
+    BINSTRING = b'T';
+    SHORT_BINSTRING = b'U';
+    UNICODE = b'V';
+    BINUNICODE = b'X';
+    APPEND = b'a';
+    BUILD = b'b';
+    GLOBAL = b'c';
+    DICT = b'd';
+    EMPTY_DICT = b'}';
+    APPENDS = b'e';
+    GET = b'g';
+    BINGET = b'h';
+    INST = b'i';
+    LONG_BINGET = b'j';
+    LIST = b'l';
+    EMPTY_LIST = b']';
+    OBJ = b'o';
+    PUT = b'p';
+    BINPUT = b'q';
+    LONG_BINPUT = b'r';
+    SETITEM = b's';
+    TUPLE = b't';
+    EMPTY_TUPLE = b')';
+    SETITEMS = b'u';
+    BINFLOAT = b'G';
+    // Protocol 2.
+    PROTO = 0x80;
+    NEWOBJ = 0x81;
+    EXT1 = 0x82;
+    EXT2 = 0x83;
+    EXT4 = 0x84;
+    TUPLE1 = 0x85;
+    TUPLE2 = 0x86;
+    TUPLE3 = 0x87;
+    NEWTRUE = 0x88;
+    NEWFALSE = 0x89;
+    LONG1 = 0x8a;
+    LONG4 = 0x8b;
+    // Protocol 3.
+    BINBYTES = b'B';
+    SHORT_BINBYTES = b'C';
+    // Protocol 4.
+    SHORT_BINUNICODE = 0x8c;
+    BINUNICODE8 = 0x8d;
+    BINBYTES8 = 0x8e;
+    EMPTY_SET = 0x8f;
+    ADDITEMS = 0x90;
+    FROZENSET = 0x91;
+    NEWOBJ_EX = 0x92;
+    STACK_GLOBAL = 0x93;
+    MEMOIZE = 0x94;
+    FRAME = 0x95;
+    // Protocol 5.
+    BYTEARRAY8 = 0x96;
+    NEXT_BUFFER = 0x97;
+    READONLY_BUFFER = 0x98;
 }
 
 /// How deeply containers may nest. Checkpoints nest a handful of levels and Python's pickler gives
-/// up near 1000 (its recursion limit); 256 keeps any recursive walk of a value, its `Debug` and
-/// its drop included, well inside a thread's stack.
+/// up near 1000 (its recursion limit); 256 keeps any recursive walk of a value (its `Debug`, a
+/// caller's own) well inside a thread's stack.
 pub const MAX_DEPTH: usize = 256;
 
 /// A shared, growable list (Python list, set, or the items of a dict).
