@@ -246,3 +246,54 @@ fn full_size_backbones_match_pytorch_when_python_is_available() {
         assert_matches_pytorch(&model, &tmp.path().join(format!("{name}_io.pt")));
     }
 }
+
+/// A source checkpoint with NaN or infinite weights would become an mtrobust checkpoint that every
+/// later command refuses to load: the import refuses it, naming the tensor, and writes nothing.
+#[test]
+fn checkpoints_with_non_finite_weights_are_refused_at_import() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let tensors = read_state_dict(&dir.join("deeplab.model")).unwrap();
+    let victim = "backbone.mtl_blocks.2.residual_block.block.conv1.weight";
+    assert!(tensors.iter().any(|(k, _)| k == victim));
+    for (bad, name) in [(f64::NAN, "nan"), (f64::INFINITY, "inf"), (f64::NEG_INFINITY, "neginf")] {
+        let poisoned: Vec<(String, Tensor)> = tensors
+            .iter()
+            .map(|(k, t)| {
+                let t = t.copy();
+                if k == victim {
+                    let _ = t.view(-1).get(3).fill_(bad);
+                }
+                (k.clone(), t)
+            })
+            .collect();
+        let pt = d.join(format!("{name}.pt"));
+        write_state_dict(&pt, &poisoned).unwrap();
+        let st = d.join(format!("{name}.safetensors"));
+        Tensor::write_safetensors(&poisoned, &st).unwrap();
+        for path in [&pt, &st] {
+            let err = import(path, deeplab_config(), None, Device::Cpu).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{victim}` holds 1 NaN or infinite value(s)")), "{err}");
+        }
+    }
+    let pt = d.join("nan.pt");
+    let args = [
+        "import",
+        "treemtl",
+        "--checkpoint",
+        pt.to_str().unwrap(),
+        "--backbone",
+        "small",
+        "--tasks",
+        "segm:10,normal,depth",
+        "--layout",
+        DEEPLAB_LAYOUT,
+        "--head-width",
+        "4",
+        "--out",
+        "m.safetensors",
+    ];
+    fails(d, &args, 2, &[victim, "NaN or infinite"]);
+    assert!(!d.join("m.safetensors").exists() && !d.join("m.json").exists());
+}

@@ -110,6 +110,8 @@ pub fn write_npy(path: &std::path::Path, t: &Tensor) -> Result<()> {
 /// A missing or malformed file.
 pub fn read_npy(path: &std::path::Path) -> Result<Tensor> {
     let a = super::codec::read_npy_f32(path)?;
-    let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-    Ok(Tensor::from_slice(&a.data).view(shape.as_slice()))
+    let shape = a.shape.iter().map(|&d| i64::try_from(d)).collect::<std::result::Result<Vec<i64>, _>>();
+    let shape =
+        shape.map_err(|_| Error::data(path, format!("its shape {:?} has a dimension beyond 2^63; the header is corrupt", a.shape)))?;
+    Ok(Tensor::from_slice(&a.data).f_view(shape.as_slice())?)
 }

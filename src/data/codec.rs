@@ -182,14 +182,74 @@ pub(crate) struct NpyArray {
     pub data: Vec<f32>,
 }
 
+/// numpy's own reader refuses longer headers (its `max_header_size`); a float array's is ~120 bytes.
+const NPY_MAX_HEADER: u64 = 10_000;
+/// Brackets nested deeper than this in a header are refused before npyz's parser sees them: it
+/// recurses, and backtracks exponentially in the nesting (12 unclosed braces took 4 s). A float
+/// array's header nests two levels, the dict and its shape tuple.
+const NPY_MAX_NESTING: usize = 4;
+/// numpy arrays have at most 64 axes (`NPY_MAXDIMS`).
+const NPY_MAX_AXES: usize = 64;
+
+/// Checks a `.npy` file's preamble against the file before npyz reads it: npyz allocates the
+/// header length it reads (up to 4 GiB) and parses the header recursively. Returns where the data
+/// starts.
+fn check_npy_header(path: &Path, file: &mut File) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut pre = Vec::with_capacity(12);
+    file.take(12).read_to_end(&mut pre).map_err(|e| Error::io(path, e))?;
+    let invalid = |what: String| Error::data(path, format!("not a valid .npy file: {what} (re-save it with numpy.save)"));
+    if !pre.starts_with(b"\x93NUMPY") || pre.len() < 10 {
+        return Err(invalid("it does not start with the \\x93NUMPY magic and a version".into()));
+    }
+    let (start, len) = match pre[6] {
+        1 => (10, u64::from(u16::from_le_bytes([pre[8], pre[9]]))),
+        2 | 3 if pre.len() == 12 => (12, u64::from(u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]))),
+        v => return Err(invalid(format!("format version {v} is not one numpy writes (1, 2 or 3)"))),
+    };
+    if len > NPY_MAX_HEADER {
+        return Err(invalid(format!("it claims a header of {len} bytes; numpy reads at most {NPY_MAX_HEADER}")));
+    }
+    if start + len > file_len {
+        return Err(invalid(format!("it claims a header of {len} bytes but the file has {file_len} in all (truncated)")));
+    }
+    let mut header = Vec::with_capacity(len as usize);
+    file.seek(SeekFrom::Start(start)).map_err(|e| Error::io(path, e))?;
+    file.take(len).read_to_end(&mut header).map_err(|e| Error::io(path, e))?;
+    let mut depth = 0usize;
+    for &b in &header {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth > 0 => depth -= 1,
+            b')' | b']' | b'}' => return Err(invalid("its header closes a bracket it never opened".into())),
+            _ => {}
+        }
+        if depth > NPY_MAX_NESTING {
+            return Err(invalid(format!("its header nests brackets deeper than {NPY_MAX_NESTING}")));
+        }
+    }
+    if depth > 0 {
+        return Err(invalid("its header leaves a bracket open".into()));
+    }
+    Ok(start + len)
+}
+
 /// Reads a float32 or float64 `.npy` file (either byte order, C or Fortran order) into `f32`.
 pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
-    let file = File::open(path).map_err(|e| {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| {
         Error::context(format!("{}: cannot open .npy file (check the path in the split file and the dataset root)", path.display()), e)
     })?;
+    let data_start = check_npy_header(path, &mut file)?;
+    let data_len = file.metadata().map_err(|e| Error::io(path, e))?.len() - data_start;
+    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
     let npy = npyz::NpyFile::new(BufReader::new(file))
         .map_err(|e| Error::context(format!("{}: not a valid .npy file (re-save it with numpy.save)", path.display()), e))?;
-    let shape: Vec<usize> = npy.shape().iter().map(|&n| n as usize).collect();
+    let shape: Vec<u64> = npy.shape().to_vec();
+    if shape.len() > NPY_MAX_AXES {
+        return Err(Error::data(path, format!("its shape has {} axes; numpy arrays have at most {NPY_MAX_AXES}", shape.len())));
+    }
     let order = npy.order();
     let dtype = npy.dtype();
     let truncated =
@@ -199,17 +259,35 @@ pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
         npyz::DType::Plain(t) => t.type_char() == npyz::TypeChar::Float && t.size_field() == size,
         _ => false,
     };
-    let data: Vec<f32> = if is_float(4) {
-        npy.into_vec::<f32>().map_err(truncated)?
+    let size = if is_float(4) {
+        4
     } else if is_float(8) {
-        npy.into_vec::<f64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect()
+        8
     } else {
         return Err(Error::data(
             path,
             format!("expected a float32 or float64 array, got dtype {}; convert it with .astype(numpy.float32)", dtype.descr()),
         ));
     };
-    let expected: usize = shape.iter().product();
+    // The shape comes from the file: its product is checked, and compared with the data there is.
+    let count = if shape.contains(&0) { Some(0) } else { shape.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n)) };
+    let bytes = count.and_then(|c| c.checked_mul(size)).filter(|&b| b <= usize::MAX as u64);
+    let Some(bytes) = bytes else {
+        return Err(Error::data(path, format!("its shape {shape:?} has more values than 64 bits count; the header is corrupt")));
+    };
+    if bytes > data_len {
+        return Err(Error::data(
+            path,
+            format!("its shape {shape:?} needs {bytes} bytes of data but {data_len} follow its header; the file is truncated"),
+        ));
+    }
+    let data: Vec<f32> = if size == 4 {
+        npy.into_vec::<f32>().map_err(truncated)?
+    } else {
+        npy.into_vec::<f64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect()
+    };
+    let shape: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
+    let expected = (bytes / size) as usize;
     if data.len() != expected {
         return Err(Error::data(path, format!("holds {} values but its shape {shape:?} needs {expected}", data.len())));
     }
@@ -222,6 +300,9 @@ pub(crate) fn read_npy_f32(path: &Path) -> Result<NpyArray> {
 
 /// Reorders a Fortran-ordered (first axis fastest) array into C order.
 fn fortran_to_c(shape: &[usize], data: &[f32]) -> Vec<f32> {
+    // Axes of length 1 do not change the order; without them there are at most log2(len) axes.
+    let shape: Vec<usize> = shape.iter().copied().filter(|&n| n != 1).collect();
+    let shape = shape.as_slice();
     let mut out = vec![0.0; data.len()];
     let mut idx = vec![0usize; shape.len()];
     for v in out.iter_mut() {
@@ -403,6 +484,67 @@ mod tests {
         for bad in ["", "../x", "/abs", "a/../../b"] {
             assert!(check_stem(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A `.npy` file with header `header` (format version `version`) and `data`.
+    fn npy_bytes(version: u8, header: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = b"\x93NUMPY".to_vec();
+        out.extend([version, 0]);
+        if version == 1 {
+            out.extend((header.len() as u16).to_le_bytes());
+        } else {
+            out.extend((header.len() as u32).to_le_bytes());
+        }
+        out.extend(header);
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn npy_headers_are_checked_before_anything_is_allocated_or_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str, bytes: Vec<u8>| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            read_npy_f32(&p).err().expect("a hostile .npy is refused").to_string()
+        };
+        // A version-2 header claiming 4 GiB: npyz allocated it before reading.
+        let mut huge = npy_bytes(2, b"{'descr': '<f4'}", &[]);
+        huge[8..12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        let msg = read("huge.npy", huge);
+        assert!(msg.contains("huge.npy") && msg.contains("header of 4294967280 bytes") && msg.contains("10000"), "{msg}");
+        // A header nested thousands deep: the header parser recurses.
+        let deep = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}1{}}}\n", "(".repeat(3000), ",)".repeat(3000));
+        let msg = read("deep.npy", npy_bytes(2, deep.as_bytes(), &[]));
+        assert!(msg.contains("deep.npy") && msg.contains("nests brackets deeper than 4"), "{msg}");
+        // Twelve unclosed braces: the header parser backtracked for seconds (found by fuzzing).
+        let open = b"{{{{{{{{{{{{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }\n";
+        let msg = read("open.npy", npy_bytes(1, open, &[0; 48]));
+        assert!(msg.contains("open.npy") && msg.contains("nests brackets deeper than 4"), "{msg}");
+        let msg = read("open2.npy", npy_bytes(1, b"{{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }\n", &[0; 48]));
+        assert!(msg.contains("leaves a bracket open"), "{msg}");
+        // A hundred axes of 1: the Fortran reordering took time proportional to values × axes.
+        let axes = format!("{{'descr': '<f4', 'fortran_order': True, 'shape': ({}), }}\n", "1, ".repeat(100));
+        let msg = read("axes.npy", npy_bytes(1, axes.as_bytes(), &[0; 4]));
+        assert!(msg.contains("axes.npy") && msg.contains("100 axes; numpy arrays have at most 64"), "{msg}");
+        // Shapes whose product overflows, or needs more data than the file holds.
+        // (An empty array of a huge shape is fine: it has no values.)
+        let empty = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 0), }\n";
+        let p = dir.path().join("empty.npy");
+        std::fs::write(&p, npy_bytes(1, empty, &[])).unwrap();
+        assert_eq!(read_npy_f32(&p).unwrap().shape, [1 << 32, 1 << 32, 0]);
+        // As a tensor its dimensions must fit i64.
+        let wide = b"{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 0), }\n";
+        let p = dir.path().join("wide.npy");
+        std::fs::write(&p, npy_bytes(1, wide, &[])).unwrap();
+        let msg = crate::data::read_npy(&p).expect_err("dimensions beyond i64 are refused").to_string();
+        assert!(msg.contains("wide.npy") && msg.contains("18446744073709551615"), "{msg}");
+        let over = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }\n";
+        let msg = read("over2.npy", npy_bytes(1, over, &[0; 16]));
+        assert!(msg.contains("over2.npy") && msg.contains("shape [4294967296, 4294967296] has more values than 64 bits count"), "{msg}");
+        let big = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }\n";
+        let msg = read("big.npy", npy_bytes(1, big, &[0; 16]));
+        assert!(msg.contains("big.npy") && msg.contains("needs 4398046511104 bytes of data but 16 follow its header"), "{msg}");
     }
 
     #[test]

@@ -111,6 +111,20 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
     }
     sidecar.model.check().map_err(|e| Error::checkpoint(&json_path, e.to_string()))?;
     check_input_space(&sidecar.input).map_err(|reason| Error::checkpoint(&json_path, reason))?;
+    // The model is built from the sidecar before the weights are read: a sidecar describing more
+    // parameters than the weights file could hold (2 bytes each at least) must not be built.
+    let params = sidecar.model.param_count();
+    let bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if params as u64 > bytes / 2 {
+        return Err(Error::checkpoint(
+            &json_path,
+            format!(
+                "describes a model of {params} parameters but {} holds {bytes} bytes; the sidecar and the weights do not \
+                 belong together (or one is damaged)",
+                path.display()
+            ),
+        ));
+    }
     Ok(sidecar)
 }
 
@@ -128,7 +142,7 @@ fn check_input_space(input: &InputSpace) -> std::result::Result<(), String> {
 
 /// Why a tensor read from a checkpoint cannot be used: a NaN or infinite value anywhere, or a
 /// negative batch-norm variance (its square root would be NaN).
-fn invalid_values(name: &str, t: &Tensor) -> Option<String> {
+pub(crate) fn invalid_values(name: &str, t: &Tensor) -> Option<String> {
     let bad = i64::try_from(t.isfinite().logical_not().sum(tch::Kind::Int64)).unwrap_or(i64::MAX);
     if bad > 0 {
         return Some(format!("`{name}` holds {bad} NaN or infinite value(s)"));
@@ -194,6 +208,29 @@ pub fn load_weights(vs: &mut VarStore, path: &Path, hint: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use crate::testutil::{small_model, three_tasks};
+
+    #[test]
+    fn sidecars_are_checked_before_the_model_is_built() {
+        let model = small_model(&three_tasks(), 0, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        model.save(&path, None).unwrap();
+        let json = std::fs::read_to_string(super::sidecar_path(&path)).unwrap();
+        let load = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            edit(&mut v);
+            std::fs::write(super::sidecar_path(&path), v.to_string()).unwrap();
+            crate::model::Model::load(&path, tch::Device::Cpu).expect_err("the sidecar is refused").to_string()
+        };
+        // Negative channels made Model::new panic in libtorch.
+        let e = load(&|v| v["model"]["tasks"][0]["channels"] = (-1).into());
+        assert!(e.contains("m.json") && e.contains("`segment_semantic` has -1 output channels; a head has 1 to 65536"), "{e}");
+        let e = load(&|v| v["model"]["head"]["rates"] = vec![0].into());
+        assert!(e.contains("rates of 1 to 1024") && e.contains("got 1 rates [0]"), "{e}");
+        // Heads 60 000 wide: 10^11 parameters, which the weights file cannot hold.
+        let e = load(&|v| v["model"]["head"]["width"] = 60_000.into());
+        assert!(e.contains("m.json") && e.contains("describes a model of") && e.contains("do not belong together"), "{e}");
+    }
 
     #[test]
     fn a_failed_save_leaves_no_partial_files_and_no_checkpoint() {

@@ -11,6 +11,14 @@ use crate::task::{TaskMap, TaskSet, TaskSpec};
 use tch::Tensor;
 use tch::nn;
 
+/// Output channels of a head and hidden width, at most: far above any real model (the paper's
+/// heads are 1024 wide), low enough that a parameter count cannot overflow and a crafted sidecar
+/// is refused before anything is built.
+pub const MAX_CHANNELS: i64 = 1 << 16;
+/// Dilation rates of a head, at most, and the largest rate (the paper's are 6, 12, 18, 24).
+pub const MAX_RATES: usize = 16;
+pub const MAX_RATE: i64 = 1024;
+
 /// Everything needed to rebuild a model (saved beside its weights).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelConfig {
@@ -56,10 +64,34 @@ impl ModelConfig {
                 ),
             });
         }
-        if self.head.rates.is_empty() || self.head.width < 1 || !(0.0..1.0).contains(&self.head.dropout) {
-            return Err(Error::config("head", "an ASPP head needs ≥ 1 rate, width ≥ 1 and dropout in [0, 1)"));
+        if let Some(t) = self.tasks.iter().find(|t| !(1..=MAX_CHANNELS).contains(&t.channels)) {
+            return Err(Error::config("tasks", format!("`{}` has {} output channels; a head has 1 to {MAX_CHANNELS}", t.kind, t.channels)));
+        }
+        let h = &self.head;
+        if !(1..=MAX_RATES).contains(&h.rates.len())
+            || h.rates.iter().any(|r| !(1..=MAX_RATE).contains(r))
+            || !(1..=MAX_CHANNELS).contains(&h.width)
+            || !(0.0..1.0).contains(&h.dropout)
+        {
+            return Err(Error::config(
+                "head",
+                format!(
+                    "an ASPP head needs 1 to {MAX_RATES} rates of 1 to {MAX_RATE}, width 1 to {MAX_CHANNELS} and dropout in [0, 1); \
+                     got {} rates {:?}, width {}, dropout {}",
+                    h.rates.len(),
+                    &h.rates[..h.rates.len().min(MAX_RATES + 1)],
+                    h.width,
+                    h.dropout
+                ),
+            ));
         }
         Ok(())
+    }
+
+    /// Trainable parameters in all, without building anything (a config that passed
+    /// [`ModelConfig::check`] cannot overflow it).
+    pub fn param_count(&self) -> i64 {
+        self.coarse_block_params().iter().sum::<i64>() + self.head_params().iter().sum::<i64>()
     }
 
     /// Trainable backbone parameters per coarse block (block copies × block size), without

@@ -2,6 +2,7 @@
 //! `weights_only=True`): an `OrderedDict` of tensors pickled with protocol 2, each tensor a
 //! `torch._utils._rebuild_tensor_v2` call on its own storage, stored uncompressed and 64-byte
 //! aligned as PyTorch writes them.
+use super::pickle::{BININT, BINPERSID, BINUNICODE, EMPTY_TUPLE, GLOBAL, LONG1, MARK, NEWFALSE, PROTO, REDUCE, SETITEMS, STOP, TUPLE};
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
@@ -34,32 +35,33 @@ impl Pickler {
         self.0.extend_from_slice(b);
     }
     fn global(&mut self, module: &str, name: &str) {
-        self.op(format!("c{module}\n{name}\n").as_bytes());
+        // GLOBAL takes its two names as text lines.
+        self.op(format!("{}{module}\n{name}\n", GLOBAL as char).as_bytes());
     }
     fn str(&mut self, s: &str) {
-        self.op(b"X");
+        self.op(&[BINUNICODE]);
         self.op(&(s.len() as u32).to_le_bytes());
         self.op(s.as_bytes());
     }
     fn int(&mut self, v: i64) {
         if let Ok(small) = i32::try_from(v) {
-            self.op(b"J");
+            self.op(&[BININT]);
             self.op(&small.to_le_bytes());
         } else {
-            self.op(&[0x8a, 8]);
+            self.op(&[LONG1, 8]);
             self.op(&v.to_le_bytes());
         }
     }
     fn int_tuple(&mut self, vs: &[i64]) {
-        self.op(b"(");
+        self.op(&[MARK]);
         for &v in vs {
             self.int(v);
         }
-        self.op(b"t");
+        self.op(&[TUPLE]);
     }
     fn empty_ordered_dict(&mut self) {
         self.global("collections", "OrderedDict");
-        self.op(b")R");
+        self.op(&[EMPTY_TUPLE, REDUCE]);
     }
 }
 
@@ -68,9 +70,9 @@ impl Pickler {
 /// # Errors
 /// A tensor kind PyTorch storages cannot hold, or an I/O failure.
 pub fn write_state_dict(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let mut p = Pickler(vec![0x80, 2]);
+    let mut p = Pickler(vec![PROTO, 2]);
     p.empty_ordered_dict();
-    p.op(b"(");
+    p.op(&[MARK]);
     let mut storages = Vec::with_capacity(tensors.len());
     for (i, (name, t)) in tensors.iter().enumerate() {
         let class = storage_class(t.kind())
@@ -87,23 +89,23 @@ pub fn write_state_dict(path: &Path, tensors: &[(String, Tensor)]) -> Result<()>
         }
         p.str(name);
         p.global("torch._utils", "_rebuild_tensor_v2");
-        p.op(b"(");
+        p.op(&[MARK]);
         // Persistent id: ('storage', torch.<Kind>Storage, key, location, numel).
-        p.op(b"(");
+        p.op(&[MARK]);
         p.str("storage");
         p.global("torch", class);
         p.str(&i.to_string());
         p.str("cpu");
         p.int(numel as i64);
-        p.op(b"tQ");
+        p.op(&[TUPLE, BINPERSID]);
         p.int(0);
         p.int_tuple(&size);
         p.int_tuple(&stride);
-        p.op(&[0x89]); // requires_grad = False
+        p.op(&[NEWFALSE]); // requires_grad
         p.empty_ordered_dict(); // backward hooks
-        p.op(b"tR");
+        p.op(&[TUPLE, REDUCE]);
     }
-    p.op(b"u.");
+    p.op(&[SETITEMS, STOP]);
     let write = || -> std::io::Result<()> {
         let file = std::fs::File::create(path)?;
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));

@@ -4,6 +4,7 @@
 use super::{KeyPair, Scheme, key_map};
 use crate::data::InputSpace;
 use crate::error::{Error, Result};
+use crate::model::checkpoint::invalid_values;
 use crate::model::torchfile::read_state_dict;
 use crate::model::{Model, ModelConfig};
 use std::collections::{BTreeSet, HashMap};
@@ -103,7 +104,9 @@ fn fill(model: &mut Model, path: &Path, map: &[KeyPair], tensors: Vec<(String, T
     }
     let mut vars = model.vs.variables();
     let _guard = tch::no_grad_guard();
-    // Check every shape before copying anything.
+    // Check every tensor before copying anything: its shape, and its values as the model will hold
+    // them (loading refuses NaN or infinite weights, so an import must not write them).
+    let mut values = Vec::with_capacity(map.len());
     for p in map {
         let Some(ours) = &p.ours else { continue };
         let (src, var) = (file[p.theirs.as_str()], &vars[ours]);
@@ -123,12 +126,18 @@ fn fill(model: &mut Model, path: &Path, map: &[KeyPair], tensors: Vec<(String, T
                 ),
             ));
         }
-    }
-    for p in map {
-        if let Some(ours) = &p.ours {
-            let var = vars.get_mut(ours).expect("mapped variables exist");
-            var.f_copy_(&file[p.theirs.as_str()].to_kind(var.kind()).to_device(var.device()))?;
+        let value = src.f_to_kind(var.kind())?;
+        if let Some(reason) = invalid_values(&p.theirs, &value) {
+            return Err(Error::checkpoint(
+                path,
+                format!("{reason}; the source weights are corrupt (a diverged run or a damaged file): import an earlier checkpoint"),
+            ));
         }
+        values.push((ours, value));
+    }
+    for (ours, value) in values {
+        let var = vars.get_mut(ours).expect("mapped variables exist");
+        var.f_copy_(&value.to_device(var.device()))?;
     }
     Ok(())
 }
