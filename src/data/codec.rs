@@ -468,6 +468,7 @@ pub(crate) fn check_stem(stem: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use npyz::WriterBuilder;
     use std::io::BufWriter;
 
     #[test]
