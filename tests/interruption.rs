@@ -9,7 +9,7 @@ use mtrobust::eval::EvalOptions;
 use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::observe::{Event, Observer, Silent};
 use mtrobust::task::taskonomy_tasks;
-use mtrobust::train::{LogLine, TrainConfig, train};
+use mtrobust::train::{LogLine, RunDir, TrainConfig, TrainData, train};
 use std::path::Path;
 use tch::Device;
 
@@ -76,14 +76,38 @@ fn a_run_killed_between_checkpoints_resumes_with_the_uninterrupted_log() {
     let straight = tmp.path().join("straight");
     let run = tmp.path().join("run");
     let killed = tmp.path().join("killed");
-    train(&mut model(), &tasks, &data, None, EvalOptions::default(), &cfg, &straight, false, None, &mut Silent).unwrap();
+    train(
+        &mut model(),
+        TrainData { tasks: &tasks, samples: &data, validation: None, eval_options: EvalOptions::default() },
+        &cfg,
+        RunDir { path: &straight, restart: false },
+        None,
+        &mut Silent,
+    )
+    .unwrap();
     let mut snapshot = SnapshotAt { at: 4, run: &run, snapshot: &killed };
-    train(&mut model(), &tasks, &data, None, EvalOptions::default(), &cfg, &run, false, None, &mut snapshot).unwrap();
+    train(
+        &mut model(),
+        TrainData { tasks: &tasks, samples: &data, validation: None, eval_options: EvalOptions::default() },
+        &cfg,
+        RunDir { path: &run, restart: false },
+        None,
+        &mut snapshot,
+    )
+    .unwrap();
     // Killed after step 4: steps 2 and 4 are logged, the newest checkpoint is step 3.
     assert_eq!(log(&killed).iter().map(|l| l.step).collect::<Vec<_>>(), [2, 4]);
     assert_eq!(std::fs::read_to_string(killed.join("checkpoints/latest")).unwrap(), "step-0000003");
 
-    let s = train(&mut model(), &tasks, &data, None, EvalOptions::default(), &cfg, &killed, false, None, &mut Silent).unwrap();
+    let s = train(
+        &mut model(),
+        TrainData { tasks: &tasks, samples: &data, validation: None, eval_options: EvalOptions::default() },
+        &cfg,
+        RunDir { path: &killed, restart: false },
+        None,
+        &mut Silent,
+    )
+    .unwrap();
     assert_eq!((s.resumed_from, s.steps), (3, 5));
     let (expected, resumed) = (log(&straight), log(&killed));
     assert_eq!(resumed.iter().map(|l| l.step).collect::<Vec<_>>(), [2, 4, 5], "each step logged once");

@@ -8,7 +8,7 @@ use mtrobust::model::{BackboneKind, Model, ModelConfig};
 use mtrobust::observe::Silent;
 use mtrobust::report::paper::quality::{best_constants, constant_metrics, improvement};
 use mtrobust::task::{Convention, TaskKind, taskonomy_tasks};
-use mtrobust::train::{TrainConfig, train};
+use mtrobust::train::{RunDir, TrainConfig, TrainData, train};
 use tch::Device;
 
 #[test]
@@ -29,7 +29,15 @@ fn a_small_model_beats_the_constant_baseline_on_keypoints_and_edges() {
     let mut model = Model::new(config, InputSpace::reference(), Device::Cpu, 0).unwrap();
     let mut tc = TrainConfig::new(specs.len(), 300, 16);
     tc.lr = 0.05;
-    train(&mut model, &tasks, &loader, None, options, &tc, &tmp.path().join("model"), false, None, &mut Silent).unwrap();
+    train(
+        &mut model,
+        TrainData { tasks: &tasks, samples: &loader, validation: None, eval_options: options },
+        &tc,
+        RunDir { path: &tmp.path().join("model"), restart: false },
+        None,
+        &mut Silent,
+    )
+    .unwrap();
 
     let test_set = open(Mode::Test);
     let test_tasks = test_set.tasks_for(&specs).unwrap();

@@ -8,7 +8,7 @@ use mtrobust::eval::EvalOptions;
 use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::observe::{Event, Observer, Silent};
 use mtrobust::task::taskonomy_tasks;
-use mtrobust::train::{OptimizerKind, TrainConfig, train};
+use mtrobust::train::{OptimizerKind, RunDir, TrainConfig, TrainData, train};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Tensor};
 
@@ -61,20 +61,16 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let (data, tasks, _) = loader();
     let straight_dir = tmp.path().join("straight");
     let mut straight = model(3);
-    train(&mut straight, &tasks, &data, None, EvalOptions::default(), &cfg, &straight_dir, false, None, &mut Silent).unwrap();
+    train(&mut straight, on(&tasks, &data), &cfg, RunDir { path: &straight_dir, restart: false }, None, &mut Silent).unwrap();
 
     let dir = tmp.path().join("interrupted");
     let flag = AtomicBool::new(false);
     let mut first = model(3);
     let s = train(
         &mut first,
-        &tasks,
-        &data,
-        None,
-        EvalOptions::default(),
+        on(&tasks, &data),
         &cfg,
-        &dir,
-        false,
+        RunDir { path: &dir, restart: false },
         Some(&flag),
         &mut StopAfter { after: 3, flag: &flag },
     )
@@ -83,7 +79,7 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!(s.steps, 3);
     // A new process starts from a new model: different initial weights on purpose.
     let mut resumed = model(99);
-    let s = train(&mut resumed, &tasks, &data, None, EvalOptions::default(), &cfg, &dir, false, None, &mut Silent).unwrap();
+    let s = train(&mut resumed, on(&tasks, &data), &cfg, RunDir { path: &dir, restart: false }, None, &mut Silent).unwrap();
     assert_eq!((s.resumed_from, s.steps, s.interrupted), (3, 6, false));
     for ((na, a), (nb, b)) in weights(&straight).iter().zip(weights(&resumed).iter()) {
         assert_eq!(na, nb);
@@ -92,6 +88,10 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     // Another configuration in the same directory is refused.
     let mut other = cfg.clone();
     other.lr = 2e-3;
-    let err = train(&mut model(3), &tasks, &data, None, EvalOptions::default(), &other, &dir, false, None, &mut Silent).unwrap_err();
+    let err = train(&mut model(3), on(&tasks, &data), &other, RunDir { path: &dir, restart: false }, None, &mut Silent).unwrap_err();
     assert!(err.to_string().contains("another configuration"), "{err}");
+}
+
+fn on<'a>(tasks: &'a [mtrobust::task::Task], data: &'a dyn mtrobust::data::SampleSource) -> TrainData<'a> {
+    TrainData { tasks, samples: data, validation: None, eval_options: EvalOptions::default() }
 }

@@ -11,7 +11,7 @@ use mtrobust::job::{DataSpec, Job};
 use mtrobust::model::{BackboneKind, Model, ModelConfig, layout_at};
 use mtrobust::observe::Silent;
 use mtrobust::task::{Task, TaskKind, taskonomy_tasks};
-use mtrobust::train::{AdversarialTraining, TrainConfig, train};
+use mtrobust::train::{AdversarialTraining, RunDir, TrainConfig, TrainData, train};
 use std::path::Path;
 use std::sync::OnceLock;
 use tch::Device;
@@ -56,7 +56,15 @@ fn train_into(s: &Setup, mut model: Model, out: &Path, steps: usize, adversarial
     let mut cfg = TrainConfig::new(5, steps, 16);
     cfg.lr = 0.05;
     cfg.adversarial = adversarial;
-    train(&mut model, &s.tasks, &data, None, EvalOptions::default(), &cfg, out, false, None, &mut Silent).unwrap();
+    train(
+        &mut model,
+        TrainData { tasks: &s.tasks, samples: &data, validation: None, eval_options: EvalOptions::default() },
+        &cfg,
+        RunDir { path: out, restart: false },
+        None,
+        &mut Silent,
+    )
+    .unwrap();
     model
 }
 

@@ -16,7 +16,7 @@ use mtrobust::model::{BackboneKind, Layout, Model, ModelConfig, index_of};
 use mtrobust::report::paper::{self, View, quality, tables};
 use mtrobust::study::{RunOptions, Store, StudyFile};
 use mtrobust::task::{Convention, TaskKind, taskonomy_tasks};
-use mtrobust::train::{TrainConfig, train};
+use mtrobust::train::{RunDir, TrainConfig, TrainData, train};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -170,7 +170,8 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             s.steps,
             dir.display()
         ));
-        let summary = train(&mut model, &tasks, &loader, None, options, &tc, &dir, false, None, &mut progress)
+        let on = TrainData { tasks: &tasks, samples: &loader, validation: None, eval_options: options };
+        let summary = train(&mut model, on, &tc, RunDir { path: &dir, restart: false }, None, &mut progress)
             .context("training a demo model (an existing --out with other settings? use another --out)")?;
         if summary.resumed_from < summary.steps {
             progress.info(&format!("   trained steps {}..{} in {:.0} s", summary.resumed_from, summary.steps, summary.seconds));

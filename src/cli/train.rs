@@ -12,7 +12,7 @@ use mtrobust::data::{Loader, Mode};
 use mtrobust::eval::EvalOptions;
 use mtrobust::model::Model;
 use mtrobust::task::{Convention, MetricProfile, TaskKind, TaskSpec, taskonomy_tasks};
-use mtrobust::train::{AdversarialTraining, OptimizerConfig, OptimizerKind, Schedule, TrainConfig, train};
+use mtrobust::train::{AdversarialTraining, OptimizerConfig, OptimizerKind, RunDir, Schedule, TrainConfig, TrainData, train};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -196,18 +196,13 @@ pub fn run(a: TrainArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         a.out.display()
     ));
     let options = EvalOptions { profile, convention: Convention::Standard };
-    let s = train(
-        &mut model,
-        &tasks,
-        &data,
-        validation.as_ref().map(|v| v as &dyn mtrobust::data::BatchSource),
-        options,
-        &config,
-        &a.out,
-        a.restart,
-        Some(&cancel),
-        &mut progress,
-    )?;
+    let on = TrainData {
+        tasks: &tasks,
+        samples: &data,
+        validation: validation.as_ref().map(|v| v as &dyn mtrobust::data::BatchSource),
+        eval_options: options,
+    };
+    let s = train(&mut model, on, &config, RunDir { path: &a.out, restart: a.restart }, Some(&cancel), &mut progress)?;
     if s.interrupted {
         eprintln!("interrupted after step {}; checkpoint saved — run the same command again to resume", s.steps);
         return Ok(ExitCode::from(130));

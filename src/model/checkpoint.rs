@@ -49,33 +49,46 @@ pub fn check_weights_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes weights and sidecar; each file is written to a temporary name and renamed, so an
-/// interrupted save never leaves a half-written checkpoint.
+/// Writes weights and sidecar through the one atomic write path: both are staged in fresh
+/// temporary files (never through a link), then renamed, so an interrupted save or a full disk
+/// never leaves a half-written checkpoint.
 ///
 /// # Errors
 /// I/O failures.
 pub fn save(vs: &VarStore, sidecar: &Sidecar, path: &Path) -> Result<()> {
     check_weights_path(path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let weights =
+        safetensors_bytes(vs).map_err(|e| Error::context(format!("checkpoint {}: cannot serialise the weights", path.display()), e))?;
+    let text = serde_json::to_string_pretty(sidecar).expect("the sidecar serialises");
+    crate::files::write_files_atomic(&[(path, &weights), (&sidecar_path(path), text.as_bytes())])
+}
+
+/// The variables of `vs` as a `.safetensors` file's bytes (the format `VarStore::save` writes).
+fn safetensors_bytes(vs: &VarStore) -> std::result::Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut buffers = Vec::with_capacity(named.len());
+    for (name, t) in &named {
+        let t = t.detach().to_device(tch::Device::Cpu).contiguous();
+        let dtype = match t.kind() {
+            tch::Kind::Float => Dtype::F32,
+            tch::Kind::Double => Dtype::F64,
+            tch::Kind::Half => Dtype::F16,
+            tch::Kind::BFloat16 => Dtype::BF16,
+            tch::Kind::Int64 => Dtype::I64,
+            other => return Err(format!("`{name}` is a {other:?} tensor, which checkpoints do not store").into()),
+        };
+        let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+        t.f_copy_data_u8(&mut bytes, t.numel())?;
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        buffers.push((name.clone(), dtype, shape, bytes));
     }
-    let tmp = path.with_extension("partial.safetensors");
-    let json_path = sidecar_path(path);
-    let json_tmp = json_path.with_extension("json.partial");
-    let written = (|| {
-        vs.save(&tmp).map_err(|e| Error::context(format!("checkpoint {}: cannot write weights", tmp.display()), e))?;
-        let text = serde_json::to_string_pretty(sidecar).expect("the sidecar serialises");
-        std::fs::write(&json_tmp, text).map_err(|e| Error::io(&json_tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        std::fs::rename(&json_tmp, &json_path).map_err(|e| Error::io(&json_path, e))
-    })();
-    if written.is_err() {
-        // A full disk must not leave half-written temporaries beside the checkpoint.
-        let _ = std::fs::remove_file(&tmp);
-        let _ = std::fs::remove_file(&json_tmp);
-    }
-    written?;
-    Ok(())
+    let views = buffers
+        .iter()
+        .map(|(name, dtype, shape, bytes)| Ok((name.as_str(), TensorView::new(*dtype, shape.clone(), bytes)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    Ok(safetensors::tensor::serialize(views, &None)?)
 }
 
 /// Reads a checkpoint's sidecar.
@@ -237,11 +250,18 @@ mod tests {
         let model = small_model(&three_tasks(), 0, 1);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        // The sidecar's temporary name is taken by a directory: writing it fails after the weights.
-        std::fs::create_dir(dir.path().join("m.json.partial")).unwrap();
-        assert!(model.save(&path, None).is_err());
+        // The sidecar's name is taken by a directory: nothing is written, not even the weights.
+        std::fs::create_dir(dir.path().join("m.json")).unwrap();
+        assert!(model.save(&path, None).unwrap_err().to_string().contains("is a directory"));
         let names: Vec<String> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, vec!["m.json.partial".to_string()], "only the obstacle is left");
+        assert_eq!(names, vec!["m.json".to_string()], "only the obstacle is left");
+        // A symlink planted at a temporary-looking name beside it is never written through.
+        std::fs::remove_dir(dir.path().join("m.json")).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("m.json.partial")).unwrap();
+        model.save(&path, None).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 }

@@ -17,7 +17,7 @@
 //! use mtrobust::eval::EvalOptions;
 //! use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig, layout_at};
 //! use mtrobust::task::{Task, parse_tasks};
-//! use mtrobust::train::{TrainConfig, train};
+//! use mtrobust::train::{RunDir, TrainConfig, TrainData, train};
 //!
 //! let dir = std::env::temp_dir().join(format!("mtrobust-doc-train-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
@@ -31,11 +31,12 @@
 //! let kinds = tasks.iter().map(|t| t.kind()).collect::<Vec<_>>();
 //! let data = Loader::new(open(&dir.join("data"), "train", Mode::Train, Sizes::default())?, kinds, 4, None)?;
 //! let out = dir.join("run");
-//! let summary = train(&mut model, &tasks, &data, None, EvalOptions::default(), &TrainConfig::new(2, 3, 4), &out, false, None, &mut mtrobust::observe::Silent)?;
+//! let on = TrainData { tasks: &tasks, samples: &data, validation: None, eval_options: EvalOptions::default() };
+//! let summary = train(&mut model, on, &TrainConfig::new(2, 3, 4), RunDir { path: &out, restart: false }, None, &mut mtrobust::observe::Silent)?;
 //! assert_eq!(summary.steps, 3);
 //! assert!(out.join("model.safetensors").exists()); // a checkpoint every command reads
 //! // The same command again finds the finished run and does not train twice.
-//! let again = train(&mut model, &tasks, &data, None, EvalOptions::default(), &TrainConfig::new(2, 3, 4), &out, false, None, &mut mtrobust::observe::Silent)?;
+//! let again = train(&mut model, on, &TrainConfig::new(2, 3, 4), RunDir { path: &out, restart: false }, None, &mut mtrobust::observe::Silent)?;
 //! assert_eq!(again.resumed_from, 3);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), mtrobust::Error>(())
@@ -220,11 +221,8 @@ fn save_checkpoint(out: &Path, model: &Model, opt: &Optimizer, state: &TrainStat
     std::fs::create_dir_all(&ck).map_err(|e| Error::io(&ck, e))?;
     model.save(&ck.join("model.safetensors"), Some(provenance.clone()))?;
     opt.save(&ck.join("optimizer.safetensors"))?;
-    let state_path = ck.join("state.json");
-    std::fs::write(&state_path, serde_json::to_string_pretty(state).expect("serialisable")).map_err(|e| Error::io(&state_path, e))?;
-    let tmp = dir.join("latest.partial");
-    std::fs::write(&tmp, &name).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, dir.join(LATEST)).map_err(|e| Error::io(dir.join(LATEST), e))?;
+    crate::files::write_bytes_atomic(&ck.join("state.json"), serde_json::to_string_pretty(state).expect("serialisable"))?;
+    crate::files::write_bytes_atomic(&dir.join(LATEST), &name)?;
     for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten() {
         let n = entry.file_name().to_string_lossy().to_string();
         if n.starts_with("step-") && n != name {
@@ -243,7 +241,7 @@ fn refuse_foreign_model(out: &Path) -> Result<()> {
         return Err(Error::parameter(
             "out",
             format!(
-                "{} holds {} but no checkpoints/ of a run to resume; training would overwrite it: use another --out, or --restart to replace it",
+                "{} holds {} but no checkpoints/ of a run to resume; training would overwrite it: use another output directory, or restart to replace it",
                 out.display(),
                 found.display()
             ),
@@ -265,9 +263,7 @@ fn truncate_log(path: &Path, keep: usize) -> Result<()> {
     if kept == text {
         return Ok(());
     }
-    let tmp = path.with_extension("jsonl.partial");
-    std::fs::write(&tmp, kept).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::files::write_bytes_atomic(path, kept)
 }
 
 /// The error for a loss that became NaN or infinite: before any update the weights or data are
@@ -287,150 +283,81 @@ fn diverged(task: &Task, value: f64, step: usize, start: usize) -> Error {
     }
 }
 
+/// What a run trains on.
+#[derive(Clone, Copy)]
+pub struct TrainData<'a> {
+    /// The model's tasks (with their class weights).
+    pub tasks: &'a [Task],
+    /// The training samples; each step draws its own batch from them.
+    pub samples: &'a dyn SampleSource,
+    /// Validated every `val_every` steps and at the end, when given.
+    pub validation: Option<&'a dyn BatchSource>,
+    /// How validation metrics are computed.
+    pub eval_options: EvalOptions,
+}
+
+/// Where a run writes: `path`, and whether a run of another configuration found there is
+/// replaced (`restart`) instead of refused.
+#[derive(Debug, Clone, Copy)]
+pub struct RunDir<'a> {
+    pub path: &'a Path,
+    pub restart: bool,
+}
+
 /// Trains `model` in place, writing to `out`. If `out` holds a checkpoint of the same
 /// configuration, training resumes from it; a checkpoint of another configuration is an error
-/// unless `restart` is set. When `cancel` becomes true the run checkpoints the finished steps and
-/// returns (`interrupted`).
+/// unless `out.restart` is set. When `cancel` becomes true the run checkpoints the finished steps
+/// and returns (`interrupted`).
 ///
 /// # Errors
-/// Invalid configuration, data errors, I/O failures, or a mismatching checkpoint.
-#[allow(clippy::too_many_arguments)]
+/// Invalid configuration, data errors, I/O failures, a mismatching checkpoint, or a loss that
+/// became NaN or infinite ([`Error::Diverged`], [`Error::NonFinite`]).
 pub fn train(
     model: &mut Model,
-    tasks: &[Task],
-    data: &dyn SampleSource,
-    validation: Option<&dyn BatchSource>,
-    eval_options: EvalOptions,
+    data: TrainData,
     config: &TrainConfig,
-    out: &Path,
-    restart: bool,
+    out: RunDir,
     cancel: Option<&std::sync::atomic::AtomicBool>,
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
-    config.check(tasks.len())?;
-    // Sampling more items than the split holds only repeats them, and the batch tensor grows without bound.
-    if config.batch_size > data.num_samples() {
-        return Err(Error::parameter(
-            "batch_size",
-            format!("{} is larger than the {} training samples; use at most {}", config.batch_size, data.num_samples(), data.num_samples()),
-        ));
-    }
-    model.tree()?; // a TorchScript model has no variables to train
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    check_run(model, data, config)?;
+    std::fs::create_dir_all(out.path).map_err(|e| Error::io(out.path, e))?;
     let mut opt = Optimizer::new(&model.vs, config.optimizer);
-    let mut start = 0;
-    let mut resumed: Option<TrainState> = None;
-    let checkpoint = latest_checkpoint(out)?;
-    if checkpoint.is_none() && !restart {
-        refuse_foreign_model(out)?;
-    }
-    if let Some(ck) = checkpoint {
-        let state_path = ck.join("state.json");
-        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-        let state: TrainState = serde_json::from_str(&text)
-            .map_err(|e| Error::context(format!("checkpoint {}: malformed training state", state_path.display()), e))?;
-        if state.config != *config && !restart {
-            return Err(Error::parameter(
-                "out",
-                format!(
-                    "{} holds a run with another configuration (see {}); use another --out, or --restart to discard it",
-                    out.display(),
-                    state_path.display()
-                ),
-            ));
-        }
-        if state.config == *config {
-            checkpoint::load_weights(&mut model.vs, &ck.join("model.safetensors"), "the run directory's checkpoint")?;
-            opt.load(&ck.join("optimizer.safetensors"))?;
-            opt.t = state.optimizer_t;
-            start = state.step;
-            observer.event(Event::Info(format!("resuming from step {start} ({})", ck.display())));
-            resumed = Some(state);
-        } else {
-            let _ = std::fs::remove_dir_all(checkpoints_dir(out));
-            let _ = std::fs::remove_file(out.join("log.jsonl"));
-        }
-    }
-    let log_path = out.join("log.jsonl");
+    let resumed = resume(model, &mut opt, config, out, observer)?;
+    let start = resumed.as_ref().map_or(0, |s| s.step);
+    let log_path = out.path.join("log.jsonl");
     truncate_log(&log_path, start)?;
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
+    let mut log = crate::files::open_append(&log_path)?;
     let provenance = serde_json::json!({ "training": config });
-    let started = std::time::Instant::now();
-    let mut running: Vec<(f64, usize)> = vec![(0.0, 0); tasks.len()];
-    if let Some(s) = &resumed
-        && s.window.len() == tasks.len()
-    {
-        running = s.window.clone();
-    }
-    let clock = resumed.as_ref().map_or(0.0, |s| s.seconds);
-    let elapsed = || clock + started.elapsed().as_secs_f64();
-    let mut last_loss = None;
-    let mut validation_result = None;
+    let clock = Clock { before: resumed.as_ref().map_or(0.0, |s| s.seconds), started: std::time::Instant::now() };
+    let mut window = LossWindow::new(data.tasks, resumed.as_ref());
+    let (mut last_loss, mut validation_result) = (None, None);
     observer.event(Event::Start { what: "train".into(), total: config.steps as u64 });
     observer.event(Event::Progress { done: start as u64, message: String::new() });
-    let mut done_steps = start;
-    let mut saved_at = start;
+    let (mut done_steps, mut saved_at) = (start, start);
+    let checkpoint = |model: &Model, opt: &Optimizer, step: usize, window: &LossWindow| {
+        let state = TrainState { config: config.clone(), step, optimizer_t: opt.t, window: window.sums.clone(), seconds: clock.seconds() };
+        save_checkpoint(out.path, model, opt, &state, &provenance)
+    };
     for step in start..config.steps {
         if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst)) {
             break;
         }
         let lr = config.schedule.rate(config.lr, step, config.steps);
-        let items = sampler::step_items(data.num_samples(), config.batch_size, config.seed, step);
-        let batch = data.samples(&items, model.device())?;
-        let x_adv = match config.attack_at(step) {
-            Some(cfg) => Some(Attack::new(cfg)?.run(model, tasks, &batch, BatchContext::at(step as u64))?.x_adv),
-            None => None,
-        };
-        let losses = {
-            let _rng = crate::rng::torch_rng(crate::rng::derive_seed(config.seed, &[4, step as u64]));
-            let task_losses = |x: &tch::Tensor| -> Result<TaskMap<tch::Tensor>> {
-                Ok(crate::task::losses(tasks, &model.forward_t(x, true)?, &batch.targets).map(|_, p| p.pooled()))
-            };
-            let weighted = |l: &TaskMap<tch::Tensor>| -> tch::Tensor {
-                l.values().zip(&config.task_weights).map(|(v, w)| v * *w).reduce(|a, b| a + b).expect("≥ 1 task")
-            };
-            let (objective, shown) = match (&x_adv, &config.adversarial) {
-                (Some(xa), Some(adv)) if adv.clean_weight > 0.0 => {
-                    let clean = task_losses(&batch.x)?;
-                    let attacked = task_losses(xa)?;
-                    let total = weighted(&clean) * adv.clean_weight + weighted(&attacked) * (1.0 - adv.clean_weight);
-                    (total, attacked)
-                }
-                (Some(xa), _) => {
-                    let attacked = task_losses(xa)?;
-                    (weighted(&attacked), attacked)
-                }
-                (None, _) => {
-                    let clean = task_losses(&batch.x)?;
-                    (weighted(&clean), clean)
-                }
-            };
-            opt.zero_grad();
-            objective.f_backward()?;
-            opt.step(lr);
-            shown.map(|_, t| f64::try_from(t.detach().to_kind(Kind::Double)).unwrap_or(f64::NAN))
-        };
-        for ((slot, v), task) in running.iter_mut().zip(losses.values()).zip(tasks) {
-            if v.is_finite() {
-                slot.0 += v;
-                slot.1 += 1;
-            } else {
-                return Err(diverged(task, *v, step, start));
-            }
-        }
+        let losses = train_step(model, &mut opt, data, config, step, lr)?;
+        window.add(&losses, step, start)?;
         let done = step + 1;
         let is_last = done == config.steps;
-        let mut line = LogLine { step: done, lr, loss: None, val: None, seconds: elapsed() };
+        let mut line = LogLine { step: done, lr, loss: None, val: None, seconds: clock.seconds() };
         if done % config.log_every.max(1) == 0 || is_last {
-            let mean: TaskMap<f64> = tasks.iter().zip(&running).map(|(t, (s, n))| (t.kind(), s / (*n).max(1) as f64)).collect();
-            running.iter_mut().for_each(|r| *r = (0.0, 0));
+            let mean = window.take_mean();
             line.loss = Some(mean.clone());
             last_loss = Some(mean);
         }
-        if let Some(val) = validation
+        if let Some(val) = data.validation
             && ((config.val_every > 0 && done % config.val_every == 0) || is_last)
         {
-            let e = evaluate(model, tasks, val, &[], eval_options, &mut crate::observe::Silent, None)?;
+            let e = evaluate(model, data.tasks, val, &[], data.eval_options, &mut crate::observe::Silent, None)?;
             line.val = Some(e.clean.metrics.clone());
             validation_result = Some(e.clean.metrics);
         }
@@ -439,8 +366,7 @@ pub fn train(
             writeln!(log, "{text}").map_err(|e| Error::io(&log_path, e))?;
         }
         if (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || is_last {
-            let state = TrainState { config: config.clone(), step: done, optimizer_t: opt.t, window: running.clone(), seconds: elapsed() };
-            save_checkpoint(out, model, &opt, &state, &provenance)?;
+            checkpoint(model, &opt, done, &window)?;
             saved_at = done;
         }
         done_steps = done;
@@ -451,19 +377,165 @@ pub fn train(
     }
     let interrupted = done_steps < config.steps;
     if interrupted && saved_at < done_steps {
-        let state =
-            TrainState { config: config.clone(), step: done_steps, optimizer_t: opt.t, window: running.clone(), seconds: elapsed() };
-        save_checkpoint(out, model, &opt, &state, &provenance)?;
+        checkpoint(model, &opt, done_steps, &window)?;
     }
     observer.event(Event::Finish);
     Ok(TrainSummary {
         steps: done_steps,
         interrupted,
         resumed_from: start,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: clock.started.elapsed().as_secs_f64(),
         last_loss,
         validation: validation_result,
     })
+}
+
+/// The run's checks before anything is written: the configuration, a batch the data can fill,
+/// and a model with variables (a TorchScript or external network has none to train).
+fn check_run(model: &Model, data: TrainData, config: &TrainConfig) -> Result<()> {
+    config.check(data.tasks.len())?;
+    // Sampling more items than the split holds only repeats them, and the batch tensor grows without bound.
+    let available = data.samples.num_samples();
+    if config.batch_size > available {
+        return Err(Error::parameter(
+            "batch_size",
+            format!("{} is larger than the {available} training samples; use at most {available}", config.batch_size),
+        ));
+    }
+    model.tree()?;
+    Ok(())
+}
+
+/// Loads the run directory's newest checkpoint into `model` and `opt` when it is of the same
+/// configuration (its state is returned); discards one of another configuration with `restart`,
+/// refuses it otherwise; refuses a model file that no checkpoint explains.
+fn resume(
+    model: &mut Model,
+    opt: &mut Optimizer,
+    config: &TrainConfig,
+    out: RunDir,
+    observer: &mut dyn Observer,
+) -> Result<Option<TrainState>> {
+    let Some(ck) = latest_checkpoint(out.path)? else {
+        if !out.restart {
+            refuse_foreign_model(out.path)?;
+        }
+        return Ok(None);
+    };
+    let state_path = ck.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: TrainState = serde_json::from_str(&text)
+        .map_err(|e| Error::context(format!("checkpoint {}: malformed training state", state_path.display()), e))?;
+    if state.config != *config {
+        if !out.restart {
+            return Err(Error::parameter(
+                "out",
+                format!(
+                    "{} holds a run with another configuration (see {}); use another output directory, or restart to discard it",
+                    out.path.display(),
+                    state_path.display()
+                ),
+            ));
+        }
+        let _ = std::fs::remove_dir_all(checkpoints_dir(out.path));
+        let _ = std::fs::remove_file(out.path.join("log.jsonl"));
+        return Ok(None);
+    }
+    checkpoint::load_weights(&mut model.vs, &ck.join("model.safetensors"), "the run directory's checkpoint")?;
+    opt.load(&ck.join("optimizer.safetensors"))?;
+    opt.t = state.optimizer_t;
+    observer.event(Event::Info(format!("resuming from step {} ({})", state.step, ck.display())));
+    Ok(Some(state))
+}
+
+/// Seconds of training, continuing the clock of the run resumed.
+struct Clock {
+    before: f64,
+    started: std::time::Instant,
+}
+
+impl Clock {
+    fn seconds(&self) -> f64 {
+        self.before + self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// The training losses of the log window still open: per task, their sum and count.
+struct LossWindow<'a> {
+    tasks: &'a [Task],
+    sums: Vec<(f64, usize)>,
+}
+
+impl<'a> LossWindow<'a> {
+    /// An empty window, or the open window of the checkpoint resumed from.
+    fn new(tasks: &'a [Task], resumed: Option<&TrainState>) -> Self {
+        let sums = match resumed {
+            Some(s) if s.window.len() == tasks.len() => s.window.clone(),
+            _ => vec![(0.0, 0); tasks.len()],
+        };
+        LossWindow { tasks, sums }
+    }
+
+    /// Adds a step's per-task losses.
+    ///
+    /// # Errors
+    /// A NaN or infinite loss: diverged training, or broken weights or data at the session's first step.
+    fn add(&mut self, losses: &TaskMap<f64>, step: usize, start: usize) -> Result<()> {
+        for ((slot, v), task) in self.sums.iter_mut().zip(losses.values()).zip(self.tasks) {
+            if !v.is_finite() {
+                return Err(diverged(task, *v, step, start));
+            }
+            slot.0 += v;
+            slot.1 += 1;
+        }
+        Ok(())
+    }
+
+    /// The window's mean loss per task; the window starts again.
+    fn take_mean(&mut self) -> TaskMap<f64> {
+        let mean = self.tasks.iter().zip(&self.sums).map(|(t, (s, n))| (t.kind(), s / (*n).max(1) as f64)).collect();
+        self.sums.iter_mut().for_each(|r| *r = (0.0, 0));
+        mean
+    }
+}
+
+/// One optimiser step: the step's batch, its adversarial examples when the run is adversarial
+/// (made in eval mode), the weighted task losses in train mode (mixed with the clean ones when
+/// asked), one update. Returns the per-task losses of the examples trained on.
+fn train_step(model: &mut Model, opt: &mut Optimizer, data: TrainData, config: &TrainConfig, step: usize, lr: f64) -> Result<TaskMap<f64>> {
+    let items = sampler::step_items(data.samples.num_samples(), config.batch_size, config.seed, step);
+    let batch = data.samples.samples(&items, model.device())?;
+    let x_adv = match config.attack_at(step) {
+        Some(cfg) => Some(Attack::new(cfg)?.run(model, data.tasks, &batch, BatchContext::at(step as u64))?.x_adv),
+        None => None,
+    };
+    // Dropout draws from libtorch's generator, seeded per step so that a resumed run repeats it.
+    let _rng = crate::rng::torch_rng(crate::rng::derive_seed(config.seed, &[4, step as u64]));
+    let task_losses = |x: &tch::Tensor| -> Result<TaskMap<tch::Tensor>> {
+        Ok(crate::task::losses(data.tasks, &model.forward_t(x, true)?, &batch.targets).map(|_, p| p.pooled()))
+    };
+    let weighted = |l: &TaskMap<tch::Tensor>| -> tch::Tensor {
+        l.values().zip(&config.task_weights).map(|(v, w)| v * *w).reduce(|a, b| a + b).expect("≥ 1 task")
+    };
+    let (objective, shown) = match (&x_adv, &config.adversarial) {
+        (Some(xa), Some(adv)) if adv.clean_weight > 0.0 => {
+            let clean = task_losses(&batch.x)?;
+            let attacked = task_losses(xa)?;
+            (weighted(&clean) * adv.clean_weight + weighted(&attacked) * (1.0 - adv.clean_weight), attacked)
+        }
+        (Some(xa), _) => {
+            let attacked = task_losses(xa)?;
+            (weighted(&attacked), attacked)
+        }
+        (None, _) => {
+            let clean = task_losses(&batch.x)?;
+            (weighted(&clean), clean)
+        }
+    };
+    opt.zero_grad();
+    objective.f_backward()?;
+    opt.step(lr);
+    Ok(shown.map(|_, t| f64::try_from(t.detach().to_kind(Kind::Double)).unwrap_or(f64::NAN)))
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 //! Training: learning, bit-exact resume, batch-norm statistics across eval-mode attacks, FAT.
 use super::*;
+
+fn on<'a>(tasks: &'a [Task], data: &'a dyn SampleSource) -> TrainData<'a> {
+    TrainData { tasks, samples: data, validation: None, eval_options: EvalOptions::default() }
+}
 use crate::attack::DirectionSpec;
 use crate::attack::{EarlyStop, Pgd, Rule};
 use crate::data::{InMemorySamples, RawSample};
@@ -64,10 +68,10 @@ fn the_loss_decreases_on_a_fixed_batch() {
         c.log_every = 1;
         let dir = tempfile::tempdir().unwrap();
         let mut m = small_model(&specs, 9, 1);
-        train(&mut m, &tasks, &data, None, EvalOptions::default(), &c, dir.path(), false, None, &mut Silent).unwrap().last_loss.unwrap()
+        train(&mut m, on(&tasks, &data), &c, RunDir { path: dir.path(), restart: false }, None, &mut Silent).unwrap().last_loss.unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
-    let s = train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, None, &mut Silent).unwrap();
+    let s = train(&mut model, on(&tasks, &data), &cfg, RunDir { path: dir.path(), restart: false }, None, &mut Silent).unwrap();
     let last = s.last_loss.unwrap();
     for (k, v) in last.iter() {
         assert!(*v < 0.8 * first.get(k).unwrap(), "{k}: {} → {v}", first.get(k).unwrap());
@@ -104,7 +108,7 @@ fn attacks_in_the_middle_of_training_leave_batch_norm_statistics_alone() {
     let mut cfg = TrainConfig::new(3, 1, 2);
     cfg.adversarial = Some(AdversarialTraining { attack: attack.config.clone(), clean_weight: 0.0, tau_start: None });
     let dir = tempfile::tempdir().unwrap();
-    train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, None, &mut Silent).unwrap();
+    train(&mut model, on(&tasks, &data), &cfg, RunDir { path: dir.path(), restart: false }, None, &mut Silent).unwrap();
     let moved = before.iter().zip(stats(&model).iter()).filter(|((_, a), (_, b))| !a.equal(b)).count();
     assert_eq!(moved, before.len(), "every running statistic moves in a train-mode step");
 }
@@ -182,14 +186,14 @@ fn a_foreign_model_in_the_run_directory_is_not_overwritten() {
     let before = std::fs::read(dir.path().join("model.safetensors")).unwrap();
     let cfg = TrainConfig::new(3, 1, 2);
     let mut model = small_model(&specs, 9, 1);
-    let err = train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), false, None, &mut Silent).unwrap_err();
-    assert!(err.to_string().contains("no checkpoints/") && err.to_string().contains("--restart"), "{err}");
+    let err = train(&mut model, on(&tasks, &data), &cfg, RunDir { path: dir.path(), restart: false }, None, &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("no checkpoints/") && err.to_string().contains("restart to replace it"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("model.safetensors")).unwrap(), before);
     // A batch larger than the data is refused, not drawn with repeats.
     let big = TrainConfig::new(3, 1, 5);
-    let err = train(&mut model, &tasks, &data, None, EvalOptions::default(), &big, dir.path(), true, None, &mut Silent).unwrap_err();
+    let err = train(&mut model, on(&tasks, &data), &big, RunDir { path: dir.path(), restart: true }, None, &mut Silent).unwrap_err();
     assert!(err.to_string().contains("larger than the 4 training samples"), "{err}");
     // --restart replaces the foreign model.
-    train(&mut model, &tasks, &data, None, EvalOptions::default(), &cfg, dir.path(), true, None, &mut Silent).unwrap();
+    train(&mut model, on(&tasks, &data), &cfg, RunDir { path: dir.path(), restart: true }, None, &mut Silent).unwrap();
     assert_ne!(std::fs::read(dir.path().join("model.safetensors")).unwrap(), before);
 }
