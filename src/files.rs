@@ -104,6 +104,23 @@ pub fn write_files_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
     staged.into_iter().try_for_each(Staged::commit)
 }
 
+/// Encodes `image` as PNG in memory and writes it atomically.
+///
+/// # Errors
+/// Encoding or I/O failures, named with the path.
+pub fn write_png<P, C>(path: &Path, image: &image::ImageBuffer<P, C>) -> Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::context(format!("{}: cannot encode the PNG", path.display()), e))?;
+    write_bytes_atomic(path, png)
+}
+
 /// Refuses an output path that already exists (a file, a symlink, anything) unless `force`; a
 /// directory is refused even with `force`. The check every command makes before writing a file
 /// the user named.
@@ -120,6 +137,36 @@ pub fn check_new_output(path: &Path, force: bool) -> Result<()> {
             Err(Error::data(path, format!("already exists ({what}); choose another output, or pass --force to replace it")))
         }
     }
+}
+
+/// Refuses to write into `dir` when it holds entries that `ours` does not recognise (files a user
+/// put there, another program's output): a run writes only into a new or empty directory, or one
+/// of its own runs. A missing directory is fine.
+///
+/// # Errors
+/// `dir` is a file, or holds foreign entries (up to three are named).
+pub fn refuse_foreign_entries(dir: &Path, ours: impl Fn(&Path) -> bool) -> Result<()> {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::data(dir, "is not a directory; give a new or empty directory"));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let mut foreign: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_name() != LOCK_FILE && !ours(&e.path()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let shown = foreign.iter().take(3).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let more = if foreign.len() > 3 { format!(" and {} more", foreign.len() - 3) } else { String::new() };
+    Err(Error::data(
+        dir,
+        format!(
+            "holds files mtrobust did not write ({shown}{more}); choose a new or empty directory, so that nothing of yours is overwritten"
+        ),
+    ))
 }
 
 /// Opens `path` for appending (created when absent) without following a symlink at it.

@@ -74,7 +74,12 @@ fn results_are_never_overwritten() {
     // data synth into a folder holding other files, or onto a file.
     std::fs::create_dir(d.join("mine")).unwrap();
     std::fs::write(d.join("mine/preview.png"), "my picture").unwrap();
-    fails(d, &["data", "synth", "--out", "mine", "--n", "4", "--size", "32"], 2, &["mine is not empty", "`preview.png`"]);
+    fails(
+        d,
+        &["data", "synth", "--out", "mine", "--n", "4", "--size", "32"],
+        2,
+        &["mine: holds files mtrobust did not write", "`preview.png`"],
+    );
     assert_eq!(std::fs::read_to_string(d.join("mine/preview.png")).unwrap(), "my picture");
     assert!(!d.join("mine/Taskonomy").exists());
     fails(d, &["data", "synth", "--out", "mine/preview.png", "--n", "4", "--size", "32"], 2, &["is a file"]);

@@ -22,8 +22,8 @@ fn arp_table_bolds_the_strongest_attack_of_each_row() {
     let names: Vec<&str> = t.rows.iter().map(|r| r.labels[0].as_str()).collect();
     assert_eq!(names, ["indep", "mid", "shared"]);
     assert_eq!(t.columns(), ["PGD Segm", "PGD Dept", "PGD Total", "PGD GB-MTA"]);
-    assert_eq!(t.rows[2].labels, ["shared", "#0 AS/5L", "1.23M"]);
-    assert_eq!(t.rows[0].labels[1], "#2 IND/0L");
+    assert_eq!(t.rows[2].labels, ["shared", "m0", "#0 AS/5L", "1.23M"]);
+    assert_eq!(t.rows[0].labels[2], "#2 IND/0L");
     // shared: (40+10)/2 = 25, (8+32)/2 = 20, (36+20)/2 = 28, GB-MTA 30 → bold.
     assert_eq!(t.rows[2].values, ["25.00", "20.00", "28.00", "30.00"]);
     assert_eq!(t.rows[2].bold, [false, false, false, true]);
@@ -88,7 +88,7 @@ fn report_db_prints_and_writes_every_table() {
     let d = tmp.path();
     paper_store::build(&d.join("r.sqlite"));
     let out = ok(d, &["report", "--db", "r.sqlite", "--out", "paper"]);
-    assert!(out.contains("| shared | #0 AS/5L | 1.23M | 25.00 | 20.00 | 28.00 | **30.00** |"), "{out}");
+    assert!(out.contains("| shared | m0 | #0 AS/5L | 1.23M | 25.00 | 20.00 | 28.00 | **30.00** |"), "{out}");
     assert!(out.contains("*PGD: GB-MTA strongest in 2/3 models (Total 1).*"), "{out}");
     for id in ["table1_arp", "table_per_task", "table12_transfer", "table3_fat_arp", "table13_fat_clean"] {
         for ext in ["md", "csv", "tex"] {
@@ -97,7 +97,7 @@ fn report_db_prints_and_writes_every_table() {
         }
     }
     let tex = std::fs::read_to_string(d.join("paper/table1_arp.tex")).unwrap();
-    assert!(tex.contains("\\toprule") && tex.contains("\\textbf{30.00}") && tex.contains("\\cmidrule(lr){4-7}"), "{tex}");
+    assert!(tex.contains("\\toprule") && tex.contains("\\textbf{30.00}") && tex.contains("\\cmidrule(lr){5-8}"), "{tex}");
     let csv = std::fs::read_to_string(d.join("paper/table12_transfer.csv")).unwrap();
     assert_eq!(csv.lines().next(), Some("Model,Sharing,PGD Single-Segm,PGD Single-Dept"));
     assert!(csv.contains("\nmid,2L,0.14,0.11\n"), "{csv}");

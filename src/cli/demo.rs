@@ -223,9 +223,7 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let sample = test.samples(&[(0, 0)], device)?;
     let fig6 = report_dir.join("fig6_adversarial_examples.png");
-    mtrobust::report::picture::render(&shared, &test_tasks, &sample, &picture_attacks)?
-        .save(&fig6)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", fig6.display()))?;
+    mtrobust::files::write_png(&fig6, &mtrobust::report::picture::render(&shared, &test_tasks, &sample, &picture_attacks)?)?;
     let untrained = Model::new(shared.config()?.clone(), InputSpace::reference(), device, a.seed)?;
     let untrained = clean_run(&untrained, &test_tasks, &test, options, &mut mtrobust::observe::Silent)?.report;
     let constants = quality::best_constants(&test_tasks, &test, profile)?;
@@ -234,11 +232,11 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
     let table1 = all.iter().find(|t| t.id == "table1_arp").expect("always built");
     let table12 = all.iter().find(|t| t.id == "table12_transfer").expect("always built");
-    println!("{}", table1.markdown());
-    println!("{}", table12.markdown());
+    outln!("{}", table1.markdown());
+    outln!("{}", table12.markdown());
     let trained: Vec<_> =
         view.models.iter().enumerate().filter_map(|(m, info)| view.clean.get(&m).map(|r| (info.row.name.clone(), &r.metrics))).collect();
-    println!("{}", quality::quality_table(&untrained, &constant, &trained));
+    outln!("{}", quality::quality_table(&untrained, &constant, &trained));
     progress.info(&format!(
         "ARP = average relative performance drop over the five tasks (percent, higher = stronger attack); transferability = \
          mean ARP of the other tasks relative to the attacked one.\n\
@@ -246,11 +244,11 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
          total {:.0} s.",
         started.elapsed().as_secs_f64()
     ));
-    println!("results store: {}", db.display());
-    println!("tables (Markdown, CSV, LaTeX): {}/", report_dir.display());
+    outln!("results store: {}", db.display());
+    outln!("tables (Markdown, CSV, LaTeX): {}/", report_dir.display());
     for f in figures.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
-        println!("figure: {}", f.display());
+        outln!("figure: {}", f.display());
     }
-    println!("figure: {}", fig6.display());
+    outln!("figure: {}", fig6.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! `mtrobust export treemtl`: writes a checkpoint's weights with TreeMTL key names as a `.pt`
 //! state dict, for cross-checks in the reference code (`model.load_state_dict(torch.load(F))`).
 use super::GlobalArgs;
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use mtrobust::model::Model;
 use mtrobust::model::treemtl::{Scheme, export};
@@ -28,6 +29,9 @@ pub struct TreemtlArgs {
     /// Where to write the state dict (`.pt`, `.pth` or `.model`).
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing file at --out.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(cmd: ExportCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -38,6 +42,7 @@ pub fn run(cmd: ExportCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode>
         "--out {}: export writes a torch.save file; name it `.pt`, `.pth` or `.model`",
         args.out.display()
     );
+    mtrobust::files::check_new_output(&args.out, args.force).context("--out")?;
     let (model, _) = Model::load(&args.model, tch::Device::Cpu)?;
     let config = model.config()?;
     let scheme = args.scheme.unwrap_or_else(|| Scheme::default_for(config));

@@ -32,11 +32,17 @@ pub struct TreemtlArgs {
     /// Where to write the mtrobust checkpoint (`.safetensors`; the `.json` sidecar goes beside it).
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing checkpoint at --out.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(cmd: ImportCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let ImportCommand::Treemtl(args) = cmd;
     mtrobust::model::checkpoint::check_weights_path(&args.out).context("--out")?;
+    for path in [args.out.clone(), mtrobust::model::checkpoint::sidecar_path(&args.out)] {
+        mtrobust::files::check_new_output(&path, args.force).context("--out")?;
+    }
     let device = mtrobust::device::parse_device(&global.device)?;
     let (config, index) = args.arch.config(args.arch.task_specs()?)?;
     let (mut model, scheme) = import(&args.checkpoint, config, args.scheme, device)?;

@@ -1,6 +1,7 @@
 //! `mtrobust model info`: a layout's tree, per-block sharing and exact parameter counts.
 use super::GlobalArgs;
 use super::arch::ArchArgs;
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use mtrobust::model::ModelConfig;
 use std::process::ExitCode;
@@ -61,10 +62,8 @@ fn init(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     mtrobust::model::checkpoint::check_weights_path(&args.out)?;
     // A checkpoint is usually the result of hours of training: never replace one silently.
     let sidecar = mtrobust::model::checkpoint::sidecar_path(&args.out);
-    if !args.force
-        && let Some(existing) = [&args.out, &sidecar].into_iter().find(|p| p.exists())
-    {
-        anyhow::bail!("{} already exists; choose another --out, or add --force to replace the checkpoint", existing.display());
+    for path in [&args.out, &sidecar] {
+        mtrobust::files::check_new_output(path, args.force).context("--out")?;
     }
     let (config, index) = args.arch.config(args.arch.task_specs()?)?;
     let mut model = mtrobust::model::Model::new(config, mtrobust::data::InputSpace::reference(), device, args.seed)?;

@@ -34,6 +34,9 @@ pub struct PictureArgs {
     /// The PNG to write.
     #[arg(long, default_value = "fig6.png")]
     out: PathBuf,
+    /// Replace an existing file at --out.
+    #[arg(long)]
+    force: bool,
 }
 
 /// ε = 0 is the clean row, always drawn: it is not an attack.
@@ -43,6 +46,7 @@ fn is_zero(e: &str) -> bool {
 }
 
 pub fn run(a: PictureArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    mtrobust::files::check_new_output(&a.out, a.force).map_err(|e| anyhow::anyhow!("--out: {}", e.chain()))?;
     let model = load_model(&a.model, None, global)?;
     let dataset = a.data.open(&a.split, Mode::Test)?;
     let n = dataset.reader.len();
@@ -65,10 +69,7 @@ pub fn run(a: PictureArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     attack.eps.retain(|e| !is_zero(e));
     let configs = if attack.eps.is_empty() { Vec::new() } else { attack.configs(&kinds, a.seed)? };
     let img = mtrobust::report::picture::render(&model, &tasks, &batch, &configs)?;
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    img.save(&a.out).map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
-    println!("wrote {} ({}×{} px: ground truth, clean and {} attacked rows)", a.out.display(), img.width(), img.height(), configs.len());
+    mtrobust::files::write_png(&a.out, &img)?;
+    outln!("wrote {} ({}×{} px: ground truth, clean and {} attacked rows)", a.out.display(), img.width(), img.height(), configs.len());
     Ok(ExitCode::SUCCESS)
 }

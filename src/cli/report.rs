@@ -33,9 +33,13 @@ pub struct ReportArgs {
     /// Dataset of the cells (path, path:split or id prefix) when the store holds several.
     #[arg(long, requires = "db")]
     dataset: Option<String>,
-    /// Directory for the tables (`<table>.md/.csv/.tex`, `tables.md`) and figures.
+    /// Directory for the tables (`<table>.md/.csv/.tex`, `tables.md`) and figures: a new or empty
+    /// one, or one that holds an earlier report (replaced with --force).
     #[arg(long, requires = "db")]
     out: Option<PathBuf>,
+    /// Replace the tables and figures of an earlier report in --out.
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 fn run_store(db: &std::path::Path, a: &ReportArgs) -> anyhow::Result<ExitCode> {
@@ -43,11 +47,14 @@ fn run_store(db: &std::path::Path, a: &ReportArgs) -> anyhow::Result<ExitCode> {
     if !db.exists() {
         anyhow::bail!("{}: no such results store; write one with `mtrobust study run STUDY.toml --db {}`", db.display(), db.display());
     }
+    if let Some(out) = &a.out {
+        check_report_dir(out, a.force)?;
+    }
     let store = mtrobust::study::Store::open_read_only(db)?;
     let view = paper::View::load(&store, a.dataset.as_deref(), &a.norm)?;
     view.check_eps(a.eps)?;
     let tables = paper::tables::all(&view, a.eps);
-    print!("{}", paper::markdown(&tables));
+    out!("{}", paper::markdown(&tables));
     if let Some(out) = &a.out {
         let written = paper::write_tables(&tables, out)?;
         let figures = paper::figures::write_figures(&view, a.eps, out)?;
@@ -57,6 +64,22 @@ fn run_store(db: &std::path::Path, a: &ReportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A report folder holds only tables and figures (`*.md/.csv/.tex`, `*.png/.svg`); those of an
+/// earlier report are replaced only with `force`, anything else is refused.
+fn check_report_dir(out: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let is_report = |p: &std::path::Path| {
+        p.is_file() && !p.is_symlink() && p.extension().is_some_and(|e| ["md", "csv", "tex", "png", "svg"].iter().any(|x| e == *x))
+    };
+    mtrobust::files::refuse_foreign_entries(out, is_report).context("--out")?;
+    let earlier = std::fs::read_dir(out).map(|d| d.flatten().any(|e| is_report(&e.path()))).unwrap_or(false);
+    anyhow::ensure!(
+        !earlier || force,
+        "--out: {} holds an earlier report; pass --force to replace its tables and figures, or choose another directory",
+        out.display()
+    );
+    Ok(())
 }
 
 pub fn run(a: ReportArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {

@@ -92,9 +92,17 @@ pub struct ExportArgs {
     /// Only these directions (`gbmta`, `single:segm`, …; repeatable).
     #[arg(long)]
     direction: Vec<String>,
-    /// Only these budgets in grey levels (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these budgets in grey levels (`8`, `8/255`; comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = budget)]
     eps: Vec<f64>,
+}
+
+/// A budget as `attack --eps` reads it (NaN, ∞ and ε ≤ 0 are refused, not matched against nothing).
+fn budget(text: &str) -> Result<f64, String> {
+    mtrobust::attack::parse_eps(text).map_err(|e| match e {
+        mtrobust::Error::Parameter { reason, .. } => reason,
+        e => e.to_string(),
+    })
 }
 
 #[derive(Debug, Args)]

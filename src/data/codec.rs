@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Luma, Rgb};
+use image::{DynamicImage, ImageBuffer, ImageReader, Luma, Rgb};
 
 use crate::data::raw::Dense;
 use crate::error::{Error, Result};
@@ -106,14 +106,6 @@ pub(crate) fn read_grey16(path: &Path) -> Result<Dense<u16>> {
     }
 }
 
-/// Creates the parent folder of `path`.
-fn create_parent(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(())
-}
-
 /// Image dimensions as the `u32` pair the `image` crate wants, or an error naming `path`.
 fn dims(path: &Path, height: usize, width: usize) -> Result<(u32, u32)> {
     match (u32::try_from(width), u32::try_from(height)) {
@@ -144,7 +136,7 @@ pub(crate) fn write_rgb8(path: &Path, rgb: &Dense<u8>) -> Result<()> {
     let (w, h) = dims(path, rgb.height, rgb.width)?;
     let buf: ImageBuffer<Rgb<u8>, Vec<u8>> =
         ImageBuffer::from_raw(w, h, interleaved(rgb)).ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
-    save(path, |p| buf.save_with_format(p, ImageFormat::Png))
+    crate::files::write_png(path, &buf)
 }
 
 /// Writes 1×H×W values as an 8-bit grey PNG.
@@ -153,7 +145,7 @@ pub(crate) fn write_grey8(path: &Path, grey: &Dense<u8>) -> Result<()> {
     let (w, h) = dims(path, grey.height, grey.width)?;
     let buf: ImageBuffer<Luma<u8>, Vec<u8>> =
         ImageBuffer::from_raw(w, h, grey.data.clone()).ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
-    save(path, |p| buf.save_with_format(p, ImageFormat::Png))
+    crate::files::write_png(path, &buf)
 }
 
 /// Writes 1×H×W values as a 16-bit grey PNG.
@@ -162,16 +154,7 @@ pub(crate) fn write_grey16(path: &Path, grey: &Dense<u16>) -> Result<()> {
     let (w, h) = dims(path, grey.height, grey.width)?;
     let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
         ImageBuffer::from_raw(w, h, grey.data.clone()).ok_or_else(|| Error::data(path, "pixel buffer does not match the image size"))?;
-    save(path, |p| buf.save_with_format(p, ImageFormat::Png))
-}
-
-/// Creates the parent folder and runs an `image` save, mapping its error to one naming `path`.
-fn save(path: &Path, f: impl FnOnce(&Path) -> image::ImageResult<()>) -> Result<()> {
-    create_parent(path)?;
-    f(path).map_err(|e| match e {
-        image::ImageError::IoError(io) => Error::io(path, io),
-        other => Error::data(path, format!("cannot encode PNG ({other})")),
-    })
+    crate::files::write_png(path, &buf)
 }
 
 /// A numeric `.npy` array read into `f32`, with its shape in C (row-major) order.
@@ -398,11 +381,9 @@ pub(crate) fn write_split_index<const N: usize>(json: &Path, splits: &[(&str, Ve
             return Err(Error::data(json, format!("split `{name}` is given twice; merge its entries")));
         }
     }
-    create_parent(json)?;
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(map))
         .map_err(|e| Error::context(format!("{}: cannot serialise the split index", json.display()), e))?;
-    let mut file = File::create(json).map_err(|e| Error::io(json, e))?;
-    file.write_all(text.as_bytes()).map_err(|e| Error::io(json, e))
+    crate::files::write_bytes_atomic(json, text)
 }
 
 /// Finds a dataset folder `dir` (holding `index`) from a data root or from the folder itself.

@@ -35,6 +35,8 @@ impl OutputDir {
     /// # Errors
     /// Another process writing into `dir`, or a report of another run without `force`.
     pub fn prepare(dir: &Path, identity: &str, force: bool, save_all: bool) -> Result<OutputDir> {
+        // A new or empty directory, or one of a run's (an interrupted one holds no report yet).
+        crate::files::refuse_foreign_entries(dir, is_run_output)?;
         let lock = DirLock::acquire(dir)?;
         let report = dir.join(REPORT);
         if report.exists() {
@@ -44,7 +46,7 @@ impl OutputDir {
                 if !force {
                     return Err(Error::data(
                         dir,
-                        "already holds the report of another run (other model, data or attack options); use another --out, or --force to replace it",
+                        "already holds the report of another run (other model, data or attack options); use another output directory, or force to replace it",
                     ));
                 }
                 remove_run(dir, old.as_ref())?;
@@ -95,6 +97,28 @@ impl OutputDir {
         // The report last: its presence marks a complete run.
         write_bytes_atomic(&self.dir.join(REPORT), serde_json::to_string_pretty(record).expect("serialisable"))
     }
+}
+
+/// Whether `path`, an entry of an output directory, is what a run writes there: its report, the
+/// clean batches, or an attack's folder of adversarial batches and preview.
+fn is_run_output(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // A write killed half-way leaves its temporary file (`.NAME.tmp-…`).
+    let temporary = |n: &str| n.starts_with('.') && n.contains(".tmp-");
+    let run_file = |n: &str| {
+        (n.starts_with("clean_batch") && (n.ends_with(".npy") || n.ends_with(".names.txt")))
+            || n == REPORT
+            || n == "report.csv"
+            || temporary(n)
+    };
+    let attack_file = |n: &str| (n.starts_with("adv_batch") && n.ends_with(".npy")) || n == "preview.png" || temporary(n);
+    if path.is_symlink() {
+        return false;
+    }
+    if path.is_dir() {
+        return std::fs::read_dir(path).is_ok_and(|entries| entries.flatten().all(|e| attack_file(&e.file_name().to_string_lossy())));
+    }
+    run_file(&name)
 }
 
 /// Deletes what a run wrote into `dir`: report, CSV, clean batches and the folders of its attacks.

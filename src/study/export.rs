@@ -59,10 +59,11 @@ pub fn to_csv(cells: &[CellRow]) -> String {
             }
         }
     }
-    let mut header: Vec<String> = ["model", "rule", "direction", "norm", "eps", "seed", "samples", "ARP", "transfer", "checks_passed"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut header: Vec<String> =
+        ["model", "model_id", "dataset", "rule", "direction", "norm", "eps", "seed", "samples", "ARP", "transfer", "checks_passed"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     header.extend(tasks.iter().map(|t| format!("ARP {}", t.short())));
     header.extend(metrics.iter().map(|(t, n)| format!("{}/{n}", t.short())));
     header.extend(["forward", "backward", "seconds", "device", "cell"].map(String::from));
@@ -71,6 +72,8 @@ pub fn to_csv(cells: &[CellRow]) -> String {
         let per_task = c.report.arp.as_ref().map(|a| &a.per_task);
         let mut row = vec![
             quote(&c.model),
+            c.model_id[..12.min(c.model_id.len())].to_string(),
+            quote(&c.dataset),
             c.rule.clone(),
             quote(&c.direction),
             c.norm.clone(),

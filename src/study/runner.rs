@@ -237,6 +237,21 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
         let t = Instant::now();
         let source = ModelSource::new(&planned.path, planned.spec.clone());
         let (mut model, _) = source.load(options.device).map_err(|e| at_model(name, &planned.path, e))?;
+        // The weights just loaded must be the ones the plan digested: a file replaced since (a
+        // training run writing its checkpoint) would put another model's numbers under this
+        // model's identity.
+        let files = source.files();
+        let now = crate::digest::files_digest(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+        if now != planned.row.id {
+            return Err(at_model(
+                name,
+                &planned.path,
+                Error::data(
+                    &planned.path,
+                    "changed since the study was planned (its digest differs); run the study again to plan it with the new file",
+                ),
+            ));
+        }
         model.vs.freeze();
         model.set_precision(plan.precision).map_err(|e| at_model(name, &planned.path, e))?;
         // Same values, faster cuDNN kernels (BENCHMARKS.md).

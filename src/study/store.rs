@@ -129,6 +129,8 @@ pub struct CellRow {
     pub model_id: String,
     pub model: String,
     pub dataset_id: String,
+    /// The dataset as `path:split`.
+    pub dataset: String,
     pub rule: String,
     pub direction: String,
     pub norm: String,
@@ -464,6 +466,7 @@ impl Store {
             model_id: row.get("model_id")?,
             model: row.get("model")?,
             dataset_id: row.get("dataset_id")?,
+            dataset: row.get("dataset")?,
             rule: row.get("rule")?,
             direction: row.get("direction")?,
             norm: row.get("norm")?,
@@ -489,8 +492,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT c.*, m.name AS model FROM cells c JOIN models m ON m.id = c.model_id \
-                 ORDER BY m.name, c.rule, c.direction, c.norm, c.eps, c.seed, c.id",
+                "SELECT c.*, m.name AS model, d.path || ':' || d.split AS dataset FROM cells c JOIN models m ON m.id = c.model_id \
+                 JOIN datasets d ON d.id = c.dataset_id ORDER BY m.name, c.rule, c.direction, c.norm, c.eps, c.seed, c.id",
             )
             .map_err(&e)?;
         let rows = st.query_map([], Self::cell_from_row).map_err(&e)?.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)?;

@@ -420,6 +420,11 @@ fn resume(
         if !out.restart {
             refuse_foreign_model(out.path)?;
         }
+        // Only a run's own files may be there: a log of a run that never reached a checkpoint.
+        let ours = |p: &Path| {
+            p.file_name().is_some_and(|n| ["log.jsonl", "checkpoints", "model.safetensors", "model.json"].contains(&&*n.to_string_lossy()))
+        };
+        crate::files::refuse_foreign_entries(out.path, ours)?;
         return Ok(None);
     };
     let state_path = ck.join("state.json");

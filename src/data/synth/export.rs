@@ -101,24 +101,7 @@ fn prior_from_counts(counts: &[u64]) -> Vec<f32> {
 /// The dataset is written into a new or empty directory only: its files (`preview.png`,
 /// `Taskonomy/…`) have common names and would silently replace a user's own.
 fn check_empty(out: &Path) -> Result<()> {
-    if out.exists() && !out.is_dir() {
-        return Err(Error::parameter("out", format!("{} is a file; give a new or empty directory", out.display())));
-    }
-    let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
-    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    names.sort();
-    let shown = names.iter().take(3).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-    let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
-    Err(Error::parameter(
-        "out",
-        format!(
-            "{} is not empty (it holds {shown}{more}); a dataset is written only into a new or empty directory, so choose another",
-            out.display()
-        ),
-    ))
+    crate::files::refuse_foreign_entries(out, |_| false)
 }
 
 /// One written scene: its files, whether it is in the train split, its class pixel counts (train
@@ -200,9 +183,7 @@ pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observe
             counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
             if let Some(scene) = keep {
                 let path = out.join("preview.png");
-                contact_sheet(&scene)
-                    .save(&path)
-                    .map_err(|e| Error::context(format!("{}: cannot write the preview", path.display()), e))?;
+                crate::files::write_png(&path, &contact_sheet(&scene))?;
             }
         }
         observer.event(Event::Progress { done: end as u64, message: format!("{end}/{} scenes", opts.n) });
@@ -221,7 +202,7 @@ pub fn write_dataset(out: &Path, opts: &SynthOptions, observer: &mut dyn Observe
         depth: crate::data::taskonomy::DepthUnits::Metres,
     };
     let path = out.join(MANIFEST);
-    std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("serialisable")).map_err(|e| Error::io(&path, e))?;
+    crate::files::write_bytes_atomic(&path, serde_json::to_string_pretty(&manifest).expect("serialisable"))?;
     Ok(manifest)
 }
 

@@ -106,9 +106,10 @@ pub fn write_state_dict(path: &Path, tensors: &[(String, Tensor)]) -> Result<()>
         p.op(&[TUPLE, REDUCE]);
     }
     p.op(&[SETITEMS, STOP]);
-    let write = || -> std::io::Result<()> {
-        let file = std::fs::File::create(path)?;
-        let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    // The archive is built in memory (a failure cannot leave a half-written zip, nor make the zip
+    // writer complain on drop) and written through the one atomic write path.
+    let build = || -> std::io::Result<Vec<u8>> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let opts = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(false);
         let entry = |zip: &mut zip::ZipWriter<_>, name: String, data: &[u8]| -> std::io::Result<()> {
             zip.start_file_aligned(name, opts, 64).map_err(std::io::Error::other)?;
@@ -120,7 +121,8 @@ pub fn write_state_dict(path: &Path, tensors: &[(String, Tensor)]) -> Result<()>
             entry(&mut zip, format!("{PREFIX}/data/{i}"), bytes)?;
         }
         entry(&mut zip, format!("{PREFIX}/version"), b"3\n")?;
-        zip.finish().map_err(std::io::Error::other)?.flush()
+        Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
     };
-    write().map_err(|e| Error::io(path, e))
+    let bytes = build().map_err(|e| Error::context(format!("{}: cannot build the archive", path.display()), e))?;
+    crate::files::write_bytes_atomic(path, bytes)
 }

@@ -25,7 +25,7 @@ pub fn write_tables(tables: &[Table], out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut write = |name: String, text: &str| -> Result<()> {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        crate::files::write_bytes_atomic(&path, text)?;
         written.push(path);
         Ok(())
     };

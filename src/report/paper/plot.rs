@@ -50,12 +50,14 @@ pub fn save(fig: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
         root.present().map_err(|e| Error::data(&png, err(e)))?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer of w × h × 3 bytes");
-    img.save(&png).map_err(|e| Error::context(format!("{}: writing PNG", png.display()), e))?;
+    let mut text = String::new();
     {
-        let root = SVGBackend::new(&svg, (w, h)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| Error::data(&svg, err(e)))?;
         fig.draw(&root).map_err(|e| Error::data(&svg, format!("drawing the figure: {e}")))?;
         root.present().map_err(|e| Error::data(&svg, err(e)))?;
     }
+    crate::files::write_png(&png, &img)?;
+    crate::files::write_bytes_atomic(&svg, text)?;
     Ok(vec![png, svg])
 }

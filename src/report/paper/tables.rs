@@ -57,7 +57,8 @@ fn count(rules: &[(String, Vec<String>)], strongest: &[Vec<Vec<String>>]) -> Vec
         .collect()
 }
 
-/// Tables 1/2: one row per clean-trained model (name, sharing, parameters), one column group per
+/// Tables 1/2: one row per clean-trained model (name, content digest, sharing, parameters; the
+/// digest tells apart two models of one name, e.g. a model retrained at the same path), one column group per
 /// step rule with every direction's overall ARP at `eps`; the strongest attack of each row and
 /// rule in bold.
 pub fn arp_table(view: &View, eps: f64) -> Table {
@@ -70,7 +71,8 @@ pub fn arp_table(view: &View, eps: f64) -> Table {
         let (mut values, mut bold) = (Vec::new(), Vec::new());
         strongest.push(rule_groups(view, m, eps, &rules, &mut values, &mut bold));
         let layout = info.row.layout_index.map_or(info.sharing(), |i| format!("#{i} {}", info.sharing()));
-        rows.push(Row { labels: vec![info.row.name.clone(), layout, fmt_params(info.row.parameters)], values, bold });
+        let id = info.row.id[..12.min(info.row.id.len())].to_string();
+        rows.push(Row { labels: vec![info.row.name.clone(), id, layout, fmt_params(info.row.parameters)], values, bold });
     }
     let counts = count(&rules, &strongest);
     let summary = rules
@@ -82,7 +84,7 @@ pub fn arp_table(view: &View, eps: f64) -> Table {
     Table {
         id: "table1_arp".into(),
         title: format!("ARP (%) of {} models on {} under {} attacks at ε = {}/255", models.len(), view.dataset, view.norm, fmt_eps(eps)),
-        head: vec!["Model".into(), "Layout".into(), "#Params".into()],
+        head: vec!["Model".into(), "Id".into(), "Layout".into(), "#Params".into()],
         groups: rules.iter().map(|(r, dirs)| (rule_name(r), dirs.iter().map(|d| short_direction(d)).collect())).collect(),
         rows,
         summary: format!("{summary}."),
