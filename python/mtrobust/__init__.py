@@ -494,7 +494,7 @@ class Attack:
         self.params = params
         self.last: dict[str, Any] | None = None
         self._calls = 0
-        self.config()  # checks the parameters now
+        _core.check_attack(self._json())  # checks the parameters now, by the core's rules
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items())
@@ -509,7 +509,7 @@ class Attack:
         """The core's attack configuration (ε in grey levels of 0..255), as stored in studies."""
         if not (self.eps > 0 and self.eps != float("inf")):
             raise ValueError(f"eps={self.eps}: ε must be > 0, in the units of mt.Input (e.g. 8/255 for 0..1 images)")
-        grey = self.net._core("own").eps_grey(self.eps)
+        grey = _core.eps_grey(self.eps, float(self.net.input.range))
         if self.norm == "linf" and grey > 255 + 1e-9:
             raise ValueError(f"eps={self.eps} is larger than the whole pixel range ({self.net.input.range})")
         return {"rule": self.rule, **self.params, "direction": self.direction_id, "norm": self.norm, "eps": grey,
@@ -553,7 +553,7 @@ class PGD(Attack):
     def config(self) -> dict[str, Any]:
         c = super().config()
         if self._step_size is not None:
-            c["step_size"] = self.net._core("own").eps_grey(float(self._step_size))
+            c["step_size"] = _core.eps_grey(float(self._step_size), float(self.net.input.range))
         return c
 
 

@@ -166,11 +166,6 @@ impl Net {
         Ok(Net { model: Some(Model::from_net(Box::new(py_net), space)), tasks: core_tasks, check_finite })
     }
 
-    /// The grey-level budget that is exactly `eps` in the module's input units.
-    fn eps_grey(&self, eps: f64) -> PyResult<f64> {
-        Ok(self.model()?.input.eps_from_input(eps))
-    }
-
     /// Attacks one batch: `(x_adv, report JSON)`.
     fn attack(&self, py: Python<'_>, config: &str, x: &Bound<'_, PyAny>, targets: &Bound<'_, PyDict>, index: u64) -> PyResult<(Py<PyAny>, String)> {
         let config: AttackConfig = serde_json::from_str(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -280,7 +275,13 @@ fn evaluation_json(e: &Evaluation) -> PyResult<String> {
             _ => None,
         })
         .collect();
-    serde_json::to_string(&serde_json::json!({ "evaluation": e, "transfer": transfer })).map_err(json_err)
+    // A struct, not `json!`: a `serde_json::Value` would sort the per-task maps by name.
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        evaluation: &'a Evaluation,
+        transfer: Vec<Option<f64>>,
+    }
+    serde_json::to_string(&Out { evaluation: e, transfer }).map_err(json_err)
 }
 
 /// Runs a study file with live networks (`feed="loader"`) besides its `[[model]]` entries:
@@ -340,7 +341,12 @@ fn results(py: Python<'_>, db: PathBuf) -> PyResult<String> {
         Ok((store.models()?, store.cells()?))
     })
     .map_err(raise(py))?;
-    serde_json::to_string(&serde_json::json!({ "models": models, "cells": cells })).map_err(json_err)
+    #[derive(serde::Serialize)]
+    struct Out {
+        models: Vec<mtrobust::study::store::ModelRow>,
+        cells: Vec<mtrobust::study::store::CellRow>,
+    }
+    serde_json::to_string(&Out { models, cells }).map_err(json_err)
 }
 
 /// A dataset split read by the core (NYUv2, Tiny-Taskonomy, `mtrobust data synth` output), one
@@ -402,6 +408,19 @@ impl Dataset {
     }
 }
 
+/// The grey-level budget that is exactly `eps` units of images in `0..range`.
+#[pyfunction]
+fn eps_grey(eps: f64, range: f64) -> f64 {
+    InputSpace::scaled_rgb(range).eps_from_input(eps)
+}
+
+/// Checks an attack configuration (its JSON form) as the core will run it.
+#[pyfunction]
+fn check_attack(py: Python<'_>, config: &str) -> PyResult<()> {
+    let config: AttackConfig = serde_json::from_str(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    config.check().map_err(raise(py))
+}
+
 /// Renders `n` synthetic scenes into `path` (`mtrobust data synth`).
 #[pyfunction]
 fn synth(py: Python<'_>, path: PathBuf, n: usize, size: usize, seed: u64, test_fraction: f64) -> PyResult<()> {
@@ -423,6 +442,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(results, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(synth, m)?)?;
+    m.add_function(wrap_pyfunction!(eps_grey, m)?)?;
+    m.add_function(wrap_pyfunction!(check_attack, m)?)?;
     m.add("MtrobustError", m.py().get_type::<failure::MtrobustError>())?;
     Ok(())
 }
