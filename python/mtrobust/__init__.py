@@ -764,8 +764,14 @@ class Study:
 class StoredResults:
     """A results store read back (see :func:`results`)."""
 
+    db: str
     models: list[dict[str, Any]]
     cells: list[dict[str, Any]]
+
+    def figures(self, out: str, eps: float = 8.0) -> list[str]:
+        """Writes the paper's figures (Figure 2: ARP vs ε per direction; Figures 1 and 4 at ``eps``
+        grey levels) as PNG and SVG into ``out``; returns the files."""
+        return list(_core.figures(self.db, str(out), float(eps)))
 
     def to_pandas(self, **where: Any) -> Any:
         """One row per cell: model, rule, direction, norm, eps (grey levels; ``eps_255`` = eps/255),
@@ -790,7 +796,7 @@ class StoredResults:
 def results(db: str) -> StoredResults:
     """Reads a results store (written by :meth:`Study.run` or ``mtrobust study run``)."""
     raw = json.loads(_core.results(str(db)))
-    return StoredResults(raw["models"], raw["cells"])
+    return StoredResults(str(db), raw["models"], raw["cells"])
 
 
 from . import data  # noqa: E402  (needs the names above)

@@ -26,7 +26,10 @@ impl PyCustom {
                 failure::stash(e);
                 Error::config(at(), text)
             };
-            let (o, t) = (to_py(py, output).map_err(|e| fail(e, "cannot pass the output:"))?, to_py(py, target).map_err(|e| fail(e, "cannot pass the target:"))?);
+            let (o, t) = (
+                to_py(py, output).map_err(|e| fail(e, "cannot pass the output:"))?,
+                to_py(py, target).map_err(|e| fail(e, "cannot pass the target:"))?,
+            );
             let r = f.bind(py).call1((o, t)).map_err(|e| fail(e, "raised"))?;
             from_py(&r, &|| at()).map_err(|e| Error::config(at(), format!("{}; return a [B] tensor of per-sample values", e.value(py))))
         })

@@ -11,8 +11,8 @@ use mtrobust::attack::{Attack, AttackConfig, BatchContext, DirectionContext, Dir
 use mtrobust::data::{Batch, InMemory, InputSpace, Mode, Sizes, Target};
 use mtrobust::error::Error;
 use mtrobust::eval::{EvalOptions, Evaluation, transferability};
-use mtrobust::model::script::ScriptInput;
 use mtrobust::model::Model;
+use mtrobust::model::script::ScriptInput;
 use mtrobust::observe::Silent;
 use mtrobust::study::{LiveModel, RunOptions, Shard, Store, StudyFile};
 use mtrobust::task::{Task, TaskKind, TaskMap, TaskSpec};
@@ -167,20 +167,34 @@ impl Net {
     }
 
     /// Attacks one batch: `(x_adv, report JSON)`.
-    fn attack(&self, py: Python<'_>, config: &str, x: &Bound<'_, PyAny>, targets: &Bound<'_, PyDict>, index: u64) -> PyResult<(Py<PyAny>, String)> {
+    fn attack(
+        &self,
+        py: Python<'_>,
+        config: &str,
+        x: &Bound<'_, PyAny>,
+        targets: &Bound<'_, PyDict>,
+        index: u64,
+    ) -> PyResult<(Py<PyAny>, String)> {
         let config: AttackConfig = serde_json::from_str(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let batch = self.batch(x, targets)?;
         let model = self.model()?;
         failure::clear();
         self.check_finite.set(true);
-        let outcome = without_gil(py, || Attack::new(config)?.run(model, &self.tasks, &batch, BatchContext::at(index))).map_err(raise(py))?;
+        let outcome =
+            without_gil(py, || Attack::new(config)?.run(model, &self.tasks, &batch, BatchContext::at(index))).map_err(raise(py))?;
         let info = serde_json::json!({ "checks": outcome.checks, "counts": outcome.counts, "trace": outcome.trace });
         Ok((tensor::to_py(py, &outcome.x_adv)?.unbind(), info.to_string()))
     }
 
     /// The direction's ascent tensor at the clean batch (before any sign or projection) and the
     /// per-sample clean losses per task.
-    fn gradient(&self, py: Python<'_>, direction: &str, x: &Bound<'_, PyAny>, targets: &Bound<'_, PyDict>) -> PyResult<(Py<PyAny>, Py<PyDict>)> {
+    fn gradient(
+        &self,
+        py: Python<'_>,
+        direction: &str,
+        x: &Bound<'_, PyAny>,
+        targets: &Bound<'_, PyDict>,
+    ) -> PyResult<(Py<PyAny>, Py<PyDict>)> {
         let spec: DirectionSpec = direction.parse().map_err(|e: Error| PyValueError::new_err(e.chain()))?;
         let batch = self.batch(x, targets)?;
         let model = self.model()?;
@@ -204,7 +218,13 @@ impl Net {
 
     /// Clean and attacked evaluation over batches given from Python: the `Evaluation` as JSON
     /// with the transferability of each Single-x attack.
-    fn evaluate(&self, py: Python<'_>, batches: Vec<(Bound<'_, PyAny>, Bound<'_, PyDict>)>, configs: Vec<String>, options: &str) -> PyResult<String> {
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        batches: Vec<(Bound<'_, PyAny>, Bound<'_, PyDict>)>,
+        configs: Vec<String>,
+        options: &str,
+    ) -> PyResult<String> {
         let options: EvalOptions = serde_json::from_str(options).map_err(json_err)?;
         let configs = Self::attacks(&configs)?;
         let data = InMemory(batches.iter().map(|(x, t)| self.batch(x, t)).collect::<PyResult<Vec<_>>>()?);
@@ -309,7 +329,10 @@ fn study(
     let custom: Vec<Vec<Task>> = nets.iter().map(|n| n.4.tasks.clone()).collect();
     let result = without_gil(py, || -> mtrobust::Result<mtrobust::study::Summary> {
         if custom.iter().flatten().any(|t| t.custom.is_some()) {
-            return Err(Error::config("study", "a live model with an mt.Custom task cannot run in a study: the data loaders only label the five built-in tasks"));
+            return Err(Error::config(
+                "study",
+                "a live model with an mt.Custom task cannot run in a study: the data loaders only label the five built-in tasks",
+            ));
         }
         let file = StudyFile::read_with(&path, false)?;
         let device = match device.or(file.device.clone()) {
@@ -408,6 +431,19 @@ impl Dataset {
     }
 }
 
+/// Writes the paper's Figures 2, 1 and 4 (PNG and SVG) of a results store into `out`, at `eps`
+/// grey levels for the per-ε figures; returns the files written.
+#[pyfunction]
+fn figures(py: Python<'_>, db: PathBuf, out: PathBuf, eps: f64) -> PyResult<Vec<String>> {
+    let written = without_gil(py, || -> mtrobust::Result<Vec<PathBuf>> {
+        let store = Store::open_read_only(&db)?;
+        let view = mtrobust::report::paper::view::View::load(&store, None, "linf")?;
+        mtrobust::report::paper::figures::write_figures(&view, eps, &out)
+    })
+    .map_err(raise(py))?;
+    Ok(written.into_iter().map(|p| p.display().to_string()).collect())
+}
+
 /// The grey-level budget that is exactly `eps` units of images in `0..range`.
 #[pyfunction]
 fn eps_grey(eps: f64, range: f64) -> f64 {
@@ -444,6 +480,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(synth, m)?)?;
     m.add_function(wrap_pyfunction!(eps_grey, m)?)?;
     m.add_function(wrap_pyfunction!(check_attack, m)?)?;
+    m.add_function(wrap_pyfunction!(figures, m)?)?;
     m.add("MtrobustError", m.py().get_type::<failure::MtrobustError>())?;
     Ok(())
 }

@@ -59,23 +59,24 @@ impl InputSpace {
         eps * self.scale
     }
 
-    /// The budget in grey levels that is exactly `eps` input units: the inverse of
+    /// The budget in grey levels that is `eps` input units: the inverse of
     /// [`InputSpace::eps_to_input`], chosen among the floats next to `eps / scale` so that the
-    /// round trip gives `eps` back bit for bit (ε given in a caller's units, e.g. 8/255 of a
-    /// 0..1 image, is then the very number every projection uses).
+    /// round trip gives `eps` back as closely as floats allow (bit for bit when some float does;
+    /// always the same float32, the precision tensors are projected in). So ε given in a caller's
+    /// units, e.g. 8/255 of a 0..1 image, is the number every projection uses.
     pub fn eps_from_input(&self, eps: f64) -> f64 {
         let guess = eps / self.scale;
-        let (mut up, mut down) = (guess, guess);
+        let miss = |g: f64| (g * self.scale - eps).abs();
+        let (mut best, mut up, mut down) = (guess, guess, guess);
         for _ in 0..8 {
-            if up * self.scale == eps {
-                return up;
-            }
-            if down * self.scale == eps {
-                return down;
-            }
             (up, down) = (up.next_up(), down.next_down());
+            for g in [up, down] {
+                if miss(g) < miss(best) {
+                    best = g;
+                }
+            }
         }
-        guess
+        best
     }
 
     /// `[B,3,H,W]` inputs back to 0..255 pixels in R,G,B order (for images and previews).
@@ -100,7 +101,9 @@ mod tests {
             assert_eq!(space.bounds(), ([0.0; 3], [range; 3]));
             for k in 1..=64 {
                 let eps = f64::from(k) / 255.0 * range;
-                assert_eq!(space.eps_to_input(space.eps_from_input(eps)), eps, "range {range}, k {k}");
+                let back = space.eps_to_input(space.eps_from_input(eps));
+                assert!((back - eps).abs() <= eps * f64::EPSILON, "range {range}, k {k}: {back} vs {eps}");
+                assert_eq!(back as f32, eps as f32, "range {range}, k {k}");
                 assert!((space.eps_from_input(eps) - f64::from(k)).abs() < 1e-9);
             }
         }

@@ -264,7 +264,13 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
 ///
 /// # Errors
 /// See [`run`]; also live models that do not match the plan's.
-pub fn run_with(plan: &Plan, live: &mut [LiveModel], store: &mut Store, options: RunOptions, observer: &mut dyn Observer) -> Result<Summary> {
+pub fn run_with(
+    plan: &Plan,
+    live: &mut [LiveModel],
+    store: &mut Store,
+    options: RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<Summary> {
     let planned_live = plan.models.iter().filter(|m| m.live.is_some()).count();
     if planned_live != live.len() {
         return Err(Error::config("study", format!("the plan has {planned_live} live model(s) but {} were given to run it", live.len())));
@@ -329,7 +335,7 @@ pub fn run_with(plan: &Plan, live: &mut [LiveModel], store: &mut Store, options:
         let data = Cached::new(&opened.loader, CACHE_BYTES);
         summary.loading_seconds += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let mut clean = clean_run(&model, &opened.tasks, &data, plan.options, &mut Quiet(observer))?;
+        let mut clean = clean_run(model, &opened.tasks, &data, plan.options, &mut Quiet(observer))?;
         summary.clean_seconds += t.elapsed().as_secs_f64();
         let t = Instant::now();
         // Every run measures against the baseline stored first, so all cells of a model share it.

@@ -109,7 +109,10 @@ impl Custom {
             });
         }
         if !t.is_floating_point() {
-            return Err(Error::config(format!("the {what} of task `{name}`"), format!("is a {:?} tensor; it must be floating point", t.kind())));
+            return Err(Error::config(
+                format!("the {what} of task `{name}`"),
+                format!("is a {:?} tensor; it must be floating point", t.kind()),
+            ));
         }
         Ok(t)
     }
