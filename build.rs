@@ -5,6 +5,8 @@
 //! linker drops the CUDA library and `tch::Cuda::is_available()` silently reports false.
 //! The rpath points at the wheel's `torch/lib`, so no LD_LIBRARY_PATH is needed.
 //!
+//! With the `python-extension` feature (the Python package) neither is added: see `main`.
+//!
 //! It also compiles `csrc/shim.cpp` (autocast, TF32, channels-last, CUDA memory statistics:
 //! libtorch switches tch does not expose) with the flags torch-sys uses for its own C++ shim.
 use std::path::PathBuf;
@@ -28,6 +30,12 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=MTROBUST_LIBTORCH_VERSION={version}");
     compile_shim(&libtorch);
+    if std::env::var_os("CARGO_FEATURE_PYTHON_EXTENSION").is_some() {
+        // Inside the Python package the `torch` module has loaded libtorch before us, and the
+        // extension finds it through its RUNPATH ($ORIGIN/../torch/lib, set by python/build.rs).
+        // No --no-as-needed: one extension then serves the CPU and the CUDA torch wheels.
+        return;
+    }
     let lib = PathBuf::from(libtorch).join("lib");
     let lib = lib.canonicalize().unwrap_or(lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());

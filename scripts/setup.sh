@@ -37,3 +37,33 @@ if [ "$cxx11" != "1" ]; then
 fi
 ln -sfn "$torch_dir" "$VENV/libtorch"
 echo "setup: libtorch at $VENV/libtorch -> $torch_dir" >&2
+
+# The Python package (python/): maturin and the test dependencies from PyPI, then the wheel built
+# against this venv's torch (LIBTORCH_USE_PYTORCH: tch links the wheel's own libtorch) and
+# installed. Cargo rebuilds only what changed, so a rerun costs seconds; skip it with
+# MTROBUST_SKIP_WHEEL=1 (the Rust-only commands do not need it).
+if [ "${MTROBUST_SKIP_WHEEL:-0}" != "1" ]; then
+  if ! "$VENV/bin/python" - <<'PY' 2>/dev/null
+import importlib.metadata as md, sys
+need = {"maturin": "1.8", "pytest": "8", "pandas": "2", "numpy": "1.24"}
+for name, least in need.items():
+    have = tuple(int(p) for p in md.version(name).split(".")[:2] if p.isdigit())
+    want = tuple(int(p) for p in least.split("."))
+    if have < want:
+        sys.exit(1)
+PY
+  then
+    echo "setup: installing maturin, pytest, pandas into $VENV (once)" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.8,<2" "pytest>=8" "pandas>=2" "numpy>=1.24"
+  fi
+  root=$(pwd)
+  echo "setup: building the Python wheel (python/, maturin --release)" >&2
+  (
+    cd python
+    export PATH="$root/$VENV/bin:$PATH" VIRTUAL_ENV="$root/$VENV" LIBTORCH_USE_PYTORCH=1 CARGO_TARGET_DIR="$root/target"
+    rm -f "$root"/target/wheels/mtrobust-*.whl
+    "$root/$VENV/bin/maturin" build --release --quiet -i "$root/$VENV/bin/python" --out "$root/target/wheels" >&2
+  )
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/mtrobust-*.whl
+  echo "setup: installed $(ls target/wheels/mtrobust-*.whl) into $VENV" >&2
+fi

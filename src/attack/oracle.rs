@@ -78,10 +78,11 @@ impl<'a> Oracle<'a> {
             let (_, _, h, w) = y.size4().expect("task outputs are 4-D");
             let mut cache = self.resized.borrow_mut();
             if cache.as_ref().map(|(hw, _)| *hw) != Some((h, w)) {
-                *cache = Some(((h, w), self.targets.map(|_, t| t.resized(h, w))));
+                let at = |kind| self.tasks.iter().find(|t| t.kind() == kind);
+                *cache = Some(((h, w), self.targets.map(|k, t| at(k).map_or_else(|| t.resized(h, w), |task| task.target_at(t, h, w)))));
             }
             let target = cache.as_ref().and_then(|(_, m)| m.get(task.kind())).expect("resized above");
-            out.insert(task.kind(), task.loss(y, target));
+            out.insert(task.kind(), task.loss(y, target)?);
         }
         Ok(out)
     }

@@ -21,7 +21,7 @@ fn fgsm_is_the_clipped_signed_gradient_step() {
     for t in &tasks {
         let y = out.get(t.kind()).unwrap();
         let (_, _, h, w) = y.size4().unwrap();
-        total += t.loss(y, &batch.targets.get(t.kind()).unwrap().resized(h, w)).per_sample().sum(Kind::Float);
+        total += t.loss(y, &batch.targets.get(t.kind()).unwrap().resized(h, w)).unwrap().per_sample().sum(Kind::Float);
     }
     let g = Tensor::run_backward(&[total], &[&x], false, false).pop().unwrap();
     let (lo, hi) = model.input.bound_tensors(Kind::Float, tch::Device::Cpu);

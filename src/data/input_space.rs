@@ -48,9 +48,35 @@ impl InputSpace {
         (t(lo), t(hi))
     }
 
+    /// RGB pixels scaled to `0..range` with nothing subtracted: `range` 1.0 is torchvision's
+    /// 0..1 image tensors, where ε = 8/255 is 8 grey levels.
+    pub fn scaled_rgb(range: f64) -> Self {
+        InputSpace { channel_order: ChannelOrder::Rgb, mean: [0.0; 3], scale: range / 255.0 }
+    }
+
     /// A budget of `eps` grey levels in input units.
     pub fn eps_to_input(&self, eps: f64) -> f64 {
         eps * self.scale
+    }
+
+    /// The budget in grey levels that is `eps` input units: the inverse of
+    /// [`InputSpace::eps_to_input`], chosen among the floats next to `eps / scale` so that the
+    /// round trip gives `eps` back as closely as floats allow (bit for bit when some float does;
+    /// always the same float32, the precision tensors are projected in). So ε given in a caller's
+    /// units, e.g. 8/255 of a 0..1 image, is the number every projection uses.
+    pub fn eps_from_input(&self, eps: f64) -> f64 {
+        let guess = eps / self.scale;
+        let miss = |g: f64| (g * self.scale - eps).abs();
+        let (mut best, mut up, mut down) = (guess, guess, guess);
+        for _ in 0..8 {
+            (up, down) = (up.next_up(), down.next_down());
+            for g in [up, down] {
+                if miss(g) < miss(best) {
+                    best = g;
+                }
+            }
+        }
+        best
     }
 
     /// `[B,3,H,W]` inputs back to 0..255 pixels in R,G,B order (for images and previews).
@@ -67,6 +93,21 @@ impl InputSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_in_input_units_round_trip_exactly() {
+        for range in [1.0, 2.0, 255.0] {
+            let space = InputSpace::scaled_rgb(range);
+            assert_eq!(space.bounds(), ([0.0; 3], [range; 3]));
+            for k in 1..=64 {
+                let eps = f64::from(k) / 255.0 * range;
+                let back = space.eps_to_input(space.eps_from_input(eps));
+                assert!((back - eps).abs() <= eps * f64::EPSILON, "range {range}, k {k}: {back} vs {eps}");
+                assert_eq!(back as f32, eps as f32, "range {range}, k {k}");
+                assert!((space.eps_from_input(eps) - f64::from(k)).abs() < 1e-9);
+            }
+        }
+    }
 
     #[test]
     fn reference_bounds_are_pixel_0_and_255() {

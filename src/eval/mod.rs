@@ -121,7 +121,7 @@ impl Accumulator {
                     ),
                 ));
             }
-            let parts: LossParts = task.loss_at_output(y, target);
+            let parts: LossParts = task.loss_at_output(y, target)?;
             let sum = f64::try_from(parts.sum.sum(Kind::Double)).unwrap_or(f64::NAN);
             let weight = f64::try_from(parts.weight.sum(Kind::Double)).unwrap_or(0.0);
             if !sum.is_finite() {
@@ -130,7 +130,7 @@ impl Accumulator {
                     format!("is {sum} on the {condition} inputs (the outputs are finite but extreme, or the labels are corrupt)"),
                 ));
             }
-            self.metrics[i].update(y, target);
+            self.metrics[i].update(y, target)?;
             self.loss_sum[i] += sum;
             self.loss_weight[i] += weight;
             if weight > 0.0 {

@@ -117,7 +117,7 @@ pub fn open_for(model: &Model, data: &DataSpec) -> Result<OpenedData> {
     let kinds: Vec<TaskKind> = specs.iter().map(|s| s.kind).collect();
     let profile = dataset.default_profile();
     let loader = Loader::new(dataset, kinds, data.batch_size, data.limit)?;
-    if model.script().is_some() {
+    if !model.has_task_paths() {
         check_on_data(model, &loader)?;
     }
     Ok(OpenedData { tasks, profile, loader })

@@ -400,7 +400,7 @@ mod tests {
         let batch = random_batch(&specs, 2, 24, 12, Kind::Double);
         let loss = |x: &Tensor| {
             let out = m.forward_t(x, false).unwrap();
-            crate::task::losses(&tasks, &out, &batch.targets).values().map(|p| p.pooled()).sum::<Tensor>()
+            crate::task::losses(&tasks, &out, &batch.targets).unwrap().values().map(|p| p.pooled()).sum::<Tensor>()
         };
         let x = batch.x.detach().set_requires_grad(true);
         let grad = Tensor::run_backward(&[loss(&x)], &[&x], false, false).pop().unwrap();

@@ -20,7 +20,8 @@ pub struct StudyFile {
     #[serde(default)]
     pub device: Option<String>,
     pub data: StudyData,
-    #[serde(rename = "model")]
+    /// Empty only when the caller adds models of its own ([`super::plan_with`]).
+    #[serde(rename = "model", default)]
     pub models: Vec<ModelEntry>,
     #[serde(rename = "attack")]
     pub attacks: Vec<AttackBlock>,
@@ -141,8 +142,17 @@ impl StudyFile {
     /// # Errors
     /// An unreadable file, invalid TOML, an unknown key (named, with its line), or empty lists.
     pub fn read(path: &Path) -> Result<StudyFile> {
+        Self::read_with(path, true)
+    }
+
+    /// [`StudyFile::read`], without requiring a `[[model]]` entry when `models_required` is
+    /// false: the caller then adds live models ([`super::plan_with`]).
+    ///
+    /// # Errors
+    /// See [`StudyFile::read`].
+    pub fn read_with(path: &Path, models_required: bool) -> Result<StudyFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut study = StudyFile::parse(&text).map_err(|e| match e {
+        let mut study = StudyFile::parse_with(&text, models_required).map_err(|e| match e {
             Error::Config { name, reason } if name == "study" => Error::data(path, reason),
             e => Error::context(path.display().to_string(), e),
         })?;
@@ -166,8 +176,16 @@ impl StudyFile {
     /// # Errors
     /// Invalid TOML, unknown keys, empty lists, out-of-range numbers.
     pub fn parse(text: &str) -> Result<StudyFile> {
+        Self::parse_with(text, true)
+    }
+
+    /// [`StudyFile::parse`], with `[[model]]` entries optional unless `models_required`.
+    ///
+    /// # Errors
+    /// See [`StudyFile::parse`].
+    pub fn parse_with(text: &str, models_required: bool) -> Result<StudyFile> {
         let study: StudyFile = toml::from_str(text).map_err(|e| Error::config("study", describe_toml_error(text, &e)))?;
-        if study.models.is_empty() {
+        if models_required && study.models.is_empty() {
             return Err(Error::config("study", "no [[model]] entry; add one with `path = \"run/model.safetensors\"`"));
         }
         if study.attacks.is_empty() {

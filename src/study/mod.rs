@@ -57,5 +57,5 @@ pub mod store;
 
 pub use cell::{Cell, Shard};
 pub use file::{EXAMPLE, PAPER_EPS, StudyFile};
-pub use runner::{Plan, RunOptions, Summary, plan, run};
+pub use runner::{LiveModel, Plan, RunOptions, Summary, plan, plan_with, run, run_with};
 pub use store::Store;

@@ -26,6 +26,31 @@ pub struct PlannedModel {
     /// The model spec of a TorchScript module.
     pub spec: Option<PathBuf>,
     pub tasks: Vec<TaskKind>,
+    /// Its position among the live models given to [`plan_with`] and [`run_with`]; `None` for a
+    /// model read from a file.
+    pub live: Option<usize>,
+}
+
+/// A model the caller holds in memory rather than in a file (a live Python `nn.Module`): the
+/// study attacks it like a `[[model]]` entry and stores its cells under `identity`.
+pub struct LiveModel {
+    /// Its name in the store and in reports (distinct from the file models' names).
+    pub name: String,
+    /// What identifies its numbers, e.g. a digest of its weights' bytes, its class and a version
+    /// the caller gives: the same identity resumes the same cells, a new one starts afresh.
+    pub identity: String,
+    /// Where it comes from, as the store's `path` column shows it (`python:pkg.Net`).
+    pub origin: String,
+    /// Stored with the model's row in place of a checkpoint's sidecar.
+    pub description: serde_json::Value,
+    /// The model; its inputs are the data loaders' (the reference input space).
+    pub model: Model,
+}
+
+impl std::fmt::Debug for LiveModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveModel").field("name", &self.name).field("identity", &self.identity).finish()
+    }
 }
 
 /// Everything a study will compute.
@@ -50,6 +75,17 @@ fn at_model(name: &str, path: &std::path::Path, e: Error) -> Error {
 /// # Errors
 /// The first problem found, naming the study entry it comes from.
 pub fn plan(study: &StudyFile) -> Result<Plan> {
+    plan_with(study, &[])
+}
+
+/// [`plan`] for the study's file models followed by `live` models held in memory.
+///
+/// # Errors
+/// See [`plan`]; also no model at all, or a live model whose name or identity another model has.
+pub fn plan_with(study: &StudyFile, live: &[LiveModel]) -> Result<Plan> {
+    if study.models.is_empty() && live.is_empty() {
+        return Err(Error::config("study", "no model: add a [[model]] entry or pass live models"));
+    }
     let spec = study.data.spec();
     let dataset = spec.open().map_err(|e| Error::context("[data]", e))?;
     let samples = spec.limit.map_or(dataset.reader.len(), |l| l.min(dataset.reader.len()));
@@ -71,15 +107,32 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
     let options = EvalOptions { profile: study.data.metrics.unwrap_or(dataset.default_profile()), convention: study.data.convention };
     let mut models = Vec::new();
     let mut cells = Vec::new();
-    for (name, source) in study.checkpoints()? {
-        let path = source.path.clone();
-        let (model, description) = source.load(Device::Cpu).map_err(|e| at_model(&name, &path, e))?;
-        let tasks = dataset.tasks_for(model.tasks()).map_err(|e| at_model(&name, &path, e))?;
-        if model.script().is_some() {
-            open_for(&model, &spec).map_err(|e| at_model(&name, &path, e))?;
+    let files = study.checkpoints()?;
+    let n_files = files.len();
+    let entries = files.into_iter().map(Some).chain(live.iter().map(|_| None)).enumerate();
+    for (n, file) in entries {
+        let loaded;
+        let (name, path, spec_path, model, description, id, live_index) = match file {
+            Some((name, source)) => {
+                let path = source.path.clone();
+                let (model, description) = source.load(Device::Cpu).map_err(|e| at_model(&name, &path, e))?;
+                let files = source.files();
+                let id = crate::digest::files_digest(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+                loaded = model;
+                (name, path, source.spec, &loaded, description, id, None)
+            }
+            None => {
+                let l = &live[n - n_files];
+                (l.name.clone(), PathBuf::from(&l.origin), None, &l.model, l.description.clone(), l.identity.clone(), Some(n - n_files))
+            }
+        };
+        if models.iter().any(|m: &PlannedModel| m.row.name == name) {
+            return Err(Error::config(format!("model `{name}`"), "another model of the study has this name; give distinct names"));
         }
-        let files = source.files();
-        let id = crate::digest::files_digest(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+        let tasks = dataset.tasks_for(model.tasks()).map_err(|e| at_model(&name, &path, e))?;
+        if !model.has_task_paths() {
+            open_for(model, &spec).map_err(|e| at_model(&name, &path, e))?;
+        }
         if let Some(other) = models.iter().find(|m: &&PlannedModel| m.row.id == id) {
             return Err(Error::config(
                 format!("[[model]] `{name}`"),
@@ -90,7 +143,7 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
         // A TorchScript model has no TreeMTL architecture: `torchscript`, layout `-`, nothing shared.
         let (backbone, layout, shared_stages) = match model.config() {
             Ok(c) => (c.backbone.name().to_string(), c.layout.to_string(), c.layout.shared_prefix()),
-            Err(_) => ("torchscript".to_string(), "-".to_string(), 0),
+            Err(_) => (if model.script().is_some() { "torchscript" } else { "external" }.to_string(), "-".to_string(), 0),
         };
         let row = ModelRow {
             id,
@@ -139,7 +192,7 @@ pub fn plan(study: &StudyFile) -> Result<Plan> {
                 }
             }
         }
-        models.push(PlannedModel { row, path, spec: source.spec, tasks: kinds });
+        models.push(PlannedModel { row, path, spec: spec_path, tasks: kinds, live: live_index });
     }
     Ok(Plan { data: spec, dataset: dataset_row, options, models, cells, precision: study.data.precision })
 }
@@ -204,6 +257,24 @@ fn fmt_duration(s: f64) -> String {
 /// # Errors
 /// Data, model or store errors. Cells stored before the error stay stored.
 pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut dyn Observer) -> Result<Summary> {
+    run_with(plan, &mut [], store, options, observer)
+}
+
+/// [`run`] for a plan made by [`plan_with`], given the same `live` models in the same order.
+///
+/// # Errors
+/// See [`run`]; also live models that do not match the plan's.
+pub fn run_with(
+    plan: &Plan,
+    live: &mut [LiveModel],
+    store: &mut Store,
+    options: RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<Summary> {
+    let planned_live = plan.models.iter().filter(|m| m.live.is_some()).count();
+    if planned_live != live.len() {
+        return Err(Error::config("study", format!("the plan has {planned_live} live model(s) but {} were given to run it", live.len())));
+    }
     let mut summary = Summary::default();
     let t = Instant::now();
     store.put_dataset(&plan.dataset)?;
@@ -235,37 +306,51 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
         }
         let name = &planned.row.name;
         let t = Instant::now();
-        let source = ModelSource::new(&planned.path, planned.spec.clone());
-        let (mut model, _) = source.load(options.device).map_err(|e| at_model(name, &planned.path, e))?;
-        // The weights just loaded must be the ones the plan digested: a file replaced since (a
-        // training run writing its checkpoint) would put another model's numbers under this
-        // model's identity.
-        let files = source.files();
-        let now = crate::digest::files_digest(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-        if now != planned.row.id {
-            return Err(at_model(
-                name,
-                &planned.path,
-                Error::data(
-                    &planned.path,
-                    "changed since the study was planned (its digest differs); run the study again to plan it with the new file",
-                ),
-            ));
-        }
+        let mut loaded;
+        let model: &mut Model = match planned.live {
+            Some(i) => {
+                let l = &mut live[i];
+                if l.identity != planned.row.id {
+                    return Err(Error::config(format!("model `{name}`"), "is not the live model the study was planned with"));
+                }
+                &mut l.model
+            }
+            None => {
+                let source = ModelSource::new(&planned.path, planned.spec.clone());
+                loaded = source.load(options.device).map_err(|e| at_model(name, &planned.path, e))?.0;
+                // The weights just loaded must be the ones the plan digested: a file replaced since
+                // (a training run writing its checkpoint) would put another model's numbers under
+                // this model's identity.
+                let files = source.files();
+                let now = crate::digest::files_digest(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+                if now != planned.row.id {
+                    return Err(at_model(
+                        name,
+                        &planned.path,
+                        Error::data(
+                            &planned.path,
+                            "changed since the study was planned (its digest differs); run the study again to plan it with the new file",
+                        ),
+                    ));
+                }
+                &mut loaded
+            }
+        };
         model.vs.freeze();
         model.set_precision(plan.precision).map_err(|e| at_model(name, &planned.path, e))?;
         // Same values, faster cuDNN kernels (BENCHMARKS.md).
         model.set_channels_last(matches!(options.device, Device::Cuda(_)));
+        let model: &Model = model;
         if model.script().is_some() {
             observer.event(Event::Info(format!(
                 "model `{name}` is a TorchScript module: no per-task path, so Single-x attacks run its full forward"
             )));
         }
-        let opened = open_for(&model, &plan.data)?;
+        let opened = open_for(model, &plan.data)?;
         let data = Cached::new(&opened.loader, CACHE_BYTES);
         summary.loading_seconds += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let mut clean = clean_run(&model, &opened.tasks, &data, plan.options, &mut Quiet(observer))?;
+        let mut clean = clean_run(model, &opened.tasks, &data, plan.options, &mut Quiet(observer))?;
         summary.clean_seconds += t.elapsed().as_secs_f64();
         let t = Instant::now();
         // Every run measures against the baseline stored first, so all cells of a model share it.
@@ -280,12 +365,12 @@ pub fn run(plan: &Plan, store: &mut Store, options: RunOptions, observer: &mut d
             let mut samples: Vec<SampleRow> = Vec::new();
             let mut record = |_: usize, b: usize, batch: &crate::data::Batch, x_adv: &Tensor| -> Result<()> {
                 if options.per_sample {
-                    per_sample_rows(&model, &opened.tasks, &clean, b, batch, x_adv, plan.data.batch_size, &mut samples)?;
+                    per_sample_rows(model, &opened.tasks, &clean, b, batch, x_adv, plan.data.batch_size, &mut samples)?;
                 }
                 Ok(())
             };
             let (mut reports, _) = attack_runs(
-                &model,
+                model,
                 &opened.tasks,
                 &data,
                 &clean,
@@ -360,7 +445,7 @@ fn per_sample_rows(
     let out = model.forward_t(x_adv, false)?;
     for task in tasks {
         let (Some(y), Some(target)) = (out.get(task.kind()), batch.targets.get(task.kind())) else { continue };
-        let adv = Vec::<f64>::try_from(task.loss_at_output(y, target).per_sample().to_kind(Kind::Double).to_device(Device::Cpu))
+        let adv = Vec::<f64>::try_from(task.loss_at_output(y, target)?.per_sample().to_kind(Kind::Double).to_device(Device::Cpu))
             .unwrap_or_default();
         let clean =
             clean.batch_losses(b).get(task.kind()).and_then(|t| Vec::<f64>::try_from(t.to_kind(Kind::Double)).ok()).unwrap_or_default();

@@ -10,11 +10,13 @@
 //!   to 4 decimals by numpy's `round` in the value's own precision — so results can be compared with
 //!   the paper.
 use super::Target;
+use super::custom::{Custom, CustomMetric};
 use super::normal::NormalMetric;
 use super::regression::{RegressionMetric, RegressionReport};
 use super::segment::SegMetric;
 pub use super::vocabulary::{Convention, MetricProfile, MetricValue};
 use super::{Task, TaskKind};
+use crate::error::Result;
 use tch::Tensor;
 
 /// The accumulator of one task.
@@ -23,12 +25,17 @@ pub enum TaskMetric {
     Segment(SegMetric),
     Normal(NormalMetric),
     Regression(RegressionMetric),
+    /// A custom task's: the mean of its per-sample values.
+    Custom(Custom, CustomMetric),
 }
 
 impl TaskMetric {
     /// The accumulator `task` uses under `profile` and `convention`.
     pub fn new(task: &Task, profile: MetricProfile, convention: Convention) -> Self {
         let single = profile == MetricProfile::Taskonomy;
+        if let Some(c) = &task.custom {
+            return TaskMetric::Custom(c.clone(), CustomMetric::new(c));
+        }
         match task.kind() {
             TaskKind::SegmentSemantic => {
                 TaskMetric::Segment(SegMetric::new(task.channels() as usize, convention, single, task.class_weights.clone()))
@@ -43,16 +50,25 @@ impl TaskMetric {
         }
     }
 
-    /// Adds a batch of predictions at output resolution; they are upsampled to the label size.
-    pub fn update(&mut self, pred: &Tensor, target: &Target) {
+    /// Adds a batch of predictions at output resolution; they are upsampled to the label size
+    /// (a custom task's metric gets them as they are).
+    ///
+    /// # Errors
+    /// A custom task's metric that fails; built-in metrics do not fail.
+    pub fn update(&mut self, pred: &Tensor, target: &Target) -> Result<()> {
         let _guard = tch::no_grad_guard();
+        if let TaskMetric::Custom(task, m) = self {
+            return m.add(&task.metric(pred, target)?);
+        }
         let (_, _, h, w) = target.value.size4().expect("targets are 4-D");
         let pred = upsample_to(pred, h, w);
         match self {
             TaskMetric::Segment(m) => m.update(&pred, target),
             TaskMetric::Normal(m) => m.update(&pred, target),
             TaskMetric::Regression(m) => m.update(&pred, target),
+            TaskMetric::Custom(..) => unreachable!("handled above"),
         }
+        Ok(())
     }
 
     /// The metric values over everything added so far.
@@ -61,6 +77,7 @@ impl TaskMetric {
             TaskMetric::Segment(m) => m.finish(),
             TaskMetric::Normal(m) => m.finish(),
             TaskMetric::Regression(m) => m.finish(),
+            TaskMetric::Custom(_, m) => m.finish(),
         };
         if convention == Convention::Reference {
             // The reference's `round(value, 4)` on numpy scalars (docs/REFERENCE.md §3.2).

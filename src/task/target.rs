@@ -12,6 +12,14 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target whose every pixel counts: a custom task's, which is passed to its loss as given
+    /// (`valid` is a `[B, 1, 1, 1]` tensor of ones, unused).
+    pub fn whole(value: Tensor) -> Target {
+        let b = value.size().first().copied().unwrap_or(0);
+        let valid = Tensor::ones([b, 1, 1, 1], (tch::Kind::Float, value.device()));
+        Target { value, valid }
+    }
+
     /// The target resampled to `h × w` with PyTorch `nearest` (docs/REFERENCE.md §2.3: losses downsample the
     /// labels to the output resolution; `src = min(floor(dst·in/out), in−1)`).
     pub fn resized(&self, h: i64, w: i64) -> Target {

@@ -26,7 +26,7 @@ fn vec1(t: &Tensor) -> Vec<f64> {
 }
 
 fn seg_task(classes: i64, weights: Option<Vec<f32>>) -> Task {
-    Task { spec: TaskSpec { kind: TaskKind::SegmentSemantic, channels: classes }, class_weights: weights }
+    Task { spec: TaskSpec { kind: TaskKind::SegmentSemantic, channels: classes }, class_weights: weights, custom: None }
 }
 
 #[test]
@@ -40,11 +40,11 @@ fn segmentation_cross_entropy_with_ignore_and_class_weights() {
     let first = target(labels.shallow_clone(), &[1.0, 0.0]);
     let task = seg_task(2, None);
     let l43 = (4.0f64 / 3.0).ln();
-    assert!(close(scalar(&task.loss(&logits, &first).pooled()), l43));
-    assert!(close(scalar(&task.loss(&logits, &both).pooled()), (l43 + 2f64.ln()) / 2.0));
+    assert!(close(scalar(&task.loss(&logits, &first).unwrap().pooled()), l43));
+    assert!(close(scalar(&task.loss(&logits, &both).unwrap().pooled()), (l43 + 2f64.ln()) / 2.0));
     // Class weights (2, 0.5): Σ w·nll = 0.5·ln(4/3) + 2·ln 2 over Σ w = 2.5.
     let weighted = seg_task(2, Some(vec![2.0, 0.5]));
-    assert!(close(scalar(&weighted.loss(&logits, &both).pooled()), (0.5 * l43 + 2.0 * 2f64.ln()) / 2.5));
+    assert!(close(scalar(&weighted.loss(&logits, &both).unwrap().pooled()), (0.5 * l43 + 2.0 * 2f64.ln()) / 2.5));
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn per_sample_losses_are_zero_not_nan_without_valid_pixels() {
     let ln3 = 3f32.ln();
     let logits = t4(&[0.0, 0.0, ln3, 0.0, 5.0, 1.0, -2.0, 3.0], [2, 2, 1, 2]);
     let labels = target(t4(&[1.0, 0.0, 0.0, 1.0], [2, 1, 1, 2]), &[1.0, 0.0, 0.0, 0.0]);
-    let parts = seg_task(2, None).loss(&logits, &labels);
+    let parts = seg_task(2, None).loss(&logits, &labels).unwrap();
     let per = vec1(&parts.per_sample());
     assert!(close(per[0], (4.0f64 / 3.0).ln()));
     assert_eq!(per[1], 0.0);
@@ -68,9 +68,9 @@ fn normal_loss_is_one_minus_cosine_of_normalised_vectors() {
     let pred = t4(&[1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [1, 3, 1, 2]);
     let label = t4(&[0.0, 2.0, 1.0, 0.0, 0.0, 0.0], [1, 3, 1, 2]);
     let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
-    let loss = scalar(&task.loss(&pred, &target(label.shallow_clone(), &[1.0, 1.0])).pooled());
+    let loss = scalar(&task.loss(&pred, &target(label.shallow_clone(), &[1.0, 1.0])).unwrap().pooled());
     assert!(close(loss, (1.0 + 1.0 - 0.5f64.sqrt()) / 2.0));
-    let only_second = scalar(&task.loss(&pred, &target(label, &[0.0, 1.0])).pooled());
+    let only_second = scalar(&task.loss(&pred, &target(label, &[0.0, 1.0])).unwrap().pooled());
     assert!(close(only_second, 1.0 - 0.5f64.sqrt()));
 }
 
@@ -78,7 +78,7 @@ fn normal_loss_is_one_minus_cosine_of_normalised_vectors() {
 fn regression_loss_is_masked_l1() {
     // |1 − 1.5| + |2 − 2| over two valid pixels = 0.25; the third pixel (|5 − 1|) is masked.
     let task = Task::new(TaskSpec { kind: TaskKind::DepthZbuffer, channels: 1 });
-    let loss = task.loss(&t4(&[1.0, 2.0, 5.0], [1, 1, 1, 3]), &target(t4(&[1.5, 2.0, 1.0], [1, 1, 1, 3]), &[1.0, 1.0, 0.0]));
+    let loss = task.loss(&t4(&[1.0, 2.0, 5.0], [1, 1, 1, 3]), &target(t4(&[1.5, 2.0, 1.0], [1, 1, 1, 3]), &[1.0, 1.0, 0.0])).unwrap();
     assert!(close(scalar(&loss.pooled()), 0.25));
 }
 
@@ -102,13 +102,13 @@ fn miou_and_pixel_accuracy_in_both_conventions() {
     let labels = target(t4(&[0.0, 0.0, 1.0, 1.0, 2.0], [1, 1, 1, 5]), &[1.0; 5]);
     for convention in [Convention::Standard, Convention::Reference] {
         let mut m = task.metric(MetricProfile::Full, convention);
-        m.update(&one_hot_logits(&[0, 1, 1, 1, 0], 3), &labels);
+        m.update(&one_hot_logits(&[0, 1, 1, 1, 0], 3), &labels).unwrap();
         let v = m.finish(Convention::Standard);
         let want = if convention == Convention::Standard { 1.0 / 3.0 } else { 0.5 };
         assert!(close(named(&v, "mIoU"), want), "{convention:?}");
         assert!(close(named(&v, "Pixel Acc"), 0.6));
         // Pixel accuracy: standard pools pixels, 4/6; reference averages batches, (0.6 + 1)/2.
-        m.update(&one_hot_logits(&[2], 3), &target(t4(&[2.0], [1, 1, 1, 1]), &[1.0]));
+        m.update(&one_hot_logits(&[2], 3), &target(t4(&[2.0], [1, 1, 1, 1]), &[1.0])).unwrap();
         let v = m.finish(Convention::Standard);
         let acc = if convention == Convention::Standard { 4.0 / 6.0 } else { 0.8 };
         assert!(close(named(&v, "Pixel Acc"), acc), "{convention:?}");
@@ -122,7 +122,7 @@ fn predictions_are_upsampled_to_label_size_with_nearest() {
     // A 1×2 prediction scored against 1×4 labels: nearest picks columns 0,0,1,1.
     let task = seg_task(2, None);
     let mut m = task.metric(MetricProfile::Full, Convention::Standard);
-    m.update(&one_hot_logits(&[0, 1], 2), &target(t4(&[0.0, 0.0, 1.0, 0.0], [1, 1, 1, 4]), &[1.0; 4]));
+    m.update(&one_hot_logits(&[0, 1], 2), &target(t4(&[0.0, 0.0, 1.0, 0.0], [1, 1, 1, 4]), &[1.0; 4])).unwrap();
     assert!(close(named(&m.finish(Convention::Standard), "Pixel Acc"), 0.75));
 }
 
@@ -136,7 +136,7 @@ fn depth_metrics_and_the_negative_prediction_quirk() {
     let gt = target(t4(&[1.0, 1.0, 1.0], [1, 1, 1, 3]), &[1.0; 3]);
     for (convention, within) in [(Convention::Standard, 100.0 / 3.0), (Convention::Reference, 200.0 / 3.0)] {
         let mut m = task.metric(MetricProfile::Full, convention);
-        m.update(&pred, &gt);
+        m.update(&pred, &gt).unwrap();
         let v = m.finish(Convention::Standard);
         assert!(close(named(&v, "abs_err"), 1.0) && close(named(&v, "rel_err"), 1.0));
         for k in ["sigma_1.25", "sigma_1.25^2", "sigma_1.25^3"] {
@@ -152,8 +152,8 @@ fn regression_errors_pool_pixels_or_weight_batches() {
     let task = Task::new(TaskSpec { kind: TaskKind::Keypoints2d, channels: 1 });
     for (convention, want) in [(Convention::Standard, 1.5), (Convention::Reference, 2.0)] {
         let mut m = task.metric(MetricProfile::Taskonomy, convention);
-        m.update(&t4(&[1.0, 1.0, 1.0], [1, 1, 1, 3]), &target(t4(&[0.0, 0.0, 0.0], [1, 1, 1, 3]), &[1.0; 3]));
-        m.update(&t4(&[3.0], [1, 1, 1, 1]), &target(t4(&[0.0], [1, 1, 1, 1]), &[1.0]));
+        m.update(&t4(&[1.0, 1.0, 1.0], [1, 1, 1, 3]), &target(t4(&[0.0, 0.0, 0.0], [1, 1, 1, 3]), &[1.0; 3])).unwrap();
+        m.update(&t4(&[3.0], [1, 1, 1, 1]), &target(t4(&[0.0], [1, 1, 1, 1]), &[1.0])).unwrap();
         assert!(close(named(&m.finish(convention), "key_err"), want), "{convention:?}");
     }
 }
@@ -173,13 +173,13 @@ fn normal_angle_metrics() {
     let gt = target(t4(&label, [1, 3, 1, 4]), &[1.0; 4]);
     let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
     let mut m = task.metric(MetricProfile::Full, Convention::Standard);
-    m.update(&pred, &gt);
+    m.update(&pred, &gt).unwrap();
     let v = m.finish(Convention::Standard);
     assert!((named(&v, "Angle Mean") - 38.75).abs() < 1e-3);
     assert!((named(&v, "Angle Median") - 32.5).abs() < 2e-3);
     assert!(close(named(&v, "Angle 11.25"), 25.0) && close(named(&v, "Angle 22.5"), 50.0) && close(named(&v, "Angle 30"), 50.0));
     let mut single = task.metric(MetricProfile::Taskonomy, Convention::Standard);
-    single.update(&pred, &gt);
+    single.update(&pred, &gt).unwrap();
     let want = angles.iter().map(|a| a.to_radians().cos()).sum::<f64>() / 4.0;
     assert!(close(named(&single.finish(Convention::Standard), "cosine_similarity"), want));
 }
@@ -191,7 +191,7 @@ fn taskonomy_segmentation_err_is_weighted_cross_entropy() {
     let logits = t4(&[0.0, 0.0, ln3, 0.0], [1, 2, 1, 2]);
     let task = seg_task(2, Some(vec![2.0, 0.5]));
     let mut m = task.metric(MetricProfile::Taskonomy, Convention::Standard);
-    m.update(&logits, &target(t4(&[1.0, 0.0], [1, 1, 1, 2]), &[1.0, 1.0]));
+    m.update(&logits, &target(t4(&[1.0, 0.0], [1, 1, 1, 2]), &[1.0, 1.0])).unwrap();
     let want = (0.5 * (4.0f64 / 3.0).ln() + 2.0 * 2f64.ln()) / 2.5;
     assert!(close(named(&m.finish(Convention::Standard), "err"), want));
 }
@@ -200,7 +200,7 @@ fn taskonomy_segmentation_err_is_weighted_cross_entropy() {
 fn reference_convention_rounds_to_four_decimals() {
     let task = Task::new(TaskSpec { kind: TaskKind::EdgeTexture, channels: 1 });
     let mut m = task.metric(MetricProfile::Taskonomy, Convention::Reference);
-    m.update(&t4(&[0.123456], [1, 1, 1, 1]), &target(t4(&[0.0], [1, 1, 1, 1]), &[1.0]));
+    m.update(&t4(&[0.123456], [1, 1, 1, 1]), &target(t4(&[0.0], [1, 1, 1, 1]), &[1.0])).unwrap();
     assert_eq!(named(&m.finish(Convention::Reference), "edge_err"), 0.1235);
 }
 
@@ -222,14 +222,14 @@ fn reference_normals_take_the_exact_median_and_the_float32_mean() {
     let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
     let (pred, gt) = normal_case(&[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]);
     let mut reference = task.metric(MetricProfile::Full, Convention::Reference);
-    reference.update(&pred, &gt);
+    reference.update(&pred, &gt).unwrap();
     let v = reference.finish(Convention::Reference);
     assert_eq!(named(&v, "Angle Median"), 90.0);
     assert_eq!(named(&v, "Angle Mean"), 90.0);
     assert_eq!(named(&v, "Angle 11.25"), 33.3333);
     assert!(v.iter().filter(|m| m.float32).map(|m| m.name.as_str()).eq(["Angle Mean", "Angle Median"]));
     let mut standard = task.metric(MetricProfile::Full, Convention::Standard);
-    standard.update(&pred, &gt);
+    standard.update(&pred, &gt).unwrap();
     let median = named(&standard.finish(Convention::Standard), "Angle Median");
     assert!(((median - 90.0).abs() - 0.0005).abs() < 1e-9, "{median}");
 
@@ -239,7 +239,7 @@ fn reference_normals_take_the_exact_median_and_the_float32_mean() {
     // the float32 sum (0 + 36.87 + 53.13 + 180 = 270) over 4.
     let (pred, gt) = normal_case(&[[0.0, 0.0, 1.0], [3.0, 0.0, 4.0], [4.0, 0.0, 3.0], [0.0, 0.0, -1.0]]);
     let mut m = task.metric(MetricProfile::Full, Convention::Reference);
-    m.update(&pred, &gt);
+    m.update(&pred, &gt).unwrap();
     let v = m.finish(Convention::Standard);
     let (a, b) = (normal::reference_angle(0.8), normal::reference_angle(0.6));
     assert!((f64::from(a) - 36.869_897_6).abs() < 1e-5 && (f64::from(b) - 53.130_102_4).abs() < 1e-5);
@@ -258,7 +258,7 @@ fn reference_taskonomy_cosine_is_a_float32_mean() {
     let task = Task::new(TaskSpec { kind: TaskKind::Normal, channels: 3 });
     let (pred, gt) = normal_case(&[[0.0, 0.0, 1.0], [3.0, 0.0, 4.0], [4.0, 0.0, 3.0]]);
     let mut m = task.metric(MetricProfile::Taskonomy, Convention::Reference);
-    m.update(&pred, &gt);
+    m.update(&pred, &gt).unwrap();
     let v = m.finish(Convention::Standard);
     assert_eq!(named(&v, "cosine_similarity"), f64::from(((1.0f32 + 0.8) + 0.6) / 3.0));
     assert!(v[0].float32);
@@ -275,7 +275,7 @@ fn reference_angle_fractions_divide_before_scaling() {
     let (pred, gt) = normal_case(&pixels);
     for (convention, want) in [(Convention::Reference, 3.5937), (Convention::Standard, 3.5938)] {
         let mut m = task.metric(MetricProfile::Full, convention);
-        m.update(&pred, &gt);
+        m.update(&pred, &gt).unwrap();
         assert_eq!(named(&m.finish(Convention::Reference), "Angle 11.25"), want, "{convention:?}");
     }
 }

@@ -517,7 +517,7 @@ fn train_step(model: &mut Model, opt: &mut Optimizer, data: TrainData, config: &
     // Dropout draws from libtorch's generator, seeded per step so that a resumed run repeats it.
     let _rng = crate::rng::torch_rng(crate::rng::derive_seed(config.seed, &[4, step as u64]));
     let task_losses = |x: &tch::Tensor| -> Result<TaskMap<tch::Tensor>> {
-        Ok(crate::task::losses(data.tasks, &model.forward_t(x, true)?, &batch.targets).map(|_, p| p.pooled()))
+        Ok(crate::task::losses(data.tasks, &model.forward_t(x, true)?, &batch.targets)?.map(|_, p| p.pooled()))
     };
     let weighted = |l: &TaskMap<tch::Tensor>| -> tch::Tensor {
         l.values().zip(&config.task_weights).map(|(v, w)| v * *w).reduce(|a, b| a + b).expect("≥ 1 task")

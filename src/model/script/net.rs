@@ -4,7 +4,7 @@
 //! returns. There is no per-task path: every forward, Single-x attacks included, runs the whole
 //! module.
 use super::spec::{OutputKey, ResolvedSpec, ScriptSpec};
-use crate::data::{ChannelOrder, InputSpace};
+use crate::data::InputSpace;
 use crate::error::{Error, Result};
 use crate::model::TaskNet;
 use crate::task::{TaskMap, TaskSet, TaskSpec};
@@ -77,16 +77,7 @@ impl ScriptNet {
     /// `x` (in `space`, as the data loaders produce it) as the module's input:
     /// `(pixel · pixel_range / 255 − mean) / std` per channel in the module's channel order.
     pub fn module_input(&self, x: &Tensor, space: &InputSpace) -> Tensor {
-        let rgb = space.to_rgb_pixels(x);
-        let pixels = match self.spec.input.channel_order {
-            ChannelOrder::Rgb => rgb,
-            ChannelOrder::Bgr => rgb.flip([1]),
-        };
-        let i = &self.spec.input;
-        let per_channel = |v: [f64; 3]| Tensor::from_slice(&v).to_kind(x.kind()).to_device(x.device()).view([1, 3, 1, 1]);
-        let gain = per_channel([0, 1, 2].map(|c| i.pixel_range / 255.0 / i.std[c]));
-        let offset = per_channel([0, 1, 2].map(|c| -i.mean[c] / i.std[c]));
-        pixels * gain + offset
+        self.spec.input.module_input(x, space)
     }
 
     /// Runs the module on `x` and picks every task's output, checking each is a

@@ -63,6 +63,24 @@ pub struct ScriptInput {
     pub std: [f64; 3],
 }
 
+impl ScriptInput {
+    /// `x` (in `space`, e.g. the data loaders' reference space) as the module's input:
+    /// `(pixel · pixel_range / 255 − mean) / std` per channel in the module's channel order. A
+    /// differentiable affine map, so gradients reach `x`; the Python package feeds a live module
+    /// the data loaders' batches through the same map.
+    pub fn module_input(&self, x: &tch::Tensor, space: &crate::data::InputSpace) -> tch::Tensor {
+        let rgb = space.to_rgb_pixels(x);
+        let pixels = match self.channel_order {
+            ChannelOrder::Rgb => rgb,
+            ChannelOrder::Bgr => rgb.flip([1]),
+        };
+        let per_channel = |v: [f64; 3]| tch::Tensor::from_slice(&v).to_kind(x.kind()).to_device(x.device()).view([1, 3, 1, 1]);
+        let gain = per_channel([0, 1, 2].map(|c| self.pixel_range / 255.0 / self.std[c]));
+        let offset = per_channel([0, 1, 2].map(|c| -self.mean[c] / self.std[c]));
+        pixels * gain + offset
+    }
+}
+
 fn ones() -> [f64; 3] {
     [1.0; 3]
 }

@@ -112,7 +112,7 @@ pub fn constant_metrics(
             let c = constants.get(task.kind()).expect("a constant per task");
             let pred =
                 Tensor::from_slice(&c.iter().map(|&x| x as f32).collect::<Vec<_>>()).view([1, -1, 1, 1]).expand([n, -1, h, w], false);
-            metric.update(&pred.contiguous(), target);
+            metric.update(&pred.contiguous(), target)?;
         }
     }
     Ok(tasks.iter().zip(&metrics).map(|(t, m)| (t.kind(), m.finish(convention))).collect())
