@@ -156,7 +156,8 @@ fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
     let args = ["demo", "--out", "demo", "--n", "24", "--size", "32", "--steps", "6", "--limit", "8", "--eps", "4"];
     let out = ok(d, &args);
     for needle in [
-        "| shared-5L | #0 AS/5L |",
+        "| shared-5L | ",
+        "| #0 AS/5L | 523.6K |",
         "FGSM GB-MTA",
         "APGD Single-Segm",
         "Transferability",

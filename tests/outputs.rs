@@ -49,13 +49,19 @@ fn reruns_with_other_numbers_are_refused_and_force_replaces_cleanly() {
     assert_eq!(kept["evaluation"], first["evaluation"], "a refused run leaves the report as it was");
     let before: Vec<String> = dirs(&d.join("o"));
     assert_eq!(before.len(), 1, "{before:?}");
-    // --force replaces the run and removes the old run's attack folders, keeping a user's own file.
+    // A file of the user's in the directory stops even --force, before anything is deleted.
     std::fs::write(d.join("o/notes.txt"), "mine").unwrap();
+    let mut args = ATTACK.to_vec();
+    args.extend(["json", "--direction", "gbmta", "--force"]);
+    fails(d, &args, 2, &["did not write", "`notes.txt`"]);
+    assert_eq!(dirs(&d.join("o")), before);
+    assert_eq!(std::fs::read_to_string(d.join("o/notes.txt")).unwrap(), "mine");
+    // Without it, --force replaces the run and removes the old run's attack folders.
+    std::fs::remove_file(d.join("o/notes.txt")).unwrap();
     attack(d, &["--direction", "gbmta", "--force"]);
     let after = dirs(&d.join("o"));
     assert_eq!(after.len(), 1, "only the new run's attack folder: {after:?}");
     assert_ne!(after, before);
-    assert_eq!(std::fs::read_to_string(d.join("o/notes.txt")).unwrap(), "mine");
 }
 
 fn dirs(p: &Path) -> Vec<String> {
@@ -70,15 +76,22 @@ fn dirs(p: &Path) -> Vec<String> {
 }
 
 #[test]
-fn outputs_replace_symlinks_instead_of_following_them_and_busy_directories_are_refused() {
+fn planted_symlinks_and_busy_directories_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     setup(d);
     std::fs::create_dir(d.join("o")).unwrap();
     std::fs::write(d.join("precious.npy"), "not yours").unwrap();
+    // A symlink planted at a name a run writes is not the run's: refused, neither followed nor removed.
     std::os::unix::fs::symlink(d.join("precious.npy"), d.join("o/clean_batch0000.npy")).unwrap();
-    attack(d, &["--direction", "total"]);
+    let mut args = ATTACK.to_vec();
+    args.extend(["json", "--direction", "total"]);
+    fails(d, &args, 2, &["did not write", "`clean_batch0000.npy`"]);
     assert_eq!(std::fs::read_to_string(d.join("precious.npy")).unwrap(), "not yours");
+    assert!(std::fs::symlink_metadata(d.join("o/clean_batch0000.npy")).unwrap().file_type().is_symlink());
+    assert!(!d.join("o/report.json").exists());
+    std::fs::remove_file(d.join("o/clean_batch0000.npy")).unwrap();
+    attack(d, &["--direction", "total"]);
     assert!(!std::fs::symlink_metadata(d.join("o/clean_batch0000.npy")).unwrap().file_type().is_symlink());
     // No temporary file is left behind.
     let stray: Vec<String> = std::fs::read_dir(d.join("o"))

@@ -55,10 +55,10 @@ fn results_are_never_overwritten() {
     std::fs::copy(fixture().join("model.json"), d.join("m.json")).unwrap();
     let before = std::fs::read(d.join("m.safetensors")).unwrap();
     let init = ["model", "init", "--tasks", TASKS, "--seed", "1", "--out", "m.safetensors"];
-    fails(d, &init, 2, &["m.safetensors already exists", "--force"]);
+    fails(d, &init, 2, &["m.safetensors: already exists", "--force"]);
     assert_eq!(std::fs::read(d.join("m.safetensors")).unwrap(), before, "weights untouched");
     std::fs::write(d.join("lone.json"), "{}").unwrap();
-    fails(d, &["model", "init", "--tasks", TASKS, "--out", "lone.safetensors"], 2, &["lone.json already exists"]);
+    fails(d, &["model", "init", "--tasks", TASKS, "--out", "lone.safetensors"], 2, &["lone.json: already exists"]);
     assert!(!d.join("lone.safetensors").exists());
     ok(d, &[&init[..], &["--force"]].concat());
     assert_ne!(std::fs::read(d.join("m.safetensors")).unwrap(), before, "--force replaces it (another seed)");
@@ -82,7 +82,7 @@ fn results_are_never_overwritten() {
     );
     assert_eq!(std::fs::read_to_string(d.join("mine/preview.png")).unwrap(), "my picture");
     assert!(!d.join("mine/Taskonomy").exists());
-    fails(d, &["data", "synth", "--out", "mine/preview.png", "--n", "4", "--size", "32"], 2, &["is a file"]);
+    fails(d, &["data", "synth", "--out", "mine/preview.png", "--n", "4", "--size", "32"], 2, &["mine/preview.png: is not a directory"]);
     // An empty folder is fine.
     std::fs::create_dir(d.join("empty")).unwrap();
     ok(d, &["data", "synth", "--out", "empty", "--n", "4", "--size", "32"]);

@@ -130,8 +130,12 @@ fn a_killed_study_resumes_to_exactly_the_uninterrupted_store() {
     let csv = ok(d, &["results", "export", "--db", "full.sqlite", "--attack", "pgd", "--direction", "gbmta", "--eps", "8"]);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "header + one row per model:\n{csv}");
-    assert!(lines[0].starts_with("model,rule,direction,norm,eps,seed,samples,ARP,transfer"));
-    assert!(lines[1].starts_with("independent,pgd,gbmta,linf,8,0,4,") && lines[2].starts_with("shared,pgd,gbmta,linf,8,0,4,"), "{csv}");
+    assert!(lines[0].starts_with("model,model_id,dataset,rule,direction,norm,eps,seed,samples,ARP,transfer"), "{csv}");
+    for (line, model) in lines[1..].iter().zip(["independent", "shared"]) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!((f[0], f[1].len(), f[2]), (model, 12, "data:test"), "{csv}");
+        assert_eq!(f[3..9], ["pgd", "gbmta", "linf", "8", "0", "4"], "{csv}");
+    }
     let json: serde_json::Value = serde_json::from_str(&ok(d, &["results", "export", "--db", "full.sqlite", "--format", "json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 36);
     let singles = json.as_array().unwrap().iter().filter(|c| c["direction"].as_str().unwrap().starts_with("single:")).count();

@@ -46,7 +46,7 @@ impl OutputDir {
                 if !force {
                     return Err(Error::data(
                         dir,
-                        "already holds the report of another run (other model, data or attack options); use another output directory, or force to replace it",
+                        "already holds the report of another run (other model, data or attack options); use another output directory, or pass --force to replace it",
                     ));
                 }
                 remove_run(dir, old.as_ref())?;

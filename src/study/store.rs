@@ -188,6 +188,23 @@ fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
 ///
 /// # Errors
 /// Not a SQLite database, a SQLite database of something else, or another schema version.
+/// Puts the store in WAL mode. SQLite does not wait for the lock this needs: while another
+/// process reads or creates the same new store, the pragma answers with the old mode and changes
+/// nothing, and two processes in rollback mode can then fail each other with "database is
+/// locked". So the switch is retried until it holds (for as long as the busy timeout).
+fn switch_to_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mode: rusqlite::Result<String> = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0));
+        match mode {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) | Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Ok(m) => return Err(Error::data(path, format!("could not be switched to WAL mode (it stays in `{m}` mode); is another program holding it?"))),
+            Err(err) => return Err(sql(path)(err)),
+        }
+    }
+}
+
 fn check_kind(conn: &Connection, path: &Path) -> Result<bool> {
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type='table'")
@@ -244,7 +261,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(&e)?;
         // What the file is, before anything in it changes (the journal mode is written to the file).
         let is_store = check_kind(&conn, path)?;
-        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(&e)?;
+        switch_to_wal(&conn, path)?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(&e)?;
         if !is_store {
             // Tables and version in one transaction: all of them, or (a full disk) none.
@@ -390,7 +407,8 @@ impl Store {
         let arp = r.arp.as_ref();
         let checks = r.checks.as_ref();
         let counts = r.counts.unwrap_or_default();
-        let tx = self.conn.transaction().map_err(&e)?;
+        // Immediate: the write lock first, so a concurrent runner waits instead of deadlocking.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&e)?;
         let inserted = tx
             .execute(
                 &insert_sql("cells", &CELL_COLUMNS),

@@ -241,7 +241,7 @@ fn refuse_foreign_model(out: &Path) -> Result<()> {
         return Err(Error::parameter(
             "out",
             format!(
-                "{} holds {} but no checkpoints/ of a run to resume; training would overwrite it: use another output directory, or restart to replace it",
+                "{} holds {} but no checkpoints/ of a run to resume; training would overwrite it: use another output directory, or restart (--restart) to replace it",
                 out.display(),
                 found.display()
             ),
@@ -436,7 +436,7 @@ fn resume(
             return Err(Error::parameter(
                 "out",
                 format!(
-                    "{} holds a run with another configuration (see {}); use another output directory, or restart to discard it",
+                    "{} holds a run with another configuration (see {}); use another output directory, or restart (--restart) to discard it",
                     out.path.display(),
                     state_path.display()
                 ),

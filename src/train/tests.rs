@@ -187,7 +187,7 @@ fn a_foreign_model_in_the_run_directory_is_not_overwritten() {
     let cfg = TrainConfig::new(3, 1, 2);
     let mut model = small_model(&specs, 9, 1);
     let err = train(&mut model, on(&tasks, &data), &cfg, RunDir { path: dir.path(), restart: false }, None, &mut Silent).unwrap_err();
-    assert!(err.to_string().contains("no checkpoints/") && err.to_string().contains("restart to replace it"), "{err}");
+    assert!(err.to_string().contains("no checkpoints/") && err.to_string().contains("restart (--restart) to replace it"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("model.safetensors")).unwrap(), before);
     // A batch larger than the data is refused, not drawn with repeats.
     let big = TrainConfig::new(3, 1, 5);
