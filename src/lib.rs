@@ -4,7 +4,7 @@
 //! - [`data`]: samples and batches (input + per-task target + validity mask), dataset readers;
 //! - [`model`]: TreeMTL layouts, backbones as fine blocks, ASPP heads, the branched [`model::TreeNet`];
 //! - [`task`]: per-task losses (pooled and per-sample) and dataset-level metrics;
-//! - [`attack`]: step rules (FGSM, PGD, APGD, Auto-SAGE) × directions (Single, Total, SignTotal, GB-MTA);
+//! - [`attack`]: step rules (FGSM, PGD, APGD, Auto-SAGE, Square) × directions (Single, Total, SignTotal, GB-MTA);
 //! - [`eval`]: clean baseline, attacked metrics, ARP and transferability;
 //! - [`job`]: one model × data × attacks as a library call, with its output directory;
 //! - [`study`]: many models × attacks × ε × seeds, resumable, into a SQLite results store;

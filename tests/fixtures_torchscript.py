@@ -5,13 +5,18 @@ specs' ground truth, a fixed input, the outputs and the input gradient of a fixe
   expects R,G,B pixels scaled to 0..1 and normalised with the ImageNet mean and std.
 - tuple.pt: torch.jit.trace of a module returning a tuple (depth, segmentation); it expects B,G,R
   pixels on the 0..255 scale minus a mean of its own, divided by 58.
+- masked.pt: torch.jit.script of a gradient-masked two-task module (segmentation, depth) for
+  tests/torchscript.rs: it quantises its 0..255 B,G,R input to steps of 16 grey levels with torch.round,
+  whose derivative is zero, so every input gradient is exactly 0 while the outputs still change
+  when a pixel crosses a step (no _io file: the script checks both properties itself).
 
 The input `x` is in mtrobust's input space (B,G,R pixels minus the reference means, docs/REFERENCE.md
 §1.2), as the data loaders produce it; the conversion to each module's input is written out here
 independently of the Rust code, so the test checks it too. The loss is sum(output · w) over tasks.
 
 Usage: python tests/fixtures_torchscript.py OUT_DIR
-Writes OUT_DIR/{dict,tuple}.pt and OUT_DIR/{dict,tuple}_io.pt (x, out.<task>, w.<task>, loss, grad).
+Writes OUT_DIR/{dict,tuple}.pt and OUT_DIR/{dict,tuple}_io.pt (x, out.<task>, w.<task>, loss, grad),
+and OUT_DIR/masked.pt.
 """
 import os
 import sys
@@ -61,6 +66,34 @@ class TupleNet(nn.Module):
         # Full-resolution segmentation, half-resolution depth: outputs need not share a size.
         seg = F.interpolate(self.seg(h), scale_factor=2.0, mode="bilinear", align_corners=False)
         return self.depth(h), seg
+
+
+class MaskedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.seg = nn.Conv2d(8, 4, 1)
+        self.depth = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        # Quantisation as a (broken) defence: round's derivative is 0, so no gradient reaches x.
+        q = torch.round(x / 16.0) * (16.0 / 255.0)
+        h = torch.tanh(self.conv2(F.relu(self.conv1(q))))
+        return {"segmentation": self.seg(h), "depth": F.softplus(self.depth(h))}
+
+
+def save_masked(path, gen):
+    net = torch.jit.script(randomise(MaskedNet(), gen))
+    # The module input is B,G,R pixels in 0..255 (spec: bgr, pixel_range 255, no mean or std).
+    x = (torch.rand((2, 3, 16, 16), generator=gen) * 255.0).requires_grad_(True)
+    out = net(x)
+    loss = out["segmentation"].square().sum() + out["depth"].sum()
+    (grad,) = torch.autograd.grad(loss, [x])
+    assert grad.abs().max().item() == 0.0, "the gradient is masked"
+    moved = net((x + 8.0).clamp(0.0, 255.0))
+    assert (moved["depth"] - out["depth"]).abs().max().item() > 1e-3, "the outputs still depend on the input"
+    net.save(path)
 
 
 def randomise(m, gen):
@@ -117,6 +150,8 @@ def main():
     own = ("bgr", 255.0, [100.0, 110.0, 120.0], [58.0, 58.0, 58.0])
     save_io(traced, lambda x: to_module_input(x, *own), {"segment_semantic": 1, "depth_zbuffer": 0},
             os.path.join(out, "tuple_io.pt"), gen)
+
+    save_masked(os.path.join(out, "masked.pt"), torch.Generator().manual_seed(20))
 
 
 if __name__ == "__main__":

@@ -158,6 +158,17 @@ fn numeric_options_are_checked_before_any_work() {
         (attack(&["--attack", "apgd", "--apgd-profile", "paper", "--restarts", "3"]), vec!["restarts", "autoattack"]),
         (attack(&["--n-iter", "18446744073709551615"]), vec!["--n-iter", "more than"]),
         (attack(&["--attack", "fgsm", "--n-iter", "3"]), vec!["--n-iter: `--attack fgsm` does not read it (it has no parameters)"]),
+        (
+            attack(&["--attack", "pgd", "--n-queries", "3"]),
+            vec!["--n-queries: `--attack pgd` does not read it (it reads --n-iter, --step-size, --random-start)"],
+        ),
+        (
+            attack(&["--attack", "square", "--n-iter", "3"]),
+            vec!["--n-iter: `--attack square` does not read it (it reads --n-queries, --p-init)"],
+        ),
+        (attack(&["--attack", "square", "--p-init", "0"]), vec!["--p-init", "(0, 1]"]),
+        (attack(&["--attack", "square", "--n-queries", "0"]), vec!["--n-queries", "at least one query"]),
+        (attack(&["--attack", "square", "--norm", "l2"]), vec!["--norm", "L∞ ball only"]),
         (train(&["--adversarial", "--fat-tau", "2", "--fat-threshold", "nan"]), vec!["--fat-threshold", "NaN"]),
         (train(&["--momentum", "nan"]), vec!["--momentum", "NaN"]),
         (train(&["--optimizer", "adam", "--beta1", "1.5"]), vec!["β₁"]),
@@ -191,6 +202,49 @@ fn an_attack_that_moves_no_sample_fails_its_checks() {
     let checks = record.evaluation.attacked[0].checks.clone().unwrap();
     assert_eq!((checks.samples, checks.unmoved_samples, checks.max_perturbation), (2, 2, 0.0));
     assert!(!checks.passed());
+}
+
+#[test]
+fn square_attacks_from_the_command_line_with_forwards_only() {
+    use mtrobust::attack::{Rule, Square};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let model = fixture().join("model.safetensors").display().to_string();
+    let data = data();
+    let args = [
+        "attack",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--attack",
+        "square",
+        "--n-queries",
+        "20",
+        "--direction",
+        "gbmta",
+        "--direction",
+        "single:depth",
+        "--eps",
+        "4",
+        "--batch-size",
+        "1",
+        "--out",
+        "sq",
+    ];
+    ok(d, &args);
+    let record: mtrobust::report::RunRecord = serde_json::from_str(&std::fs::read_to_string(d.join("sq/report.json")).unwrap()).unwrap();
+    let attacked = &record.evaluation.attacked;
+    assert_eq!(attacked.len(), 2);
+    // Two test scenes in batches of 1; per batch [clean losses, GB-MTA only] + stripes + 20 queries.
+    for (a, clean) in attacked.iter().zip([1, 0]) {
+        assert_eq!(a.attack.as_ref().unwrap().rule, Rule::Square(Square { n_queries: 20, p_init: 0.8 }), "{}", a.label);
+        let counts = a.counts.unwrap();
+        assert_eq!((counts.forward, counts.backward), (2 * (clean + 1 + 20), 0), "{}", a.label);
+        let checks = a.checks.clone().unwrap();
+        assert!(checks.passed(), "{}: {:?}", a.label, checks.failures());
+        assert!((checks.max_perturbation - 4.0).abs() < 1e-4, "{}: {checks:?}", a.label);
+    }
 }
 
 #[cfg(unix)]

@@ -4,6 +4,8 @@
 //! the modules load with their specs (`tests/data/torchscript/*.toml`) and must reproduce both to
 //! 1e-5 (relative). The committed fixtures are used as they are; the script only runs when they are
 //! missing. Then the command line: attack, eval and a study on such models, and bad specs refused.
+//! Last, a gradient-masked module (`masked.pt`: a zero-derivative rounding of its input), on which
+//! gradient attacks cannot move and the gradient-free Square attack still raises the objective.
 mod common;
 
 use common::{assert_matches_pytorch, fails, ok};
@@ -19,7 +21,7 @@ fn repo() -> PathBuf {
 
 fn fixtures() -> PathBuf {
     let dir = repo().join("tests/data/torchscript");
-    if !["dict.pt", "dict_io.pt", "tuple.pt", "tuple_io.pt"].iter().all(|f| dir.join(f).exists()) {
+    if !["dict.pt", "dict_io.pt", "tuple.pt", "tuple_io.pt", "masked.pt"].iter().all(|f| dir.join(f).exists()) {
         let py = repo().join(".venv/bin/python");
         assert!(py.exists(), "fixtures are missing and .venv/bin/python (with torch) is not there to make them");
         let out = std::process::Command::new(py).arg(repo().join("tests/fixtures_torchscript.py")).arg(&dir).output().expect("python runs");
@@ -177,4 +179,66 @@ fn torchscript_models_are_attacked_evaluated_and_studied_from_the_command_line()
     std::fs::write(d.join("bad_study.toml"), study.replace("spec = \"depth.toml\"\n", "spec = \"dict.toml\"\n")).unwrap();
     fails(d, &["study", "run", "bad_study.toml", "--db", "bad.sqlite"], 2, &["tuple.pt", "not a dict", "output \"segmentation\""]);
     assert!(!d.join("bad.sqlite").exists());
+}
+
+#[test]
+fn square_raises_the_objective_where_a_masked_gradient_stops_pgd_and_apgd() {
+    use mtrobust::attack::{Apgd, ApgdProfile, Pgd, Rule, Square};
+    use mtrobust::{AttackConfig, DirectionSpec, EvalOptions, Task};
+    // Every input gradient of masked.pt is exactly 0 (round's derivative), but its outputs move
+    // when a pixel crosses one of its 16-grey-level steps, as ±8 does for about half the pixels.
+    let model = load("masked");
+    let tasks: Vec<Task> = model.tasks().iter().map(|s| Task::new(*s)).collect();
+    let n = 4;
+    let batch = mtrobust::bench::random_batch(model.tasks(), &model.input, n as i64, (16, 16), Device::Cpu, 3);
+    let data = mtrobust::data::InMemory(vec![batch]);
+    let apgd = |n_iter| Rule::Apgd(Apgd { n_iter, ..Apgd::default() });
+    let rules = [
+        Rule::Pgd(Pgd::default()),
+        Rule::Apgd(Apgd { n_iter: 10, profile: ApgdProfile::Paper { revised: false } }),
+        apgd(10),
+        apgd(1),
+        Rule::Square(Square { n_queries: 100, ..Square::default() }),
+    ];
+    let mut attacks = Vec::new();
+    for direction in [DirectionSpec::Gbmta, DirectionSpec::Total] {
+        for rule in &rules {
+            let config = AttackConfig { rule: rule.clone(), direction: direction.clone(), eps: 8.0, ..AttackConfig::default() };
+            attacks.push(mtrobust::Attack::new(config).unwrap());
+        }
+    }
+    let eval = mtrobust::evaluate(&model, &tasks, &data, &attacks, EvalOptions::default(), &mut mtrobust::observe::Silent, None).unwrap();
+    let report: Vec<_> = eval.attacked.iter().map(|r| (r.objective.unwrap(), r.checks.clone().unwrap(), r.counts.unwrap())).collect();
+    for (r, (objective, checks, _)) in eval.attacked.iter().zip(&report) {
+        eprintln!(
+            "{:<55} objective {:>9.5} → {:>9.5}  zero-gradient {}  unmoved {}",
+            r.label, objective.0, objective.1, checks.zero_gradient_samples, checks.unmoved_samples
+        );
+    }
+    for (d, direction) in ["gbmta", "total"].iter().enumerate() {
+        let at = |i: usize| &report[d * rules.len() + i];
+        // PGD (no random start) and paper APGD (starts at x): a zero gradient steps nowhere; every
+        // sample is flagged, the objective is exactly the clean one, and the checks fail.
+        for (i, name) in [(0, "pgd"), (1, "apgd paper")] {
+            let ((f0, f1), checks, _) = at(i);
+            assert_eq!(f1, f0, "{name}/{direction}");
+            assert_eq!((checks.zero_gradient_samples, checks.unmoved_samples), (n, n), "{name}/{direction}");
+            assert_eq!(
+                checks.failures(),
+                [format!("the attack left all {n} sample(s) unperturbed, so the metrics say nothing about robustness")]
+            );
+        }
+        // AutoAttack's APGD starts at a random point of the ball's surface and never leaves it:
+        // 10 iterations end where 1 does.
+        let ((_, f_apgd), checks, _) = at(2);
+        assert_eq!(checks.zero_gradient_samples, n, "apgd/{direction}");
+        assert_eq!(f_apgd, at(3).0.1, "apgd/{direction}: the gradient steps moved the input");
+        // Square reads losses only: it raises the objective above the clean one and above APGD's
+        // random start, with forwards only ([clean losses for GB-MTA] + stripes + 100 queries).
+        let ((f0, f1), checks, counts) = at(4);
+        assert!(f1 > f0 && f1 > &f_apgd, "square/{direction}: {f0} → {f1} (apgd: {f_apgd})");
+        assert!(checks.passed(), "square/{direction}: {:?}", checks.failures());
+        assert_eq!((checks.zero_gradient_samples, checks.unmoved_samples), (0, 0));
+        assert_eq!((counts.forward, counts.backward), (usize::from(d == 0) + 1 + 100, 0), "square/{direction}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Attacks = a **step rule** (FGSM, MI-FGSM, PGD, APGD, Auto-SAGE) × a **direction** (Single,
+//! Attacks = a **step rule** (FGSM, MI-FGSM, PGD, APGD, Auto-SAGE, Square) × a **direction** (Single,
 //! Total, SignTotal, GB-MTA, weighted) × a **budget** (L∞ or L2 ball of ε grey levels, clipped to
 //! the valid pixel range). Every rule is written once and works with every direction.
 //!
@@ -49,7 +49,7 @@ pub use budget::{Budget, Norm};
 pub use direction::{Direction, DirectionContext, DirectionSpec, Reduction};
 pub use oracle::{Oracle, PassCounts};
 pub use rule::{Rule, RuleKind};
-pub use step::{Apgd, ApgdProfile, ApgdProfileName, AutoSage, EarlyStop, Fgsm, MiFgsm, Pgd, StepRule, Trace};
+pub use step::{Apgd, ApgdProfile, ApgdProfileName, AutoSage, EarlyStop, Fgsm, MiFgsm, Pgd, Square, StepRule, Trace};
 
 use crate::data::Batch;
 use crate::error::{Error, Result};
@@ -93,12 +93,13 @@ impl AttackConfig {
         format!("{}/{}/{}/eps={}", self.rule.id(), self.direction, norm_id(self.norm), fmt_eps(self.eps))
     }
 
-    /// Checks ranges: the budget and the rule's parameters.
+    /// Checks ranges: the budget, the rule's parameters, and that the rule implements the norm.
     ///
     /// # Errors
-    /// A budget that is not positive and finite, or a rule parameter out of range (a NaN spreads
-    /// into the update and leaves the inputs unmoved, which would look like a robust model). The
-    /// error names the parameter as study files spell it (`eps`, `n_iter`).
+    /// A budget that is not positive and finite, a rule parameter out of range (a NaN spreads
+    /// into the update and leaves the inputs unmoved, which would look like a robust model), or a
+    /// norm the rule does not implement (Square with L2). The error names the parameter as study
+    /// files spell it (`eps`, `n_iter`, `norm`).
     pub fn check(&self) -> Result<()> {
         if !self.eps.is_finite() {
             return Err(Error::parameter("eps", format!("{} is not a budget; give grey levels, e.g. 8 or 8/255", self.eps)));
@@ -109,7 +110,8 @@ impl AttackConfig {
         if self.norm == Norm::Linf && self.eps > 255.0 {
             return Err(Error::parameter("eps", format!("{} grey levels is more than the whole pixel range (255)", self.eps)));
         }
-        self.rule.check()
+        self.rule.check()?;
+        self.rule.step().check_norm(self.norm)
     }
 }
 

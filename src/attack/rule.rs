@@ -5,7 +5,7 @@
 //!
 //! A new rule is three files: its struct and [`StepRule`] impl in `step/`, its variant here, and
 //! its flags in the command line's `attack_args.rs`.
-use super::step::{Apgd, AutoSage, Fgsm, MiFgsm, Pgd, StepRule};
+use super::step::{Apgd, AutoSage, Fgsm, MiFgsm, Pgd, Square, StepRule};
 use crate::error::Result;
 
 /// A step rule and its parameters.
@@ -22,6 +22,8 @@ pub enum Rule {
     Apgd(Apgd),
     /// Auto-SAGE with learned per-task weights.
     AutoSage(AutoSage),
+    /// The Square attack: a gradient-free random search (L∞).
+    Square(Square),
 }
 
 /// A step rule by name (`--attack`, tables, benchmarks).
@@ -34,11 +36,12 @@ pub enum RuleKind {
     Pgd,
     Apgd,
     AutoSage,
+    Square,
 }
 
 impl RuleKind {
-    /// Every rule, in the paper's order.
-    pub const ALL: [RuleKind; 5] = [RuleKind::Fgsm, RuleKind::Mifgsm, RuleKind::Pgd, RuleKind::Apgd, RuleKind::AutoSage];
+    /// Every rule, in the paper's order, then Square (not in the paper).
+    pub const ALL: [RuleKind; 6] = [RuleKind::Fgsm, RuleKind::Mifgsm, RuleKind::Pgd, RuleKind::Apgd, RuleKind::AutoSage, RuleKind::Square];
 
     /// The stable id (`auto-sage`), as study files and the command line spell it.
     pub fn id(self) -> &'static str {
@@ -48,10 +51,11 @@ impl RuleKind {
             RuleKind::Pgd => "pgd",
             RuleKind::Apgd => "apgd",
             RuleKind::AutoSage => "auto-sage",
+            RuleKind::Square => "square",
         }
     }
 
-    /// How the paper names it: `FGSM`, `MI-FGSM`, `PGD`, `APGD`, `Auto-SAGE`.
+    /// How the paper names it: `FGSM`, `MI-FGSM`, `PGD`, `APGD`, `Auto-SAGE` (and `Square`).
     pub fn display_name(self) -> &'static str {
         match self {
             RuleKind::Fgsm => "FGSM",
@@ -59,6 +63,7 @@ impl RuleKind {
             RuleKind::Pgd => "PGD",
             RuleKind::Apgd => "APGD",
             RuleKind::AutoSage => "Auto-SAGE",
+            RuleKind::Square => "Square",
         }
     }
 
@@ -75,6 +80,7 @@ impl RuleKind {
             RuleKind::Pgd => Rule::Pgd(Pgd::default()),
             RuleKind::Apgd => Rule::Apgd(Apgd::default()),
             RuleKind::AutoSage => Rule::AutoSage(AutoSage::default()),
+            RuleKind::Square => Rule::Square(Square::default()),
         }
     }
 }
@@ -95,6 +101,7 @@ impl Rule {
             Rule::Pgd(_) => RuleKind::Pgd,
             Rule::Apgd(_) => RuleKind::Apgd,
             Rule::AutoSage(_) => RuleKind::AutoSage,
+            Rule::Square(_) => RuleKind::Square,
         }
     }
 
@@ -111,6 +118,7 @@ impl Rule {
             Rule::Pgd(r) => r,
             Rule::Apgd(r) => r,
             Rule::AutoSage(r) => r,
+            Rule::Square(r) => r,
         }
     }
 
@@ -122,7 +130,8 @@ impl Rule {
         self.step().check()
     }
 
-    /// The iteration count of an iterative rule (`None` for FGSM).
+    /// The iteration count of an iterative rule (`None` for FGSM): Square's `n_queries`, its
+    /// iterations after the initialisation, one forward each.
     pub fn n_iter(&self) -> Option<usize> {
         match self {
             Rule::Fgsm(_) => None,
@@ -130,11 +139,12 @@ impl Rule {
             Rule::Pgd(r) => Some(r.n_iter),
             Rule::Apgd(r) => Some(r.n_iter),
             Rule::AutoSage(r) => Some(r.n_iter),
+            Rule::Square(r) => Some(r.n_queries),
         }
     }
 
-    /// The same rule with `n_iter` iterations (and one restart): what benchmarks time. FGSM is
-    /// unchanged.
+    /// The same rule with `n_iter` iterations (and one restart; Square: `n_queries`): what
+    /// benchmarks time. FGSM is unchanged.
     pub fn with_n_iter(&self, n_iter: usize) -> Rule {
         let mut rule = self.clone();
         match &mut rule {
@@ -148,11 +158,13 @@ impl Rule {
                 }
             }
             Rule::AutoSage(r) => r.n_iter = n_iter,
+            Rule::Square(r) => r.n_queries = n_iter,
         }
         rule
     }
 
-    /// Iterations per sample, restarts included (1 for FGSM): the unit of throughput figures.
+    /// Iterations per sample, restarts included (1 for FGSM, `n_queries` for Square): the unit of
+    /// throughput figures.
     pub fn iterations(&self) -> usize {
         match self {
             Rule::Apgd(r) => r.n_iter * r.restarts(),
@@ -191,6 +203,8 @@ mod tests {
             parse("rule = 'auto-sage'\nsage_decay = 0.5").unwrap(),
             Rule::AutoSage(AutoSage { sage_decay: 0.5, ..AutoSage::default() })
         );
+        assert_eq!(parse("rule = 'square'\nn_queries = 20").unwrap(), Rule::Square(Square { n_queries: 20, p_init: 0.8 }));
+        assert_eq!(parse("rule = 'square'\np_init = 0.05").unwrap(), Rule::Square(Square { n_queries: 5000, p_init: 0.05 }));
     }
 
     #[test]
@@ -203,6 +217,10 @@ mod tests {
         assert!(e.contains("restarts") && e.contains("autoattack"), "{e}");
         let e = parse("rule = 'apgd'\napgd_revised = true").unwrap_err();
         assert!(e.contains("apgd_revised") && e.contains("paper"), "{e}");
+        let e = parse("rule = 'square'\nn_iter = 2").unwrap_err();
+        assert!(e.contains("unknown field `n_iter`") && e.contains("n_queries"), "{e}");
+        let e = parse("rule = 'pgd'\nn_queries = 2").unwrap_err();
+        assert!(e.contains("unknown field `n_queries`"), "{e}");
         let e = parse("rule = 'pgdd'").unwrap_err();
         assert!(e.contains("pgdd"), "{e}");
     }
@@ -237,5 +255,10 @@ mod tests {
         assert!(e.starts_with("step_size:"), "{e}");
         assert_eq!(Rule::Apgd(Apgd { n_iter: 5, profile: ApgdProfile::Autoattack { restarts: 3 } }).iterations(), 15);
         assert_eq!(Rule::Fgsm(Fgsm {}).iterations(), 1);
+        let e = Rule::Square(Square { p_init: 0.0, ..Square::default() }).check().unwrap_err().to_string();
+        assert!(e.starts_with("p_init:"), "{e}");
+        let square = RuleKind::Square.default_rule();
+        assert_eq!((square.n_iter(), square.iterations(), square.with_n_iter(7).iterations()), (Some(5000), 5000, 7));
+        assert_eq!((RuleKind::Square.id(), RuleKind::Square.display_name()), ("square", "Square"));
     }
 }

@@ -209,3 +209,112 @@ fn an_attack_that_moves_no_sample_fails_its_checks() {
     assert_eq!(none.failures(), ["the attack left all 3 sample(s) unperturbed, so the metrics say nothing about robustness"]);
     assert!(!none.passed());
 }
+
+/// Square along `direction` with `n_queries` queries and `seed`.
+fn square(direction: &str, n_queries: usize, seed: u64) -> AttackConfig {
+    AttackConfig {
+        rule: Rule::Square(Square { n_queries, p_init: 0.8 }),
+        direction: direction.parse().unwrap(),
+        seed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn square_counts_forwards_only_and_repeats_for_a_seed() {
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 3, 32, 2, Kind::Float);
+    let run = |c: AttackConfig| Attack::new(c).unwrap().run(&model, &tasks, &batch, BatchContext::at(1)).unwrap();
+    // [clean losses, GB-MTA only] + the stripes + one forward per query; never a backward.
+    for (dir, clean) in [("gbmta", 1), ("total", 0), ("sign-total", 0), ("single:depth", 0), ("weighted:segm=2,normal=1", 0)] {
+        let out = run(square(dir, 7, 5));
+        assert_eq!((out.counts.forward, out.counts.backward), (clean + 1 + 7, 0), "{dir}");
+        assert_eq!(out.trace.objective.len(), 1 + 7, "{dir}: one traced objective per query");
+        assert_eq!(out.trace.zero_gradient_samples, 0);
+        assert!(out.checks.passed(), "{dir}: {:?}", out.checks.failures());
+    }
+    let a = run(square("gbmta", 12, 5)).x_adv;
+    assert!(a.equal(&run(square("gbmta", 12, 5)).x_adv), "same seed, same examples");
+    assert!(!a.equal(&run(square("gbmta", 12, 6)).x_adv), "another seed, other stripes and squares");
+}
+
+#[test]
+fn square_keeps_every_pixel_on_a_corner_of_the_ball() {
+    // Every pixel of the result is clip(x + ε) or clip(x − ε) exactly (the stripes put every pixel
+    // there, and the squares only ever write those two values), so each sample's ‖δ‖∞ is ε; with
+    // every direction.
+    let specs = three_tasks();
+    let model = small_model(&specs, 5, 3);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 3, 32, 4, Kind::Float);
+    let (lo, hi) = model.input.bound_tensors(Kind::Float, tch::Device::Cpu);
+    let x = &batch.x;
+    for dir in ["single:segm", "single:normal", "total", "sign-total", "gbmta", "weighted:normal=1,depth=3"] {
+        let mut c = square(dir, 30, 1);
+        c.eps = 6.0;
+        let out = Attack::new(c).unwrap().run(&model, &tasks, &batch, BatchContext::at(0)).unwrap();
+        let up = (x + 6.0).maximum(&lo).minimum(&hi);
+        let down = (x - 6.0).maximum(&lo).minimum(&hi);
+        let on_corner = out.x_adv.eq_tensor(&up).logical_or(&out.x_adv.eq_tensor(&down));
+        assert!(bool::try_from(on_corner.all()).unwrap(), "{dir}");
+        let largest =
+            Vec::<f64>::try_from((&out.x_adv - x).abs().flatten(1, -1).amax([1i64].as_slice(), false).to_kind(Kind::Double)).unwrap();
+        assert!(largest.iter().all(|d| (d - 6.0).abs() < 1e-5), "{dir}: {largest:?}");
+        assert!(out.checks.passed() && out.checks.unmoved_samples == 0, "{dir}: {:?}", out.checks);
+    }
+}
+
+#[test]
+fn squares_best_objective_never_decreases_per_sample() {
+    // The search on a real model, watched after every query: each sample's best objective never
+    // goes down, rises above the stripes' for some sample, and is what a fresh forward at the
+    // returned point gives; every watched best point is on the ball's corners.
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 4, 32, 7, Kind::Float);
+    for dir in ["gbmta", "total", "single:normal"] {
+        let oracle = Oracle::new(&model, &tasks, &batch.targets).unwrap();
+        let direction = dir.parse::<DirectionSpec>().unwrap().build(&tasks).unwrap();
+        let budget = Budget::new(Norm::Linf, 8.0, &model.input, Kind::Float, tch::Device::Cpu).unwrap();
+        let dctx = DirectionContext::default();
+        let mut cx = step::RunContext::new(&oracle, direction.as_ref(), &budget, &batch.x, dctx, 11);
+        cx.ensure_clean(false).unwrap();
+        let (plus, minus) = (budget.project(&(&batch.x + 8.0), &batch.x), budget.project(&(&batch.x - 8.0), &batch.x));
+        let mut best: Vec<Vec<f64>> = Vec::new();
+        let mut off_corner = 0;
+        let mut watch = |_: usize, xb: &Tensor, fb: &Tensor| {
+            best.push(Vec::<f64>::try_from(fb.to_kind(Kind::Double)).unwrap());
+            off_corner += i64::try_from(xb.ne_tensor(&plus).logical_and(&xb.ne_tensor(&minus)).sum(Kind::Int64)).unwrap();
+        };
+        let mut rng = cx.rng(0);
+        let sq = Square { n_queries: 40, p_init: 0.8 };
+        let (x_best, f_best) = {
+            let mut query = |p: &Tensor| Ok(cx.objective(p, false)?.objective);
+            sq.search(&batch.x, &budget, &mut rng, &mut query, &mut watch).unwrap()
+        };
+        assert_eq!(best.len(), 41);
+        assert_eq!(off_corner, 0, "{dir}");
+        for (k, pair) in best.windows(2).enumerate() {
+            for s in 0..4 {
+                assert!(pair[1][s] >= pair[0][s], "{dir}, query {}: sample {s} fell from {} to {}", k + 1, pair[0][s], pair[1][s]);
+            }
+        }
+        let (first, last) = (&best[0], best.last().unwrap());
+        assert!((0..4).any(|s| last[s] > first[s]), "{dir}: no sample improved on the stripes: {first:?} → {last:?}");
+        let again = cx.objective(&x_best, false).unwrap().objective;
+        assert!(again.equal(&f_best), "{dir}: {again} vs {f_best}");
+    }
+}
+
+#[test]
+fn square_refuses_l2_when_configured() {
+    let mut c = square("total", 5, 0);
+    c.norm = Norm::L2;
+    c.eps = 300.0;
+    let e = c.check().unwrap_err().to_string();
+    assert!(e.starts_with("norm:") && e.contains("L∞"), "{e}");
+    assert!(Attack::new(c).is_err());
+}

@@ -78,6 +78,16 @@ pub struct RuleArgs {
     #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sage_decay: Option<f64>,
+    /// square: queries after the initialisation, one forward of the batch each, no gradient
+    /// [default: 5000].
+    #[arg(long, value_parser = count)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n_queries: Option<usize>,
+    /// square: fraction of the pixels the first squares cover, in (0, 1]; halved on the paper's
+    /// schedule [default: 0.8].
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_init: Option<f64>,
 }
 
 /// A count of iterations or restarts, at most [`MAX_COUNT`] (a typo such as 2⁶⁴−1 would run forever).
@@ -168,7 +178,7 @@ impl AttackArgs {
 mod tests {
     use super::*;
     use clap::Parser;
-    use mtrobust::attack::{Apgd, ApgdProfile, Pgd};
+    use mtrobust::attack::{Apgd, ApgdProfile, Pgd, Square};
 
     #[derive(Parser)]
     struct Cli {
@@ -191,6 +201,11 @@ mod tests {
             parse(&["--attack", "apgd", "--apgd-profile", "paper", "--apgd-revised"]).rule().unwrap(),
             Rule::Apgd(Apgd { n_iter: 10, profile: ApgdProfile::Paper { revised: true } })
         );
+        assert_eq!(parse(&["--attack", "square"]).rule().unwrap(), Rule::Square(Square::default()));
+        assert_eq!(
+            parse(&["--attack", "square", "--n-queries", "20", "--p-init", "0.3"]).rule().unwrap(),
+            Rule::Square(Square { n_queries: 20, p_init: 0.3 })
+        );
     }
 
     #[test]
@@ -203,5 +218,14 @@ mod tests {
         assert!(e.contains("restarts") && e.contains("autoattack"), "{e}");
         let e = parse(&["--attack", "auto-sage", "--sage-decay", "1.5"]).rule().unwrap_err().to_string();
         assert!(e.contains("sage_decay"), "{e}");
+        let e = parse(&["--attack", "pgd", "--n-queries", "3"]).rule().unwrap_err().to_string();
+        assert!(e.starts_with("--n-queries: `--attack pgd` does not read it (it reads --n-iter, --step-size, --random-start);"), "{e}");
+        let e = parse(&["--attack", "square", "--n-iter", "3"]).rule().unwrap_err().to_string();
+        assert!(e.starts_with("--n-iter: `--attack square` does not read it (it reads --n-queries, --p-init);"), "{e}");
+        let e = parse(&["--attack", "square", "--p-init", "1.5"]).rule().unwrap_err().to_string();
+        assert!(e.starts_with("p_init:"), "{e}");
+        // L2 is refused when the configurations are made, before any work.
+        let e = parse(&["--attack", "square", "--norm", "l2"]).configs(&[TaskKind::DepthZbuffer], 0).unwrap_err().to_string();
+        assert!(e.starts_with("norm:") && e.contains("L∞"), "{e}");
     }
 }

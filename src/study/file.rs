@@ -317,7 +317,7 @@ name = "clean"
 # spec = "models/spec.toml"  # its model spec: tasks, outputs, input normalisation (see the README)
 
 [[attack]]
-rule = "pgd"                 # fgsm | mifgsm | pgd | apgd | auto-sage
+rule = "pgd"                 # fgsm | mifgsm | pgd | apgd | auto-sage | square
 directions = ["all"]         # all = every single:<task>, total, sign-total, gbmta
 eps = [2, 4, 8, 16]          # grey levels of 0..255 (default: 1-9, 10, 12, 14, 16)
 n_iter = 10
@@ -333,6 +333,13 @@ directions = ["total", "gbmta"]
 eps = [8]
 # apgd_profile = "autoattack"  # autoattack | paper
 # restarts = 1
+
+# [[attack]]
+# rule = "square"            # gradient-free random search (L∞ only)
+# directions = ["gbmta"]
+# eps = [8]
+# n_queries = 5000           # forwards after the initialisation
+# p_init = 0.8
 "#;
 
 #[cfg(test)]

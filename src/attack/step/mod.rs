@@ -1,4 +1,5 @@
-//! Step rules: how successive directions become the adversarial input. Each rule is written
+//! Step rules: how successive directions (or, for Square, random proposals scored by the
+//! direction's objective) become the adversarial input. Each rule is written
 //! once and works with every direction; it projects onto the budget after every step. A rule's
 //! struct is also its parameters, as users write them (study files, the command line): step
 //! sizes in grey levels, counts; [`super::Rule`] is the sum of them.
@@ -8,6 +9,7 @@ mod early_stop;
 mod fgsm;
 mod mifgsm;
 mod pgd;
+mod square;
 
 pub use apgd::{Apgd, ApgdProfile, ApgdProfileName, autoattack_checkpoints, paper_checkpoints};
 pub use auto_sage::AutoSage;
@@ -15,8 +17,9 @@ pub use early_stop::{EarlyStop, EarlyStopper};
 pub use fgsm::Fgsm;
 pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
+pub use square::{QueryFn, REDRAWS, Square, WatchFn, p_selection, square_side};
 
-use super::budget::Budget;
+use super::budget::{Budget, Norm};
 use super::direction::{self, Direction, DirectionContext, Probe};
 use super::oracle::Oracle;
 use crate::error::{Error, Result};
@@ -36,6 +39,14 @@ pub trait StepRule {
     /// # Errors
     /// The first parameter out of range, by its name (`n_iter`).
     fn check(&self) -> Result<()>;
+
+    /// Checks that the rule is implemented for `norm` (every rule but Square's L∞-only search is).
+    ///
+    /// # Errors
+    /// A norm the rule does not implement, as a `norm` parameter error.
+    fn check_norm(&self, _norm: Norm) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks an iteration count.
