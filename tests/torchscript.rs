@@ -232,11 +232,11 @@ fn square_raises_the_objective_where_a_masked_gradient_stops_pgd_and_apgd() {
         // 10 iterations end where 1 does.
         let ((_, f_apgd), checks, _) = at(2);
         assert_eq!(checks.zero_gradient_samples, n, "apgd/{direction}");
-        assert_eq!(f_apgd, at(3).0.1, "apgd/{direction}: the gradient steps moved the input");
+        assert_eq!(*f_apgd, at(3).0.1, "apgd/{direction}: the gradient steps moved the input");
         // Square reads losses only: it raises the objective above the clean one and above APGD's
         // random start, with forwards only ([clean losses for GB-MTA] + stripes + 100 queries).
         let ((f0, f1), checks, counts) = at(4);
-        assert!(f1 > f0 && f1 > &f_apgd, "square/{direction}: {f0} → {f1} (apgd: {f_apgd})");
+        assert!(f1 > f0 && f1 > f_apgd, "square/{direction}: {f0} → {f1} (apgd: {f_apgd})");
         assert!(checks.passed(), "square/{direction}: {:?}", checks.failures());
         assert_eq!((checks.zero_gradient_samples, checks.unmoved_samples), (0, 0));
         assert_eq!((counts.forward, counts.backward), (usize::from(d == 0) + 1 + 100, 0), "square/{direction}");

@@ -298,8 +298,8 @@ fn squares_best_objective_never_decreases_per_sample() {
         assert_eq!(best.len(), 41);
         assert_eq!(off_corner, 0, "{dir}");
         for (k, pair) in best.windows(2).enumerate() {
-            for s in 0..4 {
-                assert!(pair[1][s] >= pair[0][s], "{dir}, query {}: sample {s} fell from {} to {}", k + 1, pair[0][s], pair[1][s]);
+            for (s, (before, after)) in pair[0].iter().zip(&pair[1]).enumerate() {
+                assert!(after >= before, "{dir}, query {}: sample {s} fell from {before} to {after}", k + 1);
             }
         }
         let (first, last) = (&best[0], best.last().unwrap());

@@ -199,7 +199,12 @@ fn switch_to_wal(conn: &Connection, path: &Path) -> Result<()> {
         match mode {
             Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
             Ok(_) | Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Ok(m) => return Err(Error::data(path, format!("could not be switched to WAL mode (it stays in `{m}` mode); is another program holding it?"))),
+            Ok(m) => {
+                return Err(Error::data(
+                    path,
+                    format!("could not be switched to WAL mode (it stays in `{m}` mode); is another program holding it?"),
+                ));
+            }
             Err(err) => return Err(sql(path)(err)),
         }
     }

@@ -331,9 +331,9 @@ mod tests {
         );
         let scale = Tensor::from_slice(&[1.0f32, 2.0]);
         let f = |p: &Tensor| (p * &w).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float) * &scale;
-        let (x_best, states, queries) = watched(Square { n_queries: 300, p_init: 0.3 }, &x, 8.0, f);
-        assert_eq!(queries, 301);
-        assert_eq!(states.len(), 301);
+        let (x_best, states, queries) = watched(Square { n_queries: 2000, p_init: 0.3 }, &x, 8.0, f);
+        assert_eq!(queries, 2001);
+        assert_eq!(states.len(), 2001);
         for pair in states.windows(2) {
             for s in 0..2 {
                 assert!(pair[1].1[s] >= pair[0].1[s], "sample {s}: {} → {}", pair[0].1[s], pair[1].1[s]);
