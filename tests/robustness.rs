@@ -112,7 +112,8 @@ fn attacks_on_a_trained_model_raise_their_objective_and_iterating_helps() {
             let (clean, adv, label) = gain(step, d);
             eprintln!("{label}: {clean:.4} → {adv:.4}");
             assert!(adv > clean, "{label}: objective {clean} → {adv}");
-            if step != RuleKind::Fgsm {
+            // Square's five queries are no match for one gradient step; only gradient rules must beat FGSM.
+            if step != RuleKind::Fgsm && step.uses_gradients() {
                 let (_, fgsm, _) = gain(RuleKind::Fgsm, d);
                 assert!(adv >= fgsm, "{label} reaches {adv}, below FGSM's {fgsm} at the same ε");
             }

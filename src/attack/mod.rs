@@ -49,7 +49,10 @@ pub use budget::{Budget, Norm};
 pub use direction::{Direction, DirectionContext, DirectionSpec, Reduction};
 pub use oracle::{Oracle, PassCounts};
 pub use rule::{Rule, RuleKind};
-pub use step::{Apgd, ApgdProfile, ApgdProfileName, AutoSage, EarlyStop, Fgsm, MiFgsm, Pgd, Square, StepRule, Trace};
+pub use step::{
+    Apgd, ApgdProfile, ApgdProfileName, AutoSage, EarlyStop, Ensemble, EnsembleOutcome, Fgsm, Member, MemberOutcome, MiFgsm, Pgd, Square,
+    StepRule, Trace,
+};
 
 use crate::data::Batch;
 use crate::error::{Error, Result};
@@ -88,9 +91,10 @@ impl Default for AttackConfig {
 }
 
 impl AttackConfig {
-    /// A short label such as `pgd/gbmta/linf/eps=8`.
+    /// A short label such as `pgd/gbmta/linf/eps=8` (`ensemble:standard/gbmta/…` for an
+    /// ensemble, whose direction is its score).
     pub fn label(&self) -> String {
-        format!("{}/{}/{}/eps={}", self.rule.id(), self.direction, norm_id(self.norm), fmt_eps(self.eps))
+        format!("{}/{}/{}/eps={}", self.rule.key(), self.direction, norm_id(self.norm), fmt_eps(self.eps))
     }
 
     /// Checks ranges: the budget, the rule's parameters, and that the rule implements the norm.
@@ -224,6 +228,8 @@ pub struct AttackOutcome {
     pub trace: Trace,
     /// `[B]` clean per-sample losses per task when the attack computed them.
     pub clean_losses: Option<TaskMap<Tensor>>,
+    /// An ensemble's members and which one each sample's example came from.
+    pub ensemble: Option<EnsembleOutcome>,
 }
 
 /// Where a batch sits in its run, as far as an attack cares.
@@ -280,12 +286,13 @@ impl Attack {
         let x_adv = self.config.rule.step().run(&mut cx)?.detach();
         let trace = cx.take_trace();
         let clean_losses = cx.dctx.clean.take();
+        let ensemble = cx.ensemble.take();
         let checks = check(&budget, &x_adv, &x, trace.zero_gradient_samples);
-        Ok(AttackOutcome { x_adv, counts: oracle.counts(), checks, trace, clean_losses })
+        Ok(AttackOutcome { x_adv, counts: oracle.counts(), checks, trace, clean_losses, ensemble })
     }
 }
 
-fn check(budget: &Budget, x_adv: &Tensor, x: &Tensor, zero_gradient_samples: usize) -> Checks {
+pub(crate) fn check(budget: &Budget, x_adv: &Tensor, x: &Tensor, zero_gradient_samples: usize) -> Checks {
     let _guard = tch::no_grad_guard();
     let per_sample = budget.perturbation(x_adv, x);
     let max_perturbation = f64::try_from(per_sample.max()).unwrap_or(f64::NAN);

@@ -5,7 +5,7 @@
 //!
 //! A new rule is three files: its struct and [`StepRule`] impl in `step/`, its variant here, and
 //! its flags in the command line's `attack_args.rs`.
-use super::step::{Apgd, AutoSage, Fgsm, MiFgsm, Pgd, Square, StepRule};
+use super::step::{Apgd, AutoSage, Ensemble, Fgsm, MiFgsm, Pgd, STANDARD_N_ITER, STANDARD_N_QUERIES, Square, StepRule};
 use crate::error::Result;
 
 /// A step rule and its parameters.
@@ -24,6 +24,8 @@ pub enum Rule {
     AutoSage(AutoSage),
     /// The Square attack: a gradient-free random search (L∞).
     Square(Square),
+    /// The per-sample worst case over several attacks (its direction is the score).
+    Ensemble(Ensemble),
 }
 
 /// A step rule by name (`--attack`, tables, benchmarks).
@@ -37,10 +39,14 @@ pub enum RuleKind {
     Apgd,
     AutoSage,
     Square,
+    /// Not a `--attack` choice: `attack --ensemble` and study `[[ensemble]]` blocks make ensembles.
+    #[cfg_attr(feature = "cli", value(skip))]
+    Ensemble,
 }
 
 impl RuleKind {
-    /// Every rule, in the paper's order, then Square (not in the paper).
+    /// Every step rule, in the paper's order, then Square (not in the paper); not the ensemble,
+    /// which is made of them.
     pub const ALL: [RuleKind; 6] = [RuleKind::Fgsm, RuleKind::Mifgsm, RuleKind::Pgd, RuleKind::Apgd, RuleKind::AutoSage, RuleKind::Square];
 
     /// The stable id (`auto-sage`), as study files and the command line spell it.
@@ -52,6 +58,7 @@ impl RuleKind {
             RuleKind::Apgd => "apgd",
             RuleKind::AutoSage => "auto-sage",
             RuleKind::Square => "square",
+            RuleKind::Ensemble => "ensemble",
         }
     }
 
@@ -64,12 +71,19 @@ impl RuleKind {
             RuleKind::Apgd => "APGD",
             RuleKind::AutoSage => "Auto-SAGE",
             RuleKind::Square => "Square",
+            RuleKind::Ensemble => "Ensemble",
         }
+    }
+
+    /// Whether the rule follows the input gradient (all but Square, which only queries the
+    /// model's outputs and so still works where gradients are masked).
+    pub fn uses_gradients(self) -> bool {
+        !matches!(self, RuleKind::Square)
     }
 
     /// The rule by its id, if it is one.
     pub fn from_id(id: &str) -> Option<RuleKind> {
-        RuleKind::ALL.into_iter().find(|k| k.id() == id)
+        RuleKind::ALL.into_iter().chain([RuleKind::Ensemble]).find(|k| k.id() == id)
     }
 
     /// The rule with its default parameters.
@@ -81,6 +95,8 @@ impl RuleKind {
             RuleKind::Apgd => Rule::Apgd(Apgd::default()),
             RuleKind::AutoSage => Rule::AutoSage(AutoSage::default()),
             RuleKind::Square => Rule::Square(Square::default()),
+            // Without a model's tasks: the standard ensemble less its Single-x members.
+            RuleKind::Ensemble => Rule::Ensemble(Ensemble::standard(&[], STANDARD_N_ITER, STANDARD_N_QUERIES)),
         }
     }
 }
@@ -102,12 +118,22 @@ impl Rule {
             Rule::Apgd(_) => RuleKind::Apgd,
             Rule::AutoSage(_) => RuleKind::AutoSage,
             Rule::Square(_) => RuleKind::Square,
+            Rule::Ensemble(_) => RuleKind::Ensemble,
         }
     }
 
     /// The stable id of the rule.
     pub fn id(&self) -> &'static str {
         self.kind().id()
+    }
+
+    /// How stores, tables and labels name the rule: its id, or `ensemble:NAME` (ensembles of
+    /// different members are different columns).
+    pub fn key(&self) -> String {
+        match self {
+            Rule::Ensemble(e) => format!("ensemble:{}", e.name),
+            r => r.id().to_string(),
+        }
     }
 
     /// The rule as something that runs.
@@ -119,6 +145,7 @@ impl Rule {
             Rule::Apgd(r) => r,
             Rule::AutoSage(r) => r,
             Rule::Square(r) => r,
+            Rule::Ensemble(r) => r,
         }
     }
 
@@ -130,8 +157,8 @@ impl Rule {
         self.step().check()
     }
 
-    /// The iteration count of an iterative rule (`None` for FGSM): Square's `n_queries`, its
-    /// iterations after the initialisation, one forward each.
+    /// The iteration count of an iterative rule (`None` for FGSM and an ensemble): Square's
+    /// `n_queries`, its iterations after the initialisation, one forward each.
     pub fn n_iter(&self) -> Option<usize> {
         match self {
             Rule::Fgsm(_) => None,
@@ -140,6 +167,7 @@ impl Rule {
             Rule::Apgd(r) => Some(r.n_iter),
             Rule::AutoSage(r) => Some(r.n_iter),
             Rule::Square(r) => Some(r.n_queries),
+            Rule::Ensemble(_) => None,
         }
     }
 
@@ -159,15 +187,17 @@ impl Rule {
             }
             Rule::AutoSage(r) => r.n_iter = n_iter,
             Rule::Square(r) => r.n_queries = n_iter,
+            Rule::Ensemble(e) => *e = e.with_n_iter(n_iter),
         }
         rule
     }
 
-    /// Iterations per sample, restarts included (1 for FGSM, `n_queries` for Square): the unit of
-    /// throughput figures.
+    /// Iterations per sample, restarts included (1 for FGSM, `n_queries` for Square, the sum of
+    /// its members' for an ensemble): the unit of throughput figures.
     pub fn iterations(&self) -> usize {
         match self {
             Rule::Apgd(r) => r.n_iter * r.restarts(),
+            Rule::Ensemble(e) => e.iterations(),
             r => r.n_iter().unwrap_or(1),
         }
     }

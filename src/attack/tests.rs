@@ -318,3 +318,62 @@ fn square_refuses_l2_when_configured() {
     assert!(e.starts_with("norm:") && e.contains("L∞"), "{e}");
     assert!(Attack::new(c).is_err());
 }
+
+/// An ensemble of three unlike members along GB-MTA's score.
+fn small_ensemble(score: &str) -> AttackConfig {
+    let members = vec![
+        Member { rule: Rule::Pgd(Pgd { n_iter: 3, ..Pgd::default() }), direction: DirectionSpec::Total },
+        Member { rule: Rule::Fgsm(Fgsm {}), direction: "single:depth".parse().unwrap() },
+        Member { rule: Rule::Square(Square { n_queries: 8, p_init: 0.8 }), direction: DirectionSpec::Gbmta },
+        Member { rule: Rule::Apgd(Apgd { n_iter: 4, ..Apgd::default() }), direction: DirectionSpec::Gbmta },
+    ];
+    AttackConfig {
+        rule: Rule::Ensemble(Ensemble { name: "test".into(), members }),
+        direction: score.parse().unwrap(),
+        eps: 6.0,
+        seed: 7,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_ensemble_keeps_each_samples_highest_scoring_member() {
+    // Each member's examples are bit for bit those of the member run alone; each sample keeps the
+    // example of the member whose score (the ensemble's direction's objective, recomputed here
+    // from a fresh forward) is highest; the passes are the members' + one scoring forward each
+    // (+ one clean forward for GB-MTA's relative score).
+    let specs = three_tasks();
+    let model = small_model(&specs, 9, 1);
+    let tasks = tasks_of(&specs);
+    let batch = random_batch(&specs, 5, 32, 3, Kind::Float);
+    for (score, clean_forward) in [("gbmta", 1), ("single:normal", 0)] {
+        let config = small_ensemble(score);
+        let Rule::Ensemble(ensemble) = &config.rule else { unreachable!() };
+        let out = Attack::new(config.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(2)).unwrap();
+        let members = out.ensemble.as_ref().expect("an ensemble reports its members");
+        assert_eq!(members.members.len(), 4);
+        let oracle = Oracle::new(&model, &tasks, &batch.targets).unwrap();
+        let scorer = config.direction.build(&tasks).unwrap();
+        let mut dctx = DirectionContext::default();
+        direction::objective(scorer.as_ref(), &oracle, &batch.x, &mut dctx, true).unwrap();
+        let mut scores = Vec::new();
+        let mut passes = PassCounts::default();
+        for (m, solo_config) in ensemble.member_configs(&config).into_iter().enumerate() {
+            let solo = Attack::new(solo_config.clone()).unwrap().run(&model, &tasks, &batch, BatchContext::at(2)).unwrap();
+            assert!(solo.x_adv.equal(&members.members[m].x_adv), "{score}: member {m} differs from {} alone", solo_config.label());
+            assert_eq!(solo.counts, members.members[m].counts, "member {m}");
+            passes.forward += solo.counts.forward + 1;
+            passes.backward += solo.counts.backward;
+            let f = direction::objective(scorer.as_ref(), &oracle, &solo.x_adv, &mut dctx, false).unwrap().objective;
+            scores.push(Vec::<f64>::try_from(f.to_kind(Kind::Double)).unwrap());
+        }
+        passes.forward += clean_forward;
+        assert_eq!(out.counts, passes, "{score}");
+        for s in 0..5 {
+            let best = (0..4).fold(0, |w, m| if scores[m][s] > scores[w][s] { m } else { w });
+            assert_eq!(members.winners[s], best, "{score}, sample {s}: scores {:?}", (0..4).map(|m| scores[m][s]).collect::<Vec<_>>());
+            assert!(out.x_adv.get(s as i64).equal(&members.members[best].x_adv.get(s as i64)), "{score}, sample {s}");
+        }
+        assert!(out.checks.passed() && out.checks.max_perturbation <= 6.0 + 1e-5, "{:?}", out.checks);
+    }
+}

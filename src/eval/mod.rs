@@ -64,6 +64,19 @@ pub struct ConditionReport {
     pub checks: Option<Checks>,
     /// ARP against the clean run.
     pub arp: Option<Arp>,
+    /// An ensemble's members, in order: each one's own report and how many samples' worst case
+    /// it gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<Vec<MemberReport>>,
+}
+
+/// One ensemble member's part in the ensemble's run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemberReport {
+    /// Samples whose worst case (the example kept) was this member's.
+    pub wins: usize,
+    /// The member's metrics, ARP, passes and checks, as if it had run alone.
+    pub report: ConditionReport,
 }
 
 /// The clean run and every attacked run of one model.
@@ -166,6 +179,7 @@ impl Accumulator {
             counts: is_attack.then_some(self.counts),
             checks: self.checks.clone(),
             arp: None,
+            ensemble: None,
         }
     }
 }
@@ -293,13 +307,14 @@ pub fn attack_runs(
     let base = if needs_base { Some(clean_losses(model, tasks, data, options.convention, observer)?) } else { None };
     let directions = attacks.iter().map(|a| a.config.direction.build(tasks)).collect::<Result<Vec<_>>>()?;
     let mut attacked: Vec<Accumulator> = attacks.iter().map(|_| Accumulator::new(tasks, options)).collect();
+    // Per ensemble attack (by index), each member's accumulator and wins.
+    let mut members: std::collections::BTreeMap<usize, Vec<(Accumulator, usize)>> = Default::default();
     let total = data.num_batches();
     observer.event(Event::Start { what: "attack".into(), total: total as u64 });
     let mut samples = 0;
     for b in 0..total {
         let batch = data.batch(b, model.device())?;
-        let n = batch.len();
-        samples += n;
+        samples += batch.len();
         let clean_losses = clean.losses[b].map(|_, t| t.to_device(model.device()));
         for (i, attack) in attacks.iter().enumerate() {
             let at = BatchContext { index: b as u64, clean_losses: base.as_ref(), start: None };
@@ -309,28 +324,34 @@ pub fn attack_runs(
             if let Some(sink) = sink.as_deref_mut() {
                 sink(i, b, &batch, &outcome.x_adv)?;
             }
-            let acc = &mut attacked[i];
-            let _guard = tch::no_grad_guard();
-            let out = model.forward_t(&outcome.x_adv, false).map_err(|e| at_batch(b, &batch, e))?;
-            let adv_losses = acc.update(tasks, &out, &batch.targets, &format!("adversarial ({})", attack.config.label()))?;
-            let ctx = DirectionContext { clean: Some(clean_losses.map(|_, t| t.shallow_clone())), ..Default::default() };
-            let dir = &directions[i];
-            let f_clean = dir.objective(&clean_losses, &ctx).sum(Kind::Double);
-            let f_adv = dir.objective(&adv_losses, &ctx).sum(Kind::Double);
-            acc.objective.0 += f64::try_from(f_clean).unwrap_or(f64::NAN);
-            acc.objective.1 += f64::try_from(f_adv).unwrap_or(f64::NAN);
-            acc.counts.forward += outcome.counts.forward;
-            acc.counts.backward += outcome.counts.backward;
-            acc.checks = Some(merge_checks(acc.checks.take(), &outcome.checks));
-            acc.samples += n;
+            let scored = Scored { model, tasks, batch: &batch, b, clean_losses: &clean_losses };
+            scored.add(&mut attacked[i], directions[i].as_ref(), &attack.config.label(), &outcome.x_adv, outcome.counts, &outcome.checks)?;
+            if let Some(ensemble) = &outcome.ensemble {
+                // Each member's own examples, scored as if it had run alone; and its wins.
+                let members = members.entry(i).or_insert_with(|| ensemble.members.iter().map(|_| (Accumulator::new(tasks, options), 0)).collect());
+                let configs = member_configs(&attack.config);
+                for (m, (member, (acc, wins))) in ensemble.members.iter().zip(members.iter_mut()).enumerate() {
+                    let direction = configs[m].direction.build(tasks)?;
+                    scored.add(acc, direction.as_ref(), &configs[m].label(), &member.x_adv, member.counts, &member.checks)?;
+                    *wins += ensemble.winners.iter().filter(|&&w| w == m).count();
+                }
+            }
         }
         observer.event(Event::Progress { done: b as u64 + 1, message: format!("{samples} samples") });
     }
     observer.event(Event::Finish);
     let mut warnings = Vec::new();
     let mut reports = Vec::new();
-    for (acc, attack) in attacked.iter().zip(attacks) {
+    for (i, (acc, attack)) in attacked.iter().zip(attacks).enumerate() {
         let mut r = acc.report(tasks, options, attack.config.label(), Some(attack.config.clone()));
+        if let Some(members) = members.get(&i) {
+            let reports = members.iter().zip(member_configs(&attack.config)).map(|((acc, wins), config)| {
+                let mut report = acc.report(tasks, options, config.label(), Some(config));
+                report.arp = Some(arp::arp_with(&clean.report.metrics, &report.metrics, options.convention).0);
+                MemberReport { wins: *wins, report }
+            });
+            r.ensemble = Some(reports.collect());
+        }
         let (a, skipped) = arp::arp_with(&clean.report.metrics, &r.metrics, options.convention);
         if !skipped.is_empty() {
             warnings.push(Warning::ArpSkipped { label: r.label.clone(), metrics: skipped });
@@ -350,6 +371,44 @@ pub fn attack_runs(
         observer.event(Event::Warning(w.clone()));
     }
     Ok((reports, warnings))
+}
+
+/// An ensemble attack's members as attacks of their own (none for other attacks).
+fn member_configs(config: &AttackConfig) -> Vec<AttackConfig> {
+    match &config.rule {
+        crate::attack::Rule::Ensemble(e) => e.member_configs(config),
+        _ => Vec::new(),
+    }
+}
+
+/// Scores adversarial inputs of one batch into a condition's running sums.
+struct Scored<'a> {
+    model: &'a Model,
+    tasks: &'a [Task],
+    batch: &'a Batch,
+    b: usize,
+    /// The batch's clean per-sample losses, on the model's device.
+    clean_losses: &'a TaskMap<Tensor>,
+}
+
+impl Scored<'_> {
+    /// One forward at `x_adv`: metrics, losses and the direction's objective clean → adversarial,
+    /// plus the attack's passes and checks.
+    fn add(&self, acc: &mut Accumulator, direction: &dyn crate::attack::Direction, label: &str, x_adv: &Tensor, counts: PassCounts, checks: &Checks) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let out = self.model.forward_t(x_adv, false).map_err(|e| at_batch(self.b, self.batch, e))?;
+        let adv_losses = acc.update(self.tasks, &out, &self.batch.targets, &format!("adversarial ({label})"))?;
+        let ctx = DirectionContext { clean: Some(self.clean_losses.map(|_, t| t.shallow_clone())), ..Default::default() };
+        let f_clean = direction.objective(self.clean_losses, &ctx).sum(Kind::Double);
+        let f_adv = direction.objective(&adv_losses, &ctx).sum(Kind::Double);
+        acc.objective.0 += f64::try_from(f_clean).unwrap_or(f64::NAN);
+        acc.objective.1 += f64::try_from(f_adv).unwrap_or(f64::NAN);
+        acc.counts.forward += counts.forward;
+        acc.counts.backward += counts.backward;
+        acc.checks = Some(merge_checks(acc.checks.take(), checks));
+        acc.samples += self.batch.len();
+        Ok(())
+    }
 }
 
 /// How much decoded data an evaluation keeps in memory between its passes.

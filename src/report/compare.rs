@@ -85,6 +85,7 @@ mod tests {
             counts: None,
             checks: None,
             arp: None,
+            ensemble: None,
         };
         let e = Evaluation { options: EvalOptions::default(), clean, attacked: Vec::new(), warnings: Vec::new() };
         RunRecord::new("cpu".into(), "m".into(), "small".into(), "d".into(), 0.0, e)

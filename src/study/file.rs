@@ -1,8 +1,9 @@
 //! The study file (TOML): one `[data]` table, `[[model]]` entries (a checkpoint path or glob, or
-//! TorchScript modules with their model spec) and `[[attack]]` blocks, each a step rule with its
-//! parameters × directions × ε × norms × seeds.
+//! TorchScript modules with their model spec), `[[attack]]` blocks, each a step rule with its
+//! parameters × directions × ε × norms × seeds, and `[[ensemble]]` blocks, each a per-sample worst
+//! case over several attacks × ε × norms × seeds.
 //! Unknown keys are errors that name the key and its line.
-use crate::attack::{Norm, Reduction, Rule};
+use crate::attack::{Member, Norm, Reduction, Rule};
 use crate::error::{Error, Result};
 use crate::job::DataSpec;
 use crate::model::{ModelSource, Precision};
@@ -23,8 +24,10 @@ pub struct StudyFile {
     /// Empty only when the caller adds models of its own ([`super::plan_with`]).
     #[serde(rename = "model", default)]
     pub models: Vec<ModelEntry>,
-    #[serde(rename = "attack")]
+    #[serde(rename = "attack", default)]
     pub attacks: Vec<AttackBlock>,
+    #[serde(rename = "ensemble", default)]
+    pub ensembles: Vec<EnsembleBlock>,
 }
 
 /// `[data]`: the data every model is attacked on, and how metrics are computed. It repeats
@@ -101,6 +104,75 @@ pub struct AttackBlock {
     pub seeds: Vec<u64>,
     #[serde(default)]
     pub reduction: Reduction,
+}
+
+/// `[[ensemble]]`: the per-sample worst case over several attacks (see [`crate::attack::Ensemble`]),
+/// × ε × norms × seeds. Either `name = "standard"` (the default: APGD along GB-MTA, Total and each
+/// of the model's Single-x, then Square along GB-MTA, with `n_iter` and `n_queries`), or a name of
+/// yours with `[[ensemble.member]]` tables, each a rule with its parameters and a `direction`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleBlock {
+    #[serde(default = "standard")]
+    pub name: String,
+    #[serde(rename = "member", default)]
+    pub members: Vec<Member>,
+    /// `standard`: the APGD members' iterations (default 100).
+    #[serde(default)]
+    pub n_iter: Option<usize>,
+    /// `standard`: the Square member's queries (default 5000).
+    #[serde(default)]
+    pub n_queries: Option<usize>,
+    /// Which member's example each sample keeps: the highest per-sample objective of this
+    /// direction (`gbmta`: the balanced relative loss increase; `single:<task>`: that task's loss).
+    #[serde(default = "gbmta")]
+    pub score: String,
+    #[serde(default = "paper_eps")]
+    pub eps: Vec<f64>,
+    #[serde(default = "linf")]
+    pub norms: Vec<Norm>,
+    #[serde(default = "seed_zero")]
+    pub seeds: Vec<u64>,
+    #[serde(default)]
+    pub reduction: Reduction,
+}
+
+impl EnsembleBlock {
+    /// The ensemble for a model predicting `tasks`.
+    ///
+    /// # Errors
+    /// `standard` with members of its own, another name without members, or `n_iter`/`n_queries`
+    /// beside members that carry their own.
+    pub fn ensemble(&self, tasks: &[crate::task::TaskKind]) -> Result<crate::attack::Ensemble> {
+        use crate::attack::step::{STANDARD_N_ITER, STANDARD_N_QUERIES};
+        match (self.name.as_str(), self.members.is_empty()) {
+            ("standard", true) => Ok(crate::attack::Ensemble::standard(
+                tasks,
+                self.n_iter.unwrap_or(STANDARD_N_ITER),
+                self.n_queries.unwrap_or(STANDARD_N_QUERIES),
+            )),
+            ("standard", false) => Err(Error::parameter(
+                "name",
+                "`standard` is the built-in list of members; give an ensemble with [[ensemble.member]] tables a name of its own",
+            )),
+            (_, true) => Err(Error::parameter(
+                "member",
+                format!("ensemble `{}` has no [[ensemble.member]] table; add members, or use name = \"standard\"", self.name),
+            )),
+            (_, false) => match (self.n_iter, self.n_queries) {
+                (Some(_), _) => Err(Error::parameter("n_iter", "is read by the `standard` ensemble only; set it in each [[ensemble.member]]")),
+                (_, Some(_)) => Err(Error::parameter("n_queries", "is read by the `standard` ensemble only; set it in each [[ensemble.member]]")),
+                _ => Ok(crate::attack::Ensemble { name: self.name.clone(), members: self.members.clone() }),
+            },
+        }
+    }
+}
+
+fn standard() -> String {
+    "standard".into()
+}
+fn gbmta() -> String {
+    "gbmta".into()
 }
 
 impl StudyData {
@@ -188,8 +260,8 @@ impl StudyFile {
         if models_required && study.models.is_empty() {
             return Err(Error::config("study", "no [[model]] entry; add one with `path = \"run/model.safetensors\"`"));
         }
-        if study.attacks.is_empty() {
-            return Err(Error::config("study", "no [[attack]] block; add one with `rule = \"pgd\"`"));
+        if study.attacks.is_empty() && study.ensembles.is_empty() {
+            return Err(Error::config("study", "no [[attack]] or [[ensemble]] block; add one with `rule = \"pgd\"`"));
         }
         for (i, a) in study.attacks.iter().enumerate() {
             let block = format!("[[attack]] #{} ({})", i + 1, a.rule.id());
@@ -210,6 +282,24 @@ impl StudyFile {
                 return Err(Error::context(&block, Error::parameter("eps", format!("{e} is not a budget: ε must be > 0 grey levels"))));
             }
             a.rule.check().map_err(|e| Error::context(&block, e))?;
+        }
+        for (i, e) in study.ensembles.iter().enumerate() {
+            let block = format!("[[ensemble]] #{} ({})", i + 1, e.name);
+            for (field, empty) in [("eps", e.eps.is_empty()), ("norms", e.norms.is_empty()), ("seeds", e.seeds.is_empty())] {
+                if empty {
+                    return Err(Error::context(
+                        &block,
+                        Error::parameter(field, "is an empty list; give at least one value, or leave the key out for its default"),
+                    ));
+                }
+            }
+            if let Some(x) = e.eps.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+                return Err(Error::context(&block, Error::parameter("eps", format!("{x} is not a budget: ε must be > 0 grey levels"))));
+            }
+            // Task-free checks now (the members' parameters); a member's direction is checked
+            // against each model when the study is planned.
+            let ensemble = e.ensemble(&[]).map_err(|err| Error::context(&block, err))?;
+            crate::attack::StepRule::check(&ensemble).map_err(|err| Error::context(&block, err))?;
         }
         if study.data.batch_size == 0 {
             return Err(Error::context("[data]", Error::parameter("batch_size", "must be at least 1")));
@@ -340,6 +430,25 @@ eps = [8]
 # eps = [8]
 # n_queries = 5000           # forwards after the initialisation
 # p_init = 0.8
+
+# [[ensemble]]               # per sample, the worst case over several attacks
+# name = "standard"          # APGD GB-MTA, APGD Total, APGD each Single-x, Square GB-MTA
+# n_iter = 100               # the APGD members' iterations
+# n_queries = 5000           # the Square member's queries
+# score = "gbmta"            # which example a sample keeps: gbmta | single:<task>
+# eps = [8]
+
+# [[ensemble]]               # or members of your own
+# name = "mine"
+# eps = [8]
+# [[ensemble.member]]
+# rule = "pgd"
+# direction = "gbmta"
+# n_iter = 20
+# [[ensemble.member]]
+# rule = "square"
+# direction = "total"
+# n_queries = 1000
 "#;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use super::cell::{Cell, Shard, cell_id};
 use super::file::StudyFile;
 use super::store::{DatasetRow, ModelRow, NewCell, SampleRow, Store};
-use crate::attack::{Attack, AttackConfig, DirectionSpec};
+use crate::attack::{Attack, AttackConfig, DirectionSpec, Rule};
 use crate::data::{BatchSource, Cached};
 use crate::error::{Error, Result};
 use crate::eval::{CACHE_BYTES, EvalOptions, attack_runs, clean_run, transferability};
@@ -187,6 +187,35 @@ pub fn plan_with(study: &StudyFile, live: &[LiveModel]) -> Result<Plan> {
                             if !cells.iter().any(|c: &Cell| c.id == id) {
                                 cells.push(Cell { id, model: m, config });
                             }
+                        }
+                    }
+                }
+            }
+        }
+        for (b, block) in study.ensembles.iter().enumerate() {
+            let at = format!("[[ensemble]] #{} ({}) for model `{name}`", b + 1, block.name);
+            let ensemble = block.ensemble(&kinds).map_err(|e| Error::context(&at, e))?;
+            // A member the model cannot run (a Single-x of a task it lacks) is refused here.
+            for (i, m) in ensemble.members.iter().enumerate() {
+                m.direction.build(&tasks).map_err(|e| Error::context(format!("{at}, member #{}", i + 1), e))?;
+            }
+            let score: DirectionSpec = block.score.parse().map_err(|e: Error| Error::context(&at, Error::parameter("score", e.to_string())))?;
+            score.build(&tasks).map_err(|e| Error::context(&at, Error::parameter("score", e.to_string())))?;
+            for &eps in &block.eps {
+                for &norm in &block.norms {
+                    for &seed in &block.seeds {
+                        let config = AttackConfig {
+                            rule: Rule::Ensemble(ensemble.clone()),
+                            direction: score.clone(),
+                            norm,
+                            eps,
+                            reduction: block.reduction,
+                            seed,
+                        };
+                        config.check().map_err(|e| Error::context(&at, e))?;
+                        let id = study.data.cell_identity(cell_id(&row.id, &dataset_row.id, &config, &options));
+                        if !cells.iter().any(|c: &Cell| c.id == id) {
+                            cells.push(Cell { id, model: m, config });
                         }
                     }
                 }

@@ -422,7 +422,7 @@ impl Store {
                     c.model_id,
                     c.dataset_id,
                     options_key(c.options),
-                    config.rule.id(),
+                    config.rule.key(),
                     config.direction.to_string(),
                     crate::attack::norm_id(config.norm),
                     config.eps,

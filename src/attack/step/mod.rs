@@ -6,6 +6,7 @@
 mod apgd;
 mod auto_sage;
 mod early_stop;
+mod ensemble;
 mod fgsm;
 mod mifgsm;
 mod pgd;
@@ -14,6 +15,7 @@ mod square;
 pub use apgd::{Apgd, ApgdProfile, ApgdProfileName, autoattack_checkpoints, paper_checkpoints};
 pub use auto_sage::AutoSage;
 pub use early_stop::{EarlyStop, EarlyStopper};
+pub use ensemble::{Ensemble, EnsembleOutcome, MAX_MEMBERS, Member, MemberOutcome, STANDARD_N_ITER, STANDARD_N_QUERIES, pick, worst_case};
 pub use fgsm::Fgsm;
 pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
@@ -101,6 +103,8 @@ pub struct RunContext<'a> {
     objective_means: Vec<Tensor>,
     /// How many samples had an all-zero first gradient (a device scalar), once one was seen.
     zero_gradient: Option<Tensor>,
+    /// What each member of an ensemble did (set by [`Ensemble`]'s run only).
+    pub ensemble: Option<EnsembleOutcome>,
 }
 
 impl<'a> RunContext<'a> {
@@ -113,7 +117,18 @@ impl<'a> RunContext<'a> {
         dctx: DirectionContext,
         seed: u64,
     ) -> Self {
-        RunContext { oracle, direction, budget, x, dctx, seed, start: None, objective_means: Vec::new(), zero_gradient: None }
+        RunContext {
+            oracle,
+            direction,
+            budget,
+            x,
+            dctx,
+            seed,
+            start: None,
+            objective_means: Vec::new(),
+            zero_gradient: None,
+            ensemble: None,
+        }
     }
 
     /// The losses and objectives at `point`, no autograd (`at_clean`: the point is the clean input).
@@ -180,6 +195,11 @@ impl<'a> RunContext<'a> {
             self.zero_gradient = Some(g.abs().flatten(1, -1).amax([1i64].as_slice(), false).eq(0.0).sum(Kind::Int64));
         }
         self.objective_means.push(p.objective.mean(Kind::Double));
+    }
+
+    /// Sets the zero-gradient count of the trace (an ensemble reports its members' largest).
+    fn note_zero_gradient_samples(&mut self, n: usize) {
+        self.zero_gradient = Some(Tensor::from(n as i64));
     }
 
     /// The run's diagnostics, read from the device once.

@@ -78,7 +78,10 @@ pub fn arp_table(view: &View, eps: f64) -> Table {
     let summary = rules
         .iter()
         .zip(&counts)
-        .map(|((r, _), c)| format!("{}: {}", rule_name(r), strongest_summary(c, models.len(), "models")))
+        .map(|((r, _), c)| match ensemble_gain(view, &models, r, eps) {
+            Some(gain) => format!("{}: {gain}", rule_name(r)),
+            None => format!("{}: {}", rule_name(r), strongest_summary(c, models.len(), "models")),
+        })
         .collect::<Vec<_>>()
         .join("; ");
     Table {
@@ -89,6 +92,98 @@ pub fn arp_table(view: &View, eps: f64) -> Table {
         rows,
         summary: format!("{summary}."),
     }
+}
+
+/// For an ensemble column group: by how much its ARP exceeds the strongest single attack of the
+/// same model at `eps` (mean over the models that have both).
+fn ensemble_gain(view: &View, models: &[usize], rule: &str, eps: f64) -> Option<String> {
+    if !rule.starts_with("ensemble:") {
+        return None;
+    }
+    let gains: Vec<f64> = models
+        .iter()
+        .filter_map(|&m| {
+            let ens = view.directions_of(rule, eps).iter().filter_map(|d| view.point(m, rule, d, eps)).map(|p| p.arp).fold(f64::NAN, f64::max);
+            let single = view
+                .points
+                .iter()
+                .filter(|(k, _)| k.0 == m && k.3 == super::view::eps_key(eps) && !k.1.starts_with("ensemble:"))
+                .map(|(_, p)| p.arp)
+                .fold(f64::NAN, f64::max);
+            (ens.is_finite() && single.is_finite()).then(|| ens - single)
+        })
+        .collect();
+    if gains.is_empty() {
+        return Some("no single attack to compare with".into());
+    }
+    let mean = gains.iter().sum::<f64>() / gains.len() as f64;
+    Some(format!("{mean:+.2} ARP over the strongest single attack of each model (mean of {})", gains.len()))
+}
+
+/// Per ensemble at `eps`: which member gave each sample's worst case, how often (% of samples),
+/// and each member's own ARP, per clean-trained model; the ensemble's ARP last. This is the
+/// sample-by-sample check of "GB-MTA is the strongest attack".
+pub fn ensemble_tables(view: &View, eps: f64) -> Vec<Table> {
+    let mut out = Vec::new();
+    for rule in view.rules_at(eps).into_iter().filter(|r| r.starts_with("ensemble:")) {
+        for direction in view.directions_of(&rule, eps) {
+            let models: Vec<usize> =
+                view.clean_models().into_iter().filter(|&m| view.members.contains_key(&(m, rule.clone(), direction.clone(), super::view::eps_key(eps)))).collect();
+            let Some(&first) = models.first() else { continue };
+            let key = |m: usize| (m, rule.clone(), direction.clone(), super::view::eps_key(eps));
+            let names: Vec<String> = view.members[&key(first)].iter().map(|p| p.name.clone()).collect();
+            let mut rows = Vec::new();
+            let mut top_share = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let (mut values, mut bold) = (Vec::new(), Vec::new());
+                for &m in &models {
+                    let p = view.members[&key(m)].get(i).filter(|p| &p.name == name);
+                    values.push(p.filter(|p| p.samples > 0).map_or("-".into(), |p| format!("{:.1}", 100.0 * p.wins as f64 / p.samples as f64)));
+                    values.push(fmt2(p.and_then(|p| p.arp)));
+                    bold.extend([false, false]);
+                }
+                rows.push(Row { labels: vec![name.clone()], values, bold });
+            }
+            // Bold: the member winning most samples of each model.
+            for (c, &m) in models.iter().enumerate() {
+                let wins: Vec<Option<f64>> = view.members[&key(m)].iter().map(|p| Some(p.wins as f64)).collect();
+                let b = bold_max(&wins);
+                for (r, row) in rows.iter_mut().enumerate() {
+                    if b.get(r).copied().unwrap_or(false) {
+                        row.bold[2 * c] = true;
+                        top_share.push(names[r].clone());
+                    }
+                }
+            }
+            let mut values = Vec::new();
+            for &m in &models {
+                values.push("100.0".into());
+                values.push(fmt2(view.point(m, &rule, &direction, eps).map(|p| p.arp)));
+            }
+            rows.push(Row { labels: vec![format!("{} (per-sample worst case)", rule_name(&rule))], bold: vec![false; values.len()], values });
+            let mut counts: Vec<(String, usize)> = names.iter().map(|n| (n.clone(), top_share.iter().filter(|t| *t == n).count())).collect();
+            counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+            let summary = match counts.first() {
+                Some((n, k)) if *k > 0 => format!("{n} gives the most per-sample worst cases in {k}/{} models", models.len()),
+                _ => "no member won a sample".into(),
+            };
+            let gain = ensemble_gain(view, &models, &rule, eps).unwrap_or_default();
+            out.push(Table {
+                id: format!("table_{}_members", rule.replace(':', "_")),
+                title: format!(
+                    "{}: which member gave each sample's worst case (% of samples, scored by {}) and each member's own ARP, at ε = {}/255",
+                    rule_name(&rule),
+                    direction_name(&direction),
+                    fmt_eps(eps)
+                ),
+                head: vec!["Member".into()],
+                groups: models.iter().map(|&m| (view.models[m].row.name.clone(), vec!["wins %".into(), "ARP".into()])).collect(),
+                rows,
+                summary: format!("{summary}; the ensemble: {gain}."),
+            });
+        }
+    }
+    out
 }
 
 /// `Segm` for Single-Segm (the paper's table columns), otherwise the direction's name.
@@ -319,6 +414,7 @@ pub fn fat_clean_table(view: &View) -> Option<Table> {
 /// Every table that the view has data for, at `eps`.
 pub fn all(view: &View, eps: f64) -> Vec<Table> {
     let mut v = vec![arp_table(view, eps), per_task_table(view, eps), transfer_table(view, eps)];
+    v.extend(ensemble_tables(view, eps));
     v.extend(fat_arp_table(view, eps));
     v.extend(fat_clean_table(view));
     v

@@ -74,6 +74,18 @@ pub struct Point {
     pub seeds: usize,
 }
 
+/// One member of an ensemble cell, summed over seeds: how often its example was a sample's worst
+/// case, and its own ARP (mean over seeds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberPoint {
+    /// `APGD GB-MTA`.
+    pub name: String,
+    pub wins: usize,
+    /// Samples over the seeds (the denominator of `wins`).
+    pub samples: usize,
+    pub arp: Option<f64>,
+}
+
 /// Key of a point: model index, rule id, direction, ε in thousandths of a grey level.
 pub type Key = (usize, String, String, i64);
 
@@ -101,11 +113,17 @@ pub struct View {
     pub directions: Vec<String>,
     /// Budgets present, ascending.
     pub eps: Vec<f64>,
+    /// The members of each ensemble point (same keys as `points`).
+    pub members: BTreeMap<Key, Vec<MemberPoint>>,
 }
 
 /// How the paper names a step rule stored as `id` ([`RuleKind::display_name`]; unknown ids as they are).
 pub fn rule_name(id: &str) -> String {
-    RuleKind::from_id(id).map_or(id.to_string(), |k| k.display_name().to_string())
+    match id.strip_prefix("ensemble:") {
+        Some("standard") => "Ensemble".into(),
+        Some(name) => format!("Ensemble {name}"),
+        None => RuleKind::from_id(id).map_or(id.to_string(), |k| k.display_name().to_string()),
+    }
 }
 
 /// How the paper names a direction stored as `d`: `Single-Segm`, `Total`, `SignTotal`, `GB-MTA`
@@ -127,8 +145,14 @@ pub fn single_task(d: &str) -> Option<TaskKind> {
     }
 }
 
+/// The paper's rules in its order, then Square, other ids, and ensembles last.
 fn rule_rank(id: &str) -> (usize, String) {
-    (RuleKind::from_id(id).map_or(RuleKind::ALL.len(), |k| k as usize), id.to_string())
+    let rank = match RuleKind::from_id(id) {
+        Some(k) if k != RuleKind::Ensemble => k as usize,
+        _ if id.starts_with("ensemble:") => RuleKind::ALL.len() + 1,
+        _ => RuleKind::ALL.len(),
+    };
+    (rank, id.to_string())
 }
 
 fn direction_rank(d: &str) -> (usize, String) {
@@ -203,6 +227,7 @@ impl View {
             groups.entry((m, c.rule.clone(), c.direction.clone(), eps_key(c.eps))).or_default().push(c);
         }
         let mut points = BTreeMap::new();
+        let mut members = BTreeMap::new();
         let mut tasks: Vec<TaskKind> = Vec::new();
         for (key, cs) in groups {
             let Some(arp) = mean(cs.iter().filter_map(|c| c.arp)) else { continue };
@@ -216,6 +241,25 @@ impl View {
                 }
             }
             let transfer = mean(cs.iter().filter_map(|c| c.transfer));
+            if let Some(first) = cs[0].report.ensemble.as_ref() {
+                let list = first
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        let of_seeds = || cs.iter().filter_map(|c| c.report.ensemble.as_ref().and_then(|e| e.get(i)));
+                        let name = m.report.attack.as_ref().map_or(m.report.label.clone(), |a| {
+                            format!("{} {}", rule_name(&a.rule.key()), direction_name(&a.direction.to_string()))
+                        });
+                        MemberPoint {
+                            name,
+                            wins: of_seeds().map(|m| m.wins).sum(),
+                            samples: of_seeds().map(|m| m.report.samples).sum(),
+                            arp: mean(of_seeds().filter_map(|m| m.report.arp.as_ref().map(|a| a.arp))),
+                        }
+                    })
+                    .collect();
+                members.insert(key.clone(), list);
+            }
             points.insert(key, Point { arp, per_task, transfer, seeds: cs.len() });
         }
         tasks.sort_by_key(|t| TaskKind::ALL.iter().position(|k| k == t));
@@ -246,6 +290,7 @@ impl View {
             rules,
             directions,
             eps: eps.into_iter().map(|e| e as f64 / 1000.0).collect(),
+            members,
         })
     }
 
