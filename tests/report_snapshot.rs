@@ -97,6 +97,7 @@ fn condition(label: String, attack: Option<AttackConfig>, m: TaskMap<Vec<MetricV
         counts: None,
         checks: None,
         arp: None,
+        ensemble: None,
     }
 }
 

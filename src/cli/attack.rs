@@ -131,12 +131,24 @@ impl Scope {
   mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack apgd --direction gbmta --eps 8
   mtrobust attack --model runs/clean/model.safetensors --data data/synth --attack pgd --direction all --eps 2,4,8 --format csv
   mtrobust attack --model m.safetensors --data /data/nyuv2 --attack apgd --apgd-profile paper --reduction pooled --convention reference --direction gbmta --eps 8
-  mtrobust attack --model mine.pt --model-spec mine.toml --data data/synth --direction all --eps 4   # a TorchScript model")]
+  mtrobust attack --model mine.pt --model-spec mine.toml --data data/synth --direction all --eps 4   # a TorchScript model
+  mtrobust attack --model runs/clean/model.safetensors --data data/synth --ensemble standard --n-iter 20 --n-queries 500 --eps 8
+  mtrobust attack --model m.safetensors --data data/synth --ensemble mine.toml --score single:segm --eps 4,8")]
 pub struct AttackCmdArgs {
     #[command(flatten)]
     scope: Scope,
     #[command(flatten)]
     attack: AttackArgs,
+    /// Instead of one rule, the per-sample worst case over an ensemble: `standard` (APGD along
+    /// GB-MTA, Total and each Single-x, then Square along GB-MTA; --n-iter [100] and --n-queries
+    /// [5000] set their budgets) or a TOML file with `name` and `[[member]]` tables (rule, its
+    /// parameters, direction).
+    #[arg(long, conflicts_with_all = ["rule", "directions"])]
+    ensemble: Option<String>,
+    /// With --ensemble: the per-sample objective that picks each sample's worst case: `gbmta`
+    /// (the balanced relative loss increase) or one task's loss, `single:<task>` [default: gbmta].
+    #[arg(long, requires = "ensemble")]
+    score: Option<String>,
     /// Seed of random starts.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -172,6 +184,10 @@ pub fn print_record(record: &RunRecord, format: Format) -> anyhow::Result<()> {
                 outln!();
                 out!("{}", table::render_arp(&record.evaluation));
             }
+            for members in table::render_members(&record.evaluation) {
+                outln!();
+                out!("{members}");
+            }
         }
         Format::Json => outln!("{}", serde_json::to_string_pretty(record)?),
         Format::Csv => out!("{}", csv::render(&record.evaluation)),
@@ -200,7 +216,18 @@ pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
     a.scope.precision.apply(&mut model)?;
     let kinds: Vec<TaskKind> = model.tasks().iter().map(|s| s.kind).collect();
-    let attacks = a.attack.configs(&kinds, a.seed)?.into_iter().map(Attack::new).collect::<Result<Vec<_>, _>>()?;
+    let configs = match &a.ensemble {
+        Some(name) => a.attack.ensemble_configs(name, a.score.as_deref().unwrap_or("gbmta"), &kinds, a.seed)?,
+        None => a.attack.configs(&kinds, a.seed)?,
+    };
+    // A member or score naming a task the model lacks is refused before any work.
+    let tasks: Vec<mtrobust::task::Task> = model.tasks().iter().map(|s| mtrobust::task::Task::new(*s)).collect();
+    for c in &configs {
+        if let mtrobust::attack::Rule::Ensemble(e) = &c.rule {
+            e.check_tasks(&c.direction, &tasks).map_err(|e| anyhow::anyhow!("--ensemble: {}", e.chain()))?;
+        }
+    }
+    let attacks = configs.into_iter().map(Attack::new).collect::<Result<Vec<_>, _>>()?;
     let mut a = a;
     a.scope.resolve_batch_size(&model, &attacks)?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/attack"));

@@ -5,8 +5,8 @@
 //! study file goes through, so defaults live in one place (the rule structs) and a flag the chosen
 //! rule does not read is refused with the flags it does read.
 use clap::Args;
-use mtrobust::attack::step::MAX_COUNT;
-use mtrobust::attack::{ApgdProfileName, AttackConfig, DirectionSpec, Norm, Reduction, Rule, RuleKind, parse_eps};
+use mtrobust::attack::step::{MAX_COUNT, STANDARD_N_ITER, STANDARD_N_QUERIES};
+use mtrobust::attack::{ApgdProfileName, AttackConfig, DirectionSpec, Ensemble, Norm, Reduction, Rule, RuleKind, parse_eps};
 use mtrobust::task::TaskKind;
 
 /// How to attack.
@@ -152,12 +152,46 @@ impl AttackArgs {
 
     /// Every (direction, ε) combination, seeded with `seed`.
     pub fn configs(&self, tasks: &[TaskKind], seed: u64) -> anyhow::Result<Vec<AttackConfig>> {
-        let rule = self.rule()?;
-        let directions = self.directions(tasks)?;
+        self.configs_of(self.rule()?, &self.directions(tasks)?, seed)
+    }
+
+    /// The ensemble `--ensemble NAME` gives (`standard`, or a file of members) for a model
+    /// predicting `tasks`, one configuration per ε with `score` as its direction.
+    ///
+    /// # Errors
+    /// A rule parameter the ensemble does not read (`standard` reads `--n-iter` and
+    /// `--n-queries`; a file's members carry their own), an unreadable file, a bad score.
+    pub fn ensemble_configs(&self, name: &str, score: &str, tasks: &[TaskKind], seed: u64) -> anyhow::Result<Vec<AttackConfig>> {
+        let given: Vec<String> = toml::Table::try_from(&self.parameters)?.keys().map(|k| flag(k)).collect();
+        let ensemble = if name == "standard" {
+            let extra: Vec<&String> = given.iter().filter(|f| !matches!(f.as_str(), "--n-iter" | "--n-queries")).collect();
+            if let Some(f) = extra.first() {
+                anyhow::bail!("{f}: `--ensemble standard` reads --n-iter (its APGD members) and --n-queries (its Square member) only; remove it, or write the members in an ensemble file");
+            }
+            Ensemble::standard(
+                tasks,
+                self.parameters.n_iter.unwrap_or(STANDARD_N_ITER),
+                self.parameters.n_queries.unwrap_or(STANDARD_N_QUERIES),
+            )
+        } else {
+            if let Some(f) = given.first() {
+                anyhow::bail!("{f}: the members of --ensemble {name} carry their own parameters; set it in the file's [[member]] tables");
+            }
+            Ensemble::read(std::path::Path::new(name)).map_err(|e| {
+                anyhow::anyhow!("--ensemble: {}
+(`standard`, or a TOML file of members; see the README, \"Ensemble\")", e.chain())
+            })?
+        };
+        let score: DirectionSpec = score.parse().map_err(|e| anyhow::anyhow!("--score: {e}"))?;
+        self.configs_of(Rule::Ensemble(ensemble), &[score], seed)
+    }
+
+    /// Every (direction, ε) combination of `rule`, seeded with `seed`.
+    fn configs_of(&self, rule: Rule, directions: &[DirectionSpec], seed: u64) -> anyhow::Result<Vec<AttackConfig>> {
         let mut out = Vec::new();
         for e in &self.eps {
             let eps = parse_eps(e)?;
-            for direction in &directions {
+            for direction in directions {
                 let c = AttackConfig {
                     rule: rule.clone(),
                     direction: direction.clone(),

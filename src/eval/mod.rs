@@ -484,6 +484,47 @@ mod tests {
     }
 
     #[test]
+    fn an_ensembles_members_report_as_if_run_alone_and_its_worst_case_dominates() {
+        use crate::attack::{Apgd, Ensemble, Fgsm, Member, Square};
+        let specs = three_tasks();
+        let model = small_model(&specs, 9, 1);
+        let tasks = tasks_of(&specs);
+        let data = InMemory(vec![random_batch(&specs, 3, 32, 2, Kind::Float), random_batch(&specs, 2, 32, 3, Kind::Float)]);
+        let members = vec![
+            Member { rule: Rule::Apgd(Apgd { n_iter: 4, ..Apgd::default() }), direction: "gbmta".parse().unwrap() },
+            Member { rule: Rule::Fgsm(Fgsm {}), direction: "single:depth".parse().unwrap() },
+            Member { rule: Rule::Square(Square { n_queries: 6, ..Square::default() }), direction: "gbmta".parse().unwrap() },
+            Member { rule: Rule::Pgd(Pgd { n_iter: 2, ..Pgd::default() }), direction: "total".parse().unwrap() },
+        ];
+        let ensemble = Rule::Ensemble(Ensemble { name: "test".into(), members });
+        let config = AttackConfig { rule: ensemble, direction: "gbmta".parse().unwrap(), eps: 8.0, seed: 3, ..Default::default() };
+        let Rule::Ensemble(e) = &config.rule else { unreachable!() };
+        // The members run alone, in the same evaluation, as ordinary attacks.
+        let mut attacks = vec![Attack::new(config.clone()).unwrap()];
+        attacks.extend(e.member_configs(&config).into_iter().map(|c| Attack::new(c).unwrap()));
+        let ev = evaluate(&model, &tasks, &data, &attacks, EvalOptions::default(), &mut Silent, None).unwrap();
+        let worst = &ev.attacked[0];
+        let members = worst.ensemble.as_ref().expect("the ensemble reports its members");
+        assert_eq!(members.len(), 4);
+        assert_eq!(members.iter().map(|m| m.wins).sum::<usize>(), 5, "every sample has one worst case");
+        for (m, alone) in members.iter().zip(&ev.attacked[1..]) {
+            assert!(m.report.ensemble.is_none() && alone.ensemble.is_none());
+            assert_eq!(m.report, *alone, "{}: the member's report differs from its run alone", alone.label);
+        }
+        // Per sample the kept example scores at least each member's on GB-MTA's objective, so the
+        // mean over samples does too, for every GB-MTA member.
+        let (_, ensemble_objective) = worst.objective.unwrap();
+        for m in members.iter().filter(|m| m.report.attack.as_ref().unwrap().direction.to_string() == "gbmta") {
+            let (_, own) = m.report.objective.unwrap();
+            assert!(ensemble_objective >= own - 1e-6, "{}: {own} > ensemble {ensemble_objective}", m.report.label);
+        }
+        let (passes, clean_forward) = (members.iter().map(|m| m.report.counts.unwrap()).fold((0, 0), |(f, b), c| (f + c.forward, b + c.backward)), 2);
+        let counts = worst.counts.unwrap();
+        assert_eq!((counts.forward, counts.backward), (passes.0 + 4 * 2 + clean_forward, passes.1), "members + a scoring forward each + a clean forward, per batch");
+        assert!(worst.checks.as_ref().unwrap().passed() && worst.checks.as_ref().unwrap().max_perturbation <= 8.0 + 1e-4);
+    }
+
+    #[test]
     fn clean_losses_pool_pixels_or_average_batch_means() {
         // Depth labels far above any prediction make |z − y| = y − z, so raising a label by 10 raises
         // the loss by 10 whatever the model. Batch A: one input, labels 1000, loss L over W pixels.

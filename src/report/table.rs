@@ -110,6 +110,54 @@ pub fn render_arp(e: &Evaluation) -> String {
     }
 }
 
+/// One table per ensemble attack: each member's wins (samples whose worst case was its example),
+/// its own per-task and overall ARP and passes, then the ensemble's worst case and what it adds
+/// over the strongest member.
+pub fn render_members(e: &Evaluation) -> Vec<String> {
+    use crate::attack::{Rule, fmt_eps, norm_id};
+    let tasks: Vec<_> = e.clean.metrics.keys().collect();
+    let mut out = Vec::new();
+    for a in &e.attacked {
+        let (Some(members), Some(config)) = (&a.ensemble, &a.attack) else { continue };
+        let Rule::Ensemble(ensemble) = &config.rule else { continue };
+        let arp_cells = |r: &crate::eval::ConditionReport| -> Vec<String> {
+            let mut v: Vec<String> =
+                tasks.iter().map(|t| r.arp.as_ref().and_then(|x| x.per_task.get(*t)).map_or("-".into(), |v| format!("{v:.2}"))).collect();
+            v.push(r.arp.as_ref().map_or("-".into(), |x| format!("{:.2}", x.arp)));
+            v.push(r.counts.map_or("-".into(), |c| format!("{}/{}", c.forward, c.backward)));
+            v
+        };
+        let mut header = vec!["member".to_string(), "wins".into(), "wins %".into()];
+        header.extend(tasks.iter().map(|t| format!("ARP-{}", t.short())));
+        header.extend(["ARP".to_string(), "passes fwd/bwd".into()]);
+        let mut rows = vec![header];
+        let share = |w: usize| if a.samples == 0 { "-".to_string() } else { format!("{:.1}", 100.0 * w as f64 / a.samples as f64) };
+        for (m, report) in ensemble.members.iter().zip(members) {
+            let mut row = vec![m.display_name(), report.wins.to_string(), share(report.wins)];
+            row.extend(arp_cells(&report.report));
+            rows.push(row);
+        }
+        let mut row = vec!["worst case".to_string(), a.samples.to_string(), share(a.samples)];
+        row.extend(arp_cells(a));
+        rows.push(row);
+        let title = format!(
+            "ensemble {} ({} members, score {}), {} ε = {}/255: per-sample worst case",
+            ensemble.name,
+            ensemble.members.len(),
+            config.direction,
+            norm_id(config.norm),
+            fmt_eps(config.eps)
+        );
+        let strongest = members.iter().filter_map(|m| m.report.arp.as_ref().map(|x| x.arp)).fold(f64::NAN, f64::max);
+        let gain = match &a.arp {
+            Some(x) if strongest.is_finite() => format!("\nover the strongest member alone: {:+.2} ARP points", x.arp - strongest),
+            _ => String::new(),
+        };
+        out.push(format!("{title}\n{}{gain}\n", align(&rows, 1).trim_end()));
+    }
+    out
+}
+
 /// Aligns rows into columns (the first `left` columns left-aligned, the rest right-aligned) with a
 /// rule under the header row.
 pub(crate) fn align(rows: &[Vec<String>], left: usize) -> String {

@@ -300,6 +300,9 @@ impl StudyFile {
             // against each model when the study is planned.
             let ensemble = e.ensemble(&[]).map_err(|err| Error::context(&block, err))?;
             crate::attack::StepRule::check(&ensemble).map_err(|err| Error::context(&block, err))?;
+            e.score
+                .parse::<crate::attack::DirectionSpec>()
+                .map_err(|err| Error::context(&block, Error::parameter("score", err.to_string())))?;
         }
         if study.data.batch_size == 0 {
             return Err(Error::context("[data]", Error::parameter("batch_size", "must be at least 1")));
@@ -493,6 +496,49 @@ mod tests {
         assert!(e.contains("pgdd"), "{e}");
         let e = StudyFile::parse("[data]\npath='d'\n[[attack]]\nrule='pgd'\n").unwrap_err().to_string();
         assert!(e.contains("model"), "{e}");
+    }
+
+    #[test]
+    fn ensemble_blocks_give_the_standard_ensemble_or_the_members_given() {
+        use crate::attack::{DirectionSpec, Rule};
+        use crate::task::TaskKind;
+        let base = "[data]\npath='d'\n[[model]]\npath='m'\n";
+        let tasks = [TaskKind::SegmentSemantic, TaskKind::DepthZbuffer];
+        // The default block is the standard ensemble with AutoAttack's budgets and GB-MTA's score.
+        let s = StudyFile::parse(&format!("{base}[[ensemble]]\n")).unwrap();
+        let block = &s.ensembles[0];
+        assert_eq!((block.score.as_str(), block.eps.clone(), block.seeds.clone()), ("gbmta", PAPER_EPS.to_vec(), vec![0]));
+        assert_eq!(block.ensemble(&tasks).unwrap(), crate::attack::Ensemble::standard(&tasks, 100, 5000));
+        let s = StudyFile::parse(&format!("{base}[[ensemble]]\nn_iter=7\nn_queries=30\neps=[4]\nscore='single:segm'\n")).unwrap();
+        assert_eq!(s.ensembles[0].ensemble(&tasks).unwrap(), crate::attack::Ensemble::standard(&tasks, 7, 30));
+        assert_eq!(s.ensembles[0].score.parse::<DirectionSpec>().unwrap(), DirectionSpec::Single(TaskKind::SegmentSemantic));
+        // Members of one's own, each a rule with its parameters and a direction.
+        let custom = format!(
+            "{base}[[ensemble]]\nname='mine'\n[[ensemble.member]]\nrule='pgd'\nn_iter=3\ndirection='total'\n\
+             [[ensemble.member]]\nrule='square'\nn_queries=9\ndirection='single:depth'\n"
+        );
+        let e = StudyFile::parse(&custom).unwrap().ensembles[0].ensemble(&tasks).unwrap();
+        assert_eq!(e.name, "mine");
+        assert_eq!(e.members.len(), 2);
+        assert_eq!(e.members[0].rule, Rule::Pgd(crate::attack::Pgd { n_iter: 3, ..Default::default() }));
+        assert_eq!(e.members[1].rule, Rule::Square(crate::attack::Square { n_queries: 9, ..Default::default() }));
+        assert_eq!(e.members[1].direction, DirectionSpec::Single(TaskKind::DepthZbuffer));
+        // What is refused, naming the block.
+        let refused = |extra: &str| StudyFile::parse(&format!("{base}[[ensemble]]\n{extra}")).unwrap_err().chain();
+        let e = refused("[[ensemble.member]]\nrule='pgd'\ndirection='total'\n");
+        assert!(e.starts_with("[[ensemble]] #1 (standard): name: ") && e.contains("built-in"), "{e}");
+        let e = refused("name='mine'\n");
+        assert!(e.starts_with("[[ensemble]] #1 (mine): member: ") && e.contains("no [[ensemble.member]]"), "{e}");
+        let e = refused("name='mine'\nn_iter=5\n[[ensemble.member]]\nrule='pgd'\ndirection='total'\n");
+        assert!(e.starts_with("[[ensemble]] #1 (mine): n_iter: "), "{e}");
+        let e = refused("name='mine'\n[[ensemble.member]]\nrule='pgd'\nn_iter=0\ndirection='total'\n");
+        assert!(e.starts_with("[[ensemble]] #1 (mine): member #1 (pgd total): n_iter: "), "{e}");
+        let e = refused("score='sideways'\n");
+        assert!(e.starts_with("[[ensemble]] #1 (standard): score: "), "{e}");
+        let e = refused("eps=[]\n");
+        assert!(e.starts_with("[[ensemble]] #1 (standard): eps: is an empty list"), "{e}");
+        let e = StudyFile::parse(&format!("{base}[[ensemble]]\nn_iters=5\n")).unwrap_err().to_string();
+        assert!(e.contains("n_iters") && e.contains("line 6"), "{e}");
     }
 
     #[test]

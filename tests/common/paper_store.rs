@@ -45,6 +45,7 @@ fn report(label: &str, attack: Option<AttackConfig>, arp: Option<Arp>, m: TaskMa
         counts: None,
         checks: None,
         arp,
+        ensemble: None,
     }
 }
 

@@ -48,6 +48,20 @@ pub struct Ensemble {
 /// More members than anyone runs; a bound so that a typo cannot plan a run that never ends.
 pub const MAX_MEMBERS: usize = 64;
 
+/// An ensemble file as [`Ensemble::read`] reads it.
+pub const ENSEMBLE_EXAMPLE: &str = r#"name = "mine"
+
+[[member]]
+rule = "apgd"
+n_iter = 100
+direction = "gbmta"
+
+[[member]]
+rule = "square"
+n_queries = 5000
+direction = "single:depth"
+"#;
+
 /// The `standard` ensemble's budgets: AutoAttack's (APGD 100 iterations, Square 5000 queries).
 pub const STANDARD_N_ITER: usize = 100;
 pub const STANDARD_N_QUERIES: usize = 5000;
@@ -77,6 +91,47 @@ impl Ensemble {
     /// Iterations per sample over all members (restarts included).
     pub fn iterations(&self) -> usize {
         self.members.iter().map(|m| m.rule.iterations()).sum()
+    }
+
+    /// Checks, before any work, that a model with `tasks` can run every member and compute the
+    /// `score` that picks each sample's worst case.
+    ///
+    /// # Errors
+    /// A member or score direction naming a task the model does not predict.
+    pub fn check_tasks(&self, score: &DirectionSpec, tasks: &[crate::task::Task]) -> Result<()> {
+        for (i, m) in self.members.iter().enumerate() {
+            m.direction.build(tasks).map_err(|e| Error::context(format!("member #{} ({})", i + 1, m.display_name()), e))?;
+        }
+        score.build(tasks).map_err(|e| Error::parameter("score", e.to_string()))?;
+        Ok(())
+    }
+
+    /// Reads an ensemble file: `name = "…"` and one `[[member]]` table per member, each a step
+    /// rule with its parameters and a `direction` (the study file's `[[ensemble.member]]`).
+    ///
+    /// # Errors
+    /// An unreadable file, invalid TOML or an unknown key (named with the file), or members that
+    /// [`StepRule::check`] refuses.
+    pub fn read(path: &std::path::Path) -> Result<Ensemble> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            name: String,
+            #[serde(rename = "member", default)]
+            members: Vec<Member>,
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let file: File = toml::from_str(&text).map_err(|e| {
+            Error::data(path, format!("not an ensemble file: {}
+(an example:)
+{ENSEMBLE_EXAMPLE}", e.to_string().trim_end()))
+        })?;
+        if file.name == "standard" {
+            return Err(Error::data(path, "`standard` is the built-in ensemble; give yours a name of its own"));
+        }
+        let ensemble = Ensemble { name: file.name, members: file.members };
+        ensemble.check().map_err(|e| Error::context(path.display().to_string(), e))?;
+        Ok(ensemble)
     }
 
     /// The same members with `n_iter` iterations each (what benchmarks time).
