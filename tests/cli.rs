@@ -80,6 +80,43 @@ fn the_pipeline_runs_from_the_command_line() {
     assert!(d.join("att/pgd_gbmta_linf_eps_4/preview.png").is_file());
     assert!(std::fs::read_to_string(d.join("att/report.csv")).unwrap().lines().next().unwrap().starts_with("version,epsilon"));
 
+    // The standard ensemble: every member's report, wins summing to the samples, the kept
+    // examples within the budget; its ARP is at least that of the member of highest ARP only on
+    // the score, so the check here is on the score: the worst case's objective dominates.
+    let json = ok(
+        d,
+        &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--n-iter", "2", "--n-queries", "4", "--eps", "4", "--format", "json", "--out", "ens"],
+    );
+    let record: RunRecord = serde_json::from_str(&json).unwrap();
+    let worst = &record.evaluation.attacked[0];
+    let members = worst.ensemble.as_ref().expect("members reported");
+    let names: Vec<String> = members.iter().map(|m| m.report.label.clone()).collect();
+    assert_eq!(names.len(), 2 + record.evaluation.clean.metrics.len() + 1, "{names:?}");
+    assert!(names[0].starts_with("apgd/gbmta/") && names.last().unwrap().starts_with("square/gbmta/"), "{names:?}");
+    assert_eq!(members.iter().map(|m| m.wins).sum::<usize>(), worst.samples);
+    assert!(worst.checks.as_ref().unwrap().passed() && worst.checks.as_ref().unwrap().max_perturbation <= 4.0 + 1e-4);
+    let top = members.iter().filter(|m| m.report.label.contains("/gbmta/")).map(|m| m.report.objective.unwrap().1).fold(f64::MIN, f64::max);
+    assert!(worst.objective.unwrap().1 >= top - 1e-6, "{:?} vs {top}", worst.objective);
+    // A file of members, scored by one task's loss; the table names each member and its wins.
+    std::fs::write(
+        d.join("mine.toml"),
+        "name = 'mine'\n[[member]]\nrule = 'fgsm'\ndirection = 'total'\n[[member]]\nrule = 'square'\nn_queries = 3\ndirection = 'single:depth'\n",
+    )
+    .unwrap();
+    let table = ok(d, &["attack", "--model", model, "--data", "data", "--ensemble", "mine.toml", "--score", "single:depth", "--eps", "4", "--out", "mine"]);
+    assert!(table.contains("ensemble mine (2 members, score single:depth_zbuffer)"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("FGSM Total")) && table.lines().any(|l| l.starts_with("Square Single-Dept")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("worst case") && l.contains(" 3 ")), "{table}");
+    // Refused before any work: a flag the ensemble does not read, a rule beside it, a bad file.
+    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--step-size", "1", "--out", "e2"], 2, &["--step-size", "--n-iter"]);
+    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "mine.toml", "--n-iter", "3", "--out", "e2"], 2, &["--n-iter", "[[member]]"]);
+    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--attack", "pgd", "--out", "e2"], 2, &["cannot be used with"]);
+    fails(d, &["attack", "--model", model, "--data", "data", "--score", "total", "--out", "e2"], 2, &["--ensemble"]);
+    std::fs::write(d.join("bad.toml"), "name = 'bad'\n[[member]]\nrule = 'pgd'\nn_iters = 3\ndirection = 'total'\n").unwrap();
+    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "bad.toml", "--out", "e2"], 2, &["bad.toml", "n_iters"]);
+    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--score", "single:albedo", "--out", "e2"], 2, &["--score"]);
+    assert!(!d.join("e2").exists(), "a refused command leaves no output directory");
+
     let table = ok(d, &["eval", "--model", model, "--data", "data", "--out", "ev"]);
     assert!(table.contains("mIoU") && table.contains("abs_err"), "{table}");
 
@@ -164,12 +201,15 @@ fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
         "untrained",
         "constant",
         "fig6_adversarial_examples.png",
+        "Ensemble GB-MTA",
+        "Square GB-MTA",
+        "Ensemble (per-sample worst case)",
     ] {
         assert!(out.contains(needle), "demo output lacks `{needle}`:\n{out}");
     }
     let store = mtrobust::study::Store::open(&d.join("demo/results.sqlite")).unwrap();
     let cells = store.cells().unwrap();
-    assert_eq!(cells.len(), 72, "3 models × FGSM, PGD, APGD × (5 Single-x + Total + SignTotal + GB-MTA) × one ε");
+    assert_eq!(cells.len(), 75, "3 models × (FGSM, PGD, APGD × (5 Single-x + Total + SignTotal + GB-MTA) + the ensemble) × one ε");
     assert!(cells.iter().all(|c| c.checks_passed));
     for f in
         ["table1_arp.md", "table12_transfer.tex", "fig2_arp_vs_eps.png", "fig4_transfer_vs_sharing.svg", "fig6_adversarial_examples.png"]

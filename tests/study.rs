@@ -281,3 +281,34 @@ fn results_list_over_a_glob_counts_each_shard_store_and_the_total() {
     let one = ok(d, &["results", "list", "--db", "shards/shard-1.sqlite", "--study", "s.toml", "--shards", "2"]);
     assert!(one.contains(&format!("{n1} of 20 cells done")) && one.contains(&format!("shard 1/2: {n1} of {n1} cells done")), "{one}");
 }
+
+#[test]
+fn an_ensemble_block_is_one_cell_per_model_with_its_members_in_table_1_and_report_db() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    setup(d);
+    let mut text = std::fs::read_to_string(d.join("s.toml")).unwrap();
+    text += "\n[[ensemble]]\nn_iter = 2\nn_queries = 4\neps = [8]\n";
+    std::fs::write(d.join("s.toml"), &text).unwrap();
+    ok(d, &["--threads", "1", "study", "run", "s.toml", "--db", "e.sqlite"]);
+    let store = Store::open(&d.join("e.sqlite")).unwrap();
+    let cells = store.cells().unwrap();
+    assert_eq!(cells.len(), 2 * (8 * 2 + 2) + 2, "PGD 8 directions × 2 ε + APGD 2, and one ensemble cell, per model");
+    let ensembles: Vec<_> = cells.iter().filter(|c| c.rule == "ensemble:standard").collect();
+    assert_eq!(ensembles.len(), 2);
+    for c in &ensembles {
+        let members = c.report.ensemble.as_ref().expect("the cell holds its members");
+        let names: Vec<&str> = members.iter().map(|m| m.report.label.split('/').take(2).last().unwrap()).collect();
+        assert_eq!(names.len(), 8, "APGD × GB-MTA, Total, 5 Single-x; Square GB-MTA");
+        assert_eq!(members.iter().map(|m| m.wins).sum::<usize>(), 4, "{}", c.model);
+        assert!(c.checks_passed && c.direction == "gbmta");
+    }
+    // Its identity covers its members: other budgets are another cell, the rest is reused.
+    std::fs::write(d.join("s.toml"), text.replace("n_queries = 4", "n_queries = 5")).unwrap();
+    let out = ok(d, &["--threads", "1", "study", "run", "s.toml", "--db", "e.sqlite"]);
+    assert!(out.contains("2 computed now, 36 stored before"), "{out}");
+    let report = ok(d, &["report", "--db", "e.sqlite", "--out", "paper"]);
+    assert!(report.contains("Ensemble GB-MTA") && report.contains("over the strongest single attack"), "{report}");
+    assert!(report.contains("which member gave each sample's worst case") && report.contains("Square GB-MTA"), "{report}");
+    assert!(d.join("paper/table_ensemble_standard_members.md").is_file());
+}
