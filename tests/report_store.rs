@@ -122,3 +122,77 @@ fn report_db_prints_and_writes_every_table() {
     fails(d, &["report", "--db", "r.sqlite", "--eps", "16"], 2, &["no cell at ε = 16", "the store has ε = 4, 8"]);
     fails(d, &["report", "--db", "nope.sqlite"], 2, &["no such results store"]);
 }
+
+/// Adds an ensemble cell at ε = 8 to model `id`: two members (PGD GB-MTA with `pgd_arp`, Square
+/// GB-MTA with ARP 10) winning `wins` of the 4 samples, and the ensemble's own ARP.
+fn put_ensemble(db: &std::path::Path, id: &str, pgd_arp: f64, wins: [usize; 2], arp: f64) {
+    use mtrobust::attack::{AttackConfig, Ensemble, Member, Pgd, Rule, Square};
+    use mtrobust::eval::{Arp, EvalOptions, MemberReport};
+    let members = vec![
+        Member { rule: Rule::Pgd(Pgd::default()), direction: "gbmta".parse().unwrap() },
+        Member { rule: Rule::Square(Square::default()), direction: "gbmta".parse().unwrap() },
+    ];
+    let ensemble = Ensemble { name: "standard".into(), members };
+    let config = AttackConfig { rule: Rule::Ensemble(ensemble.clone()), direction: "gbmta".parse().unwrap(), eps: 8.0, ..Default::default() };
+    let arp_of = |a: f64| Some(Arp { metrics: Default::default(), per_task: Default::default(), arp: a });
+    let member_reports = ensemble
+        .member_configs(&config)
+        .into_iter()
+        .zip([pgd_arp, 10.0])
+        .zip(wins)
+        .map(|((c, a), wins)| MemberReport { wins, report: paper_store::report(&c.label(), Some(c), arp_of(a), paper_store::metrics(0.3, 0.3)) })
+        .collect();
+    let mut r = paper_store::report(&config.label(), Some(config), arp_of(arp), paper_store::metrics(0.3, 0.3));
+    r.ensemble = Some(member_reports);
+    let clean = paper_store::report("clean", None, None, paper_store::metrics(0.5, 0.2));
+    let cell_id = format!("{id}-ensemble");
+    let cell = mtrobust::study::store::NewCell {
+        id: &cell_id,
+        model_id: id,
+        dataset_id: "d0",
+        options: &EvalOptions::default(),
+        report: &r,
+        clean: &clean,
+        transfer: None,
+        seconds: 0.1,
+        device: "cpu",
+        samples: &[],
+    };
+    assert!(Store::open(db).unwrap().put_cell(&cell).unwrap());
+}
+
+#[test]
+fn ensemble_column_gain_and_members_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("r.sqlite");
+    paper_store::build(&db);
+    // shared: its strongest single attack is PGD GB-MTA, 30; the ensemble 33 adds +3. indep: the
+    // strongest is PGD Total, 35; the ensemble 34 is −1 below it (the score is not ARP). Mean +1.
+    put_ensemble(&db, "m0", 30.0, [3, 1], 33.0);
+    put_ensemble(&db, "m2", 31.0, [4, 0], 34.0);
+    let v = View::load(&Store::open(&db).unwrap(), None, "linf").unwrap();
+    let t = tables::arp_table(&v, 8.0);
+    assert_eq!(t.columns().last().map(String::as_str), Some("Ensemble GB-MTA"));
+    assert_eq!(t.cell("shared", "Ensemble GB-MTA"), Some(("33.00".into(), true)));
+    assert_eq!(t.cell("mid", "Ensemble GB-MTA").map(|c| c.0), Some("-".into()));
+    assert!(t.summary.contains("Ensemble: +1.00 ARP over the strongest single attack of each model, its members included (mean of 2)"), "{}", t.summary);
+    let members = tables::ensemble_tables(&v, 8.0);
+    assert_eq!(members.len(), 1);
+    let m = &members[0];
+    assert_eq!(m.id, "table_ensemble_standard_members");
+    assert_eq!(m.rows.iter().map(|r| r.labels[0].as_str()).collect::<Vec<_>>(), ["PGD GB-MTA", "Square GB-MTA", "Ensemble (per-sample worst case)"]);
+    assert_eq!(m.rows[0].values, ["100.0", "31.00", "75.0", "30.00"], "indep then shared: wins % and ARP");
+    assert_eq!(m.rows[1].values, ["0.0", "10.00", "25.0", "10.00"]);
+    assert_eq!(m.rows[2].values, ["100.0", "34.00", "100.0", "33.00"]);
+    assert_eq!(m.rows[0].bold, [true, false, true, false], "the member winning most samples of each model");
+    assert!(m.summary.starts_with("PGD GB-MTA gives the most per-sample worst cases in 2/2 models"), "{}", m.summary);
+    // An ensemble alone in a store still compares with its members: shared +3 over PGD GB-MTA 30.
+    let db2 = tmp.path().join("alone.sqlite");
+    paper_store::build(&db2);
+    let conn = rusqlite::Connection::open(&db2).unwrap();
+    conn.execute("DELETE FROM cells", []).unwrap();
+    drop(conn);
+    put_ensemble(&db2, "m0", 30.0, [3, 1], 33.0);
+    let v = View::load(&Store::open(&db2).unwrap(), None, "linf").unwrap();
+    assert!(tables::arp_table(&v, 8.0).summary.contains("Ensemble: +3.00 ARP"), "{}", tables::arp_table(&v, 8.0).summary);
+}

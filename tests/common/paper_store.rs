@@ -30,11 +30,11 @@ pub const MODELS: [Model; 4] = [
     ("fat", 5, 1_234_567, true, [("single:segm", 10.0, 2.0), ("single:dept", 2.0, 8.0), ("total", 8.0, 6.0), ("gbmta", 9.0, 9.0)]),
 ];
 
-fn metrics(miou: f64, abs_err: f64) -> TaskMap<Vec<MetricValue>> {
+pub fn metrics(miou: f64, abs_err: f64) -> TaskMap<Vec<MetricValue>> {
     [(SEGM, vec![MetricValue::new("mIoU", miou, true)]), (DEPT, vec![MetricValue::new("abs_err", abs_err, false)])].into_iter().collect()
 }
 
-fn report(label: &str, attack: Option<AttackConfig>, arp: Option<Arp>, m: TaskMap<Vec<MetricValue>>) -> ConditionReport {
+pub fn report(label: &str, attack: Option<AttackConfig>, arp: Option<Arp>, m: TaskMap<Vec<MetricValue>>) -> ConditionReport {
     ConditionReport {
         label: label.into(),
         attack,

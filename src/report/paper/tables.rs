@@ -95,7 +95,8 @@ pub fn arp_table(view: &View, eps: f64) -> Table {
 }
 
 /// For an ensemble column group: by how much its ARP exceeds the strongest single attack of the
-/// same model at `eps` (mean over the models that have both).
+/// same model at `eps`, its own members included (mean over the models that have both). It can be
+/// negative: each sample keeps the example of highest *score*, and ARP is a dataset-level metric.
 fn ensemble_gain(view: &View, models: &[usize], rule: &str, eps: f64) -> Option<String> {
     if !rule.starts_with("ensemble:") {
         return None;
@@ -104,11 +105,18 @@ fn ensemble_gain(view: &View, models: &[usize], rule: &str, eps: f64) -> Option<
         .iter()
         .filter_map(|&m| {
             let ens = view.directions_of(rule, eps).iter().filter_map(|d| view.point(m, rule, d, eps)).map(|p| p.arp).fold(f64::NAN, f64::max);
+            // Its members are single attacks too: a store holding only the ensemble still compares.
+            let members = view
+                .members
+                .iter()
+                .filter(|(k, _)| k.0 == m && k.1 == rule && k.3 == super::view::eps_key(eps))
+                .flat_map(|(_, list)| list.iter().filter_map(|p| p.arp));
             let single = view
                 .points
                 .iter()
                 .filter(|(k, _)| k.0 == m && k.3 == super::view::eps_key(eps) && !k.1.starts_with("ensemble:"))
                 .map(|(_, p)| p.arp)
+                .chain(members)
                 .fold(f64::NAN, f64::max);
             (ens.is_finite() && single.is_finite()).then(|| ens - single)
         })
@@ -117,7 +125,7 @@ fn ensemble_gain(view: &View, models: &[usize], rule: &str, eps: f64) -> Option<
         return Some("no single attack to compare with".into());
     }
     let mean = gains.iter().sum::<f64>() / gains.len() as f64;
-    Some(format!("{mean:+.2} ARP over the strongest single attack of each model (mean of {})", gains.len()))
+    Some(format!("{mean:+.2} ARP over the strongest single attack of each model, its members included (mean of {})", gains.len()))
 }
 
 /// Per ensemble at `eps`: which member gave each sample's worst case, how often (% of samples),
