@@ -85,7 +85,25 @@ fn the_pipeline_runs_from_the_command_line() {
     // the score, so the check here is on the score: the worst case's objective dominates.
     let json = ok(
         d,
-        &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--n-iter", "2", "--n-queries", "4", "--eps", "4", "--format", "json", "--out", "ens"],
+        &[
+            "attack",
+            "--model",
+            model,
+            "--data",
+            "data",
+            "--ensemble",
+            "standard",
+            "--n-iter",
+            "2",
+            "--n-queries",
+            "4",
+            "--eps",
+            "4",
+            "--format",
+            "json",
+            "--out",
+            "ens",
+        ],
     );
     let record: RunRecord = serde_json::from_str(&json).unwrap();
     let worst = &record.evaluation.attacked[0];
@@ -103,18 +121,55 @@ fn the_pipeline_runs_from_the_command_line() {
         "name = 'mine'\n[[member]]\nrule = 'fgsm'\ndirection = 'total'\n[[member]]\nrule = 'square'\nn_queries = 3\ndirection = 'single:depth'\n",
     )
     .unwrap();
-    let table = ok(d, &["attack", "--model", model, "--data", "data", "--ensemble", "mine.toml", "--score", "single:depth", "--eps", "4", "--out", "mine"]);
+    let table = ok(
+        d,
+        &[
+            "attack",
+            "--model",
+            model,
+            "--data",
+            "data",
+            "--ensemble",
+            "mine.toml",
+            "--score",
+            "single:depth",
+            "--eps",
+            "4",
+            "--out",
+            "mine",
+        ],
+    );
     assert!(table.contains("ensemble mine (2 members, score single:depth_zbuffer)"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("FGSM Total")) && table.lines().any(|l| l.starts_with("Square Single-Dept")), "{table}");
     assert!(table.lines().any(|l| l.starts_with("worst case") && l.contains(" 3 ")), "{table}");
     // Refused before any work: a flag the ensemble does not read, a rule beside it, a bad file.
-    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--step-size", "1", "--out", "e2"], 2, &["--step-size", "--n-iter"]);
-    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "mine.toml", "--n-iter", "3", "--out", "e2"], 2, &["--n-iter", "[[member]]"]);
-    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--attack", "pgd", "--out", "e2"], 2, &["cannot be used with"]);
+    fails(
+        d,
+        &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--step-size", "1", "--out", "e2"],
+        2,
+        &["--step-size", "--n-iter"],
+    );
+    fails(
+        d,
+        &["attack", "--model", model, "--data", "data", "--ensemble", "mine.toml", "--n-iter", "3", "--out", "e2"],
+        2,
+        &["--n-iter", "[[member]]"],
+    );
+    fails(
+        d,
+        &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--attack", "pgd", "--out", "e2"],
+        2,
+        &["cannot be used with"],
+    );
     fails(d, &["attack", "--model", model, "--data", "data", "--score", "total", "--out", "e2"], 2, &["--ensemble"]);
     std::fs::write(d.join("bad.toml"), "name = 'bad'\n[[member]]\nrule = 'pgd'\nn_iters = 3\ndirection = 'total'\n").unwrap();
     fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "bad.toml", "--out", "e2"], 2, &["bad.toml", "n_iters"]);
-    fails(d, &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--score", "single:albedo", "--out", "e2"], 2, &["--score"]);
+    fails(
+        d,
+        &["attack", "--model", model, "--data", "data", "--ensemble", "standard", "--score", "single:albedo", "--out", "e2"],
+        2,
+        &["--score"],
+    );
     assert!(!d.join("e2").exists(), "a refused command leaves no output directory");
 
     let table = ok(d, &["eval", "--model", model, "--data", "data", "--out", "ev"]);

@@ -133,14 +133,18 @@ fn put_ensemble(db: &std::path::Path, id: &str, pgd_arp: f64, wins: [usize; 2], 
         Member { rule: Rule::Square(Square::default()), direction: "gbmta".parse().unwrap() },
     ];
     let ensemble = Ensemble { name: "standard".into(), members };
-    let config = AttackConfig { rule: Rule::Ensemble(ensemble.clone()), direction: "gbmta".parse().unwrap(), eps: 8.0, ..Default::default() };
+    let config =
+        AttackConfig { rule: Rule::Ensemble(ensemble.clone()), direction: "gbmta".parse().unwrap(), eps: 8.0, ..Default::default() };
     let arp_of = |a: f64| Some(Arp { metrics: Default::default(), per_task: Default::default(), arp: a });
     let member_reports = ensemble
         .member_configs(&config)
         .into_iter()
         .zip([pgd_arp, 10.0])
         .zip(wins)
-        .map(|((c, a), wins)| MemberReport { wins, report: paper_store::report(&c.label(), Some(c), arp_of(a), paper_store::metrics(0.3, 0.3)) })
+        .map(|((c, a), wins)| MemberReport {
+            wins,
+            report: paper_store::report(&c.label(), Some(c), arp_of(a), paper_store::metrics(0.3, 0.3)),
+        })
         .collect();
     let mut r = paper_store::report(&config.label(), Some(config), arp_of(arp), paper_store::metrics(0.3, 0.3));
     r.ensemble = Some(member_reports);
@@ -175,12 +179,19 @@ fn ensemble_column_gain_and_members_table() {
     assert_eq!(t.columns().last().map(String::as_str), Some("Ensemble GB-MTA"));
     assert_eq!(t.cell("shared", "Ensemble GB-MTA"), Some(("33.00".into(), true)));
     assert_eq!(t.cell("mid", "Ensemble GB-MTA").map(|c| c.0), Some("-".into()));
-    assert!(t.summary.contains("Ensemble: +1.00 ARP over the strongest single attack of each model, its members included (mean of 2)"), "{}", t.summary);
+    assert!(
+        t.summary.contains("Ensemble: +1.00 ARP over the strongest single attack of each model, its members included (mean of 2)"),
+        "{}",
+        t.summary
+    );
     let members = tables::ensemble_tables(&v, 8.0);
     assert_eq!(members.len(), 1);
     let m = &members[0];
     assert_eq!(m.id, "table_ensemble_standard_members");
-    assert_eq!(m.rows.iter().map(|r| r.labels[0].as_str()).collect::<Vec<_>>(), ["PGD GB-MTA", "Square GB-MTA", "Ensemble (per-sample worst case)"]);
+    assert_eq!(
+        m.rows.iter().map(|r| r.labels[0].as_str()).collect::<Vec<_>>(),
+        ["PGD GB-MTA", "Square GB-MTA", "Ensemble (per-sample worst case)"]
+    );
     assert_eq!(m.rows[0].values, ["100.0", "31.00", "75.0", "30.00"], "indep then shared: wins % and ARP");
     assert_eq!(m.rows[1].values, ["0.0", "10.00", "25.0", "10.00"]);
     assert_eq!(m.rows[2].values, ["100.0", "34.00", "100.0", "33.00"]);

@@ -369,9 +369,10 @@ fn an_ensemble_keeps_each_samples_highest_scoring_member() {
         }
         passes.forward += clean_forward;
         assert_eq!(out.counts, passes, "{score}");
-        for s in 0..5 {
+        assert_eq!(members.winners.len(), 5);
+        for (s, &winner) in members.winners.iter().enumerate() {
             let best = (0..4).fold(0, |w, m| if scores[m][s] > scores[w][s] { m } else { w });
-            assert_eq!(members.winners[s], best, "{score}, sample {s}: scores {:?}", (0..4).map(|m| scores[m][s]).collect::<Vec<_>>());
+            assert_eq!(winner, best, "{score}, sample {s}: scores {:?}", (0..4).map(|m| scores[m][s]).collect::<Vec<_>>());
             assert!(out.x_adv.get(s as i64).equal(&members.members[best].x_adv.get(s as i64)), "{score}, sample {s}");
         }
         assert!(out.checks.passed() && out.checks.max_perturbation <= 6.0 + 1e-5, "{:?}", out.checks);

@@ -166,7 +166,9 @@ impl AttackArgs {
         let ensemble = if name == "standard" {
             let extra: Vec<&String> = given.iter().filter(|f| !matches!(f.as_str(), "--n-iter" | "--n-queries")).collect();
             if let Some(f) = extra.first() {
-                anyhow::bail!("{f}: `--ensemble standard` reads --n-iter (its APGD members) and --n-queries (its Square member) only; remove it, or write the members in an ensemble file");
+                anyhow::bail!(
+                    "{f}: `--ensemble standard` reads --n-iter (its APGD members) and --n-queries (its Square member) only; remove it, or write the members in an ensemble file"
+                );
             }
             Ensemble::standard(
                 tasks,
@@ -178,8 +180,11 @@ impl AttackArgs {
                 anyhow::bail!("{f}: the members of --ensemble {name} carry their own parameters; set it in the file's [[member]] tables");
             }
             Ensemble::read(std::path::Path::new(name)).map_err(|e| {
-                anyhow::anyhow!("--ensemble: {}
-(`standard`, or a TOML file of members; see the README, \"Ensemble\")", e.chain())
+                anyhow::anyhow!(
+                    "--ensemble: {}
+(`standard`, or a TOML file of members; see the README, \"Ensemble\")",
+                    e.chain()
+                )
             })?
         };
         let score: DirectionSpec = score.parse().map_err(|e| anyhow::anyhow!("--score: {e}"))?;

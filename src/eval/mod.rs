@@ -325,10 +325,18 @@ pub fn attack_runs(
                 sink(i, b, &batch, &outcome.x_adv)?;
             }
             let scored = Scored { model, tasks, batch: &batch, b, clean_losses: &clean_losses };
-            scored.add(&mut attacked[i], directions[i].as_ref(), &attack.config.label(), &outcome.x_adv, outcome.counts, &outcome.checks)?;
+            scored.add(
+                &mut attacked[i],
+                directions[i].as_ref(),
+                &attack.config.label(),
+                &outcome.x_adv,
+                outcome.counts,
+                &outcome.checks,
+            )?;
             if let Some(ensemble) = &outcome.ensemble {
                 // Each member's own examples, scored as if it had run alone; and its wins.
-                let members = members.entry(i).or_insert_with(|| ensemble.members.iter().map(|_| (Accumulator::new(tasks, options), 0)).collect());
+                let members =
+                    members.entry(i).or_insert_with(|| ensemble.members.iter().map(|_| (Accumulator::new(tasks, options), 0)).collect());
                 let configs = member_configs(&attack.config);
                 for (m, (member, (acc, wins))) in ensemble.members.iter().zip(members.iter_mut()).enumerate() {
                     let direction = configs[m].direction.build(tasks)?;
@@ -394,7 +402,15 @@ struct Scored<'a> {
 impl Scored<'_> {
     /// One forward at `x_adv`: metrics, losses and the direction's objective clean → adversarial,
     /// plus the attack's passes and checks.
-    fn add(&self, acc: &mut Accumulator, direction: &dyn crate::attack::Direction, label: &str, x_adv: &Tensor, counts: PassCounts, checks: &Checks) -> Result<()> {
+    fn add(
+        &self,
+        acc: &mut Accumulator,
+        direction: &dyn crate::attack::Direction,
+        label: &str,
+        x_adv: &Tensor,
+        counts: PassCounts,
+        checks: &Checks,
+    ) -> Result<()> {
         let _guard = tch::no_grad_guard();
         let out = self.model.forward_t(x_adv, false).map_err(|e| at_batch(self.b, self.batch, e))?;
         let adv_losses = acc.update(self.tasks, &out, &self.batch.targets, &format!("adversarial ({label})"))?;
@@ -518,9 +534,14 @@ mod tests {
             let (_, own) = m.report.objective.unwrap();
             assert!(ensemble_objective >= own - 1e-6, "{}: {own} > ensemble {ensemble_objective}", m.report.label);
         }
-        let (passes, clean_forward) = (members.iter().map(|m| m.report.counts.unwrap()).fold((0, 0), |(f, b), c| (f + c.forward, b + c.backward)), 2);
+        let (passes, clean_forward) =
+            (members.iter().map(|m| m.report.counts.unwrap()).fold((0, 0), |(f, b), c| (f + c.forward, b + c.backward)), 2);
         let counts = worst.counts.unwrap();
-        assert_eq!((counts.forward, counts.backward), (passes.0 + 4 * 2 + clean_forward, passes.1), "members + a scoring forward each + a clean forward, per batch");
+        assert_eq!(
+            (counts.forward, counts.backward),
+            (passes.0 + 4 * 2 + clean_forward, passes.1),
+            "members + a scoring forward each + a clean forward, per batch"
+        );
         assert!(worst.checks.as_ref().unwrap().passed() && worst.checks.as_ref().unwrap().max_perturbation <= 8.0 + 1e-4);
     }
 

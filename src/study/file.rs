@@ -160,8 +160,12 @@ impl EnsembleBlock {
                 format!("ensemble `{}` has no [[ensemble.member]] table; add members, or use name = \"standard\"", self.name),
             )),
             (_, false) => match (self.n_iter, self.n_queries) {
-                (Some(_), _) => Err(Error::parameter("n_iter", "is read by the `standard` ensemble only; set it in each [[ensemble.member]]")),
-                (_, Some(_)) => Err(Error::parameter("n_queries", "is read by the `standard` ensemble only; set it in each [[ensemble.member]]")),
+                (Some(_), _) => {
+                    Err(Error::parameter("n_iter", "is read by the `standard` ensemble only; set it in each [[ensemble.member]]"))
+                }
+                (_, Some(_)) => {
+                    Err(Error::parameter("n_queries", "is read by the `standard` ensemble only; set it in each [[ensemble.member]]"))
+                }
                 _ => Ok(crate::attack::Ensemble { name: self.name.clone(), members: self.members.clone() }),
             },
         }

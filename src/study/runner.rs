@@ -195,7 +195,8 @@ pub fn plan_with(study: &StudyFile, live: &[LiveModel]) -> Result<Plan> {
         for (b, block) in study.ensembles.iter().enumerate() {
             let at = format!("[[ensemble]] #{} ({}) for model `{name}`", b + 1, block.name);
             let ensemble = block.ensemble(&kinds).map_err(|e| Error::context(&at, e))?;
-            let score: DirectionSpec = block.score.parse().map_err(|e: Error| Error::context(&at, Error::parameter("score", e.to_string())))?;
+            let score: DirectionSpec =
+                block.score.parse().map_err(|e: Error| Error::context(&at, Error::parameter("score", e.to_string())))?;
             // A member the model cannot run (a Single-x of a task it lacks) is refused here.
             ensemble.check_tasks(&score, &tasks).map_err(|e| Error::context(&at, e))?;
             for &eps in &block.eps {

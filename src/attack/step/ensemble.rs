@@ -82,10 +82,7 @@ impl Ensemble {
     /// Each member as the attack it is alone: its rule and direction with `ensemble`'s budget,
     /// reduction and seed.
     pub fn member_configs(&self, ensemble: &AttackConfig) -> Vec<AttackConfig> {
-        self.members
-            .iter()
-            .map(|m| AttackConfig { rule: m.rule.clone(), direction: m.direction.clone(), ..ensemble.clone() })
-            .collect()
+        self.members.iter().map(|m| AttackConfig { rule: m.rule.clone(), direction: m.direction.clone(), ..ensemble.clone() }).collect()
     }
 
     /// Iterations per sample over all members (restarts included).
@@ -122,9 +119,15 @@ impl Ensemble {
         }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let file: File = toml::from_str(&text).map_err(|e| {
-            Error::data(path, format!("not an ensemble file: {}
+            Error::data(
+                path,
+                format!(
+                    "not an ensemble file: {}
 (an example:)
-{ENSEMBLE_EXAMPLE}", e.to_string().trim_end()))
+{ENSEMBLE_EXAMPLE}",
+                    e.to_string().trim_end()
+                ),
+            )
         })?;
         if file.name == "standard" {
             return Err(Error::data(path, "`standard` is the built-in ensemble; give yours a name of its own"));
@@ -161,14 +164,20 @@ impl StepRule for Ensemble {
         }
         let iterations = self.iterations();
         if iterations > MAX_COUNT {
-            return Err(Error::parameter("members", format!("{iterations} iterations in all is more than {MAX_COUNT}; nothing would finish")));
+            return Err(Error::parameter(
+                "members",
+                format!("{iterations} iterations in all is more than {MAX_COUNT}; nothing would finish"),
+            ));
         }
         Ok(())
     }
 
     fn check_norm(&self, norm: Norm) -> Result<()> {
         for (i, m) in self.members.iter().enumerate() {
-            m.rule.step().check_norm(norm).map_err(|e| Error::context(format!("member #{} ({} {})", i + 1, m.rule.id(), m.direction), e))?;
+            m.rule
+                .step()
+                .check_norm(norm)
+                .map_err(|e| Error::context(format!("member #{} ({} {})", i + 1, m.rule.id(), m.direction), e))?;
         }
         Ok(())
     }
@@ -291,7 +300,8 @@ mod tests {
         assert!(err.starts_with("member #5 (square gbmta): norm:"), "{err}");
         let empty = Ensemble { name: "mine".into(), members: vec![] };
         assert!(empty.check().unwrap_err().to_string().starts_with("members:"));
-        let nested = Ensemble { name: "n".into(), members: vec![Member { rule: Rule::Ensemble(e.clone()), direction: DirectionSpec::Gbmta }] };
+        let nested =
+            Ensemble { name: "n".into(), members: vec![Member { rule: Rule::Ensemble(e.clone()), direction: DirectionSpec::Gbmta }] };
         assert!(nested.check().unwrap_err().chain().contains("cannot itself be an ensemble"));
         let mut bad = e.clone();
         bad.members[1].rule = Rule::Apgd(Apgd { n_iter: 0, ..Apgd::default() });

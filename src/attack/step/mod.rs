@@ -15,7 +15,9 @@ mod square;
 pub use apgd::{Apgd, ApgdProfile, ApgdProfileName, autoattack_checkpoints, paper_checkpoints};
 pub use auto_sage::AutoSage;
 pub use early_stop::{EarlyStop, EarlyStopper};
-pub use ensemble::{ENSEMBLE_EXAMPLE, Ensemble, EnsembleOutcome, MAX_MEMBERS, Member, MemberOutcome, STANDARD_N_ITER, STANDARD_N_QUERIES, pick, worst_case};
+pub use ensemble::{
+    ENSEMBLE_EXAMPLE, Ensemble, EnsembleOutcome, MAX_MEMBERS, Member, MemberOutcome, STANDARD_N_ITER, STANDARD_N_QUERIES, pick, worst_case,
+};
 pub use fgsm::Fgsm;
 pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;

@@ -104,7 +104,8 @@ fn ensemble_gain(view: &View, models: &[usize], rule: &str, eps: f64) -> Option<
     let gains: Vec<f64> = models
         .iter()
         .filter_map(|&m| {
-            let ens = view.directions_of(rule, eps).iter().filter_map(|d| view.point(m, rule, d, eps)).map(|p| p.arp).fold(f64::NAN, f64::max);
+            let ens =
+                view.directions_of(rule, eps).iter().filter_map(|d| view.point(m, rule, d, eps)).map(|p| p.arp).fold(f64::NAN, f64::max);
             // Its members are single attacks too: a store holding only the ensemble still compares.
             let members = view
                 .members
@@ -118,7 +119,7 @@ fn ensemble_gain(view: &View, models: &[usize], rule: &str, eps: f64) -> Option<
                 .map(|(_, p)| p.arp)
                 .chain(members)
                 .fold(f64::NAN, f64::max);
-            (ens.is_finite() && single.is_finite()).then(|| ens - single)
+            (ens.is_finite() && single.is_finite()).then_some(ens - single)
         })
         .collect();
     if gains.is_empty() {
@@ -135,8 +136,11 @@ pub fn ensemble_tables(view: &View, eps: f64) -> Vec<Table> {
     let mut out = Vec::new();
     for rule in view.rules_at(eps).into_iter().filter(|r| r.starts_with("ensemble:")) {
         for direction in view.directions_of(&rule, eps) {
-            let models: Vec<usize> =
-                view.clean_models().into_iter().filter(|&m| view.members.contains_key(&(m, rule.clone(), direction.clone(), super::view::eps_key(eps)))).collect();
+            let models: Vec<usize> = view
+                .clean_models()
+                .into_iter()
+                .filter(|&m| view.members.contains_key(&(m, rule.clone(), direction.clone(), super::view::eps_key(eps))))
+                .collect();
             let Some(&first) = models.first() else { continue };
             let key = |m: usize| (m, rule.clone(), direction.clone(), super::view::eps_key(eps));
             let names: Vec<String> = view.members[&key(first)].iter().map(|p| p.name.clone()).collect();
@@ -146,7 +150,9 @@ pub fn ensemble_tables(view: &View, eps: f64) -> Vec<Table> {
                 let (mut values, mut bold) = (Vec::new(), Vec::new());
                 for &m in &models {
                     let p = view.members[&key(m)].get(i).filter(|p| &p.name == name);
-                    values.push(p.filter(|p| p.samples > 0).map_or("-".into(), |p| format!("{:.1}", 100.0 * p.wins as f64 / p.samples as f64)));
+                    values.push(
+                        p.filter(|p| p.samples > 0).map_or("-".into(), |p| format!("{:.1}", 100.0 * p.wins as f64 / p.samples as f64)),
+                    );
                     values.push(fmt2(p.and_then(|p| p.arp)));
                     bold.extend([false, false]);
                 }
@@ -168,8 +174,13 @@ pub fn ensemble_tables(view: &View, eps: f64) -> Vec<Table> {
                 values.push("100.0".into());
                 values.push(fmt2(view.point(m, &rule, &direction, eps).map(|p| p.arp)));
             }
-            rows.push(Row { labels: vec![format!("{} (per-sample worst case)", rule_name(&rule))], bold: vec![false; values.len()], values });
-            let mut counts: Vec<(String, usize)> = names.iter().map(|n| (n.clone(), top_share.iter().filter(|t| *t == n).count())).collect();
+            rows.push(Row {
+                labels: vec![format!("{} (per-sample worst case)", rule_name(&rule))],
+                bold: vec![false; values.len()],
+                values,
+            });
+            let mut counts: Vec<(String, usize)> =
+                names.iter().map(|n| (n.clone(), top_share.iter().filter(|t| *t == n).count())).collect();
             counts.sort_by_key(|c| std::cmp::Reverse(c.1));
             let summary = match counts.first() {
                 Some((n, k)) if *k > 0 => format!("{n} gives the most per-sample worst cases in {k}/{} models", models.len()),
