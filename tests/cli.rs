@@ -277,6 +277,14 @@ fn the_demo_runs_end_to_end_and_resumes_from_its_own_output() {
     let mut other = args.to_vec();
     other[4] = "30";
     fails(d, &other, 2, &["other options"]);
+    // A file of the user's in --out, or a link among the report's files, is refused untouched.
+    std::fs::write(d.join("notes.txt"), "mine").unwrap();
+    std::os::unix::fs::symlink(d.join("notes.txt"), d.join("demo/report/table1_arp.md.bak")).unwrap();
+    fails(d, &args, 2, &["demo/report", "table1_arp.md.bak", "did not write"]);
+    std::fs::remove_file(d.join("demo/report/table1_arp.md.bak")).unwrap();
+    std::fs::write(d.join("demo/notes.txt"), "mine").unwrap();
+    fails(d, &args, 2, &["--out", "`notes.txt`", "did not write"]);
+    assert_eq!(std::fs::read_to_string(d.join("notes.txt")).unwrap(), "mine");
 }
 
 /// A tiny NYUv2-format dataset (AdaShare layout) written with the library's writer.

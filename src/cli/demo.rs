@@ -129,6 +129,20 @@ pub fn run(a: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if s.eps.iter().any(|e| !(e.is_finite() && *e > 0.0)) {
         anyhow::bail!("--eps: every budget must be a positive number of grey levels, got {:?}", s.eps);
     }
+    // The demo rewrites only what it wrote (its data, models, store and report); a folder holding
+    // anything else, or a link where one of its files goes, is refused before any work.
+    let entry_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    mtrobust::files::refuse_foreign_entries(&a.out, |p| {
+        let name = entry_name(p);
+        !p.is_symlink()
+            && ((matches!(name.as_str(), "data" | "models" | "report") && p.is_dir())
+                || (name.starts_with("results.sqlite") && p.is_file()))
+    })
+    .context("--out")?;
+    mtrobust::files::refuse_foreign_entries(&a.out.join("report"), |p| {
+        !p.is_symlink() && p.is_file() && p.extension().is_some_and(|e| ["md", "csv", "tex", "png", "svg"].iter().any(|x| e == *x))
+    })
+    .context("--out")?;
     // 1. Data.
     let t = Instant::now();
     let data_dir = a.out.join("data");
