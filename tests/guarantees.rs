@@ -29,7 +29,7 @@ fn fixture() -> &'static Path {
         for (name, seed) in [("a", "1"), ("b", "2"), ("c", "3")] {
             ok(&dir, &["model", "init", "--tasks", TASKS, "--index", "0", "--seed", seed, "--out", &format!("{name}.safetensors")]);
         }
-        std::fs::write(dir.join("s.toml"), study(&dir, &[("first", &dir.join("a.safetensors"))], "[\"gbmta\", \"total\"]", "[8]")).unwrap();
+        std::fs::write(dir.join("s.toml"), study(&[("first", &dir.join("a.safetensors"))], "[\"gbmta\", \"total\"]", "[8]")).unwrap();
         ok(&dir, &["study", "run", "s.toml", "--db", "s.sqlite"]);
         dir
     })
@@ -40,7 +40,7 @@ fn fx(name: &str) -> String {
 }
 
 /// A study file: `models` as (name, checkpoint), one PGD block of 1 iteration on 2 test scenes.
-fn study(_dir: &Path, models: &[(&str, &Path)], directions: &str, eps: &str) -> String {
+fn study(models: &[(&str, &Path)], directions: &str, eps: &str) -> String {
     let mut text = format!("[data]\npath = \"{}\"\nlimit = 2\nbatch_size = 2\n", fixture_data().display());
     for (name, path) in models {
         text += &format!("\n[[model]]\npath = \"{}\"\nname = \"{name}\"\n", path.display());
@@ -114,7 +114,8 @@ fn temporaries(dir: &Path) -> Vec<String> {
 
 /// Every file under `dir` with its bytes (relative names, sorted).
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = walk(dir).into_iter().map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap_or_default())).collect();
+    let mut v: Vec<(String, Vec<u8>)> =
+        walk(dir).into_iter().map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap_or_default())).collect();
     v.sort();
     v
 }
@@ -158,11 +159,11 @@ fn a_merge_into_a_store_that_a_study_is_writing_loses_no_cell() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     // Another model's two cells, to merge in.
-    std::fs::write(d.join("other.toml"), study(d, &[("third", &fixture().join("c.safetensors"))], "[\"gbmta\", \"total\"]", "[4]")).unwrap();
+    std::fs::write(d.join("other.toml"), study(&[("third", &fixture().join("c.safetensors"))], "[\"gbmta\", \"total\"]", "[4]")).unwrap();
     ok(d, &["study", "run", "other.toml", "--db", "other.sqlite"]);
     assert_eq!(cells(&d.join("other.sqlite"), ""), 2);
     // 8 directions × 2 budgets = 16 cells of model `first`.
-    std::fs::write(d.join("s.toml"), study(d, &[("first", &fixture().join("a.safetensors"))], "[\"all\"]", "[4, 8]")).unwrap();
+    std::fs::write(d.join("s.toml"), study(&[("first", &fixture().join("a.safetensors"))], "[\"all\"]", "[4, 8]")).unwrap();
     let db = d.join("out.sqlite");
     let mut child = spawn_study(d, "s.toml", "out.sqlite");
     wait_for_a_cell(&mut child, &db);
@@ -205,7 +206,7 @@ fn a_checkpoint_replaced_during_a_study_is_refused_not_stored_under_its_old_iden
     let first = copy_checkpoint("a", d, "first");
     let second = copy_checkpoint("b", d, "second");
     // 16 cells of `first`, then 16 of `second`.
-    std::fs::write(d.join("s.toml"), study(d, &[("first", &first), ("second", &second)], "[\"all\"]", "[4, 8]")).unwrap();
+    std::fs::write(d.join("s.toml"), study(&[("first", &first), ("second", &second)], "[\"all\"]", "[4, 8]")).unwrap();
     let db = d.join("s.sqlite");
     let mut child = spawn_study(d, "s.toml", "s.sqlite");
     wait_for_a_cell(&mut child, &db);
@@ -331,7 +332,7 @@ fn report_train_eval_and_stores_refuse_foreign_files_and_links() {
     std::fs::copy(&store, d.join("target.sqlite")).unwrap();
     let bytes = std::fs::read(d.join("target.sqlite")).unwrap();
     std::os::unix::fs::symlink(d.join("target.sqlite"), d.join("link.sqlite")).unwrap();
-    std::fs::write(d.join("s.toml"), study(d, &[("first", &fixture().join("b.safetensors"))], "[\"gbmta\"]", "[8]")).unwrap();
+    std::fs::write(d.join("s.toml"), study(&[("first", &fixture().join("b.safetensors"))], "[\"gbmta\"]", "[8]")).unwrap();
     fails(d, &["study", "run", "s.toml", "--db", "link.sqlite"], 2, &["link.sqlite", "symlink"]);
     std::fs::copy(&store, d.join("in.sqlite")).unwrap();
     fails(d, &["results", "merge", "link.sqlite", "in.sqlite"], 2, &["link.sqlite", "symlink"]);
@@ -380,13 +381,15 @@ fn a_full_disk_leaves_no_partial_or_temporary_file_and_the_earlier_file_intact()
     fails(d, &["model", "init", "--tasks", TASKS, "--out", "full/m.safetensors"], 2, &["full/m.", no_space]);
     fails(d, &["data", "synth", "--out", "full/data", "--n", "4", "--size", "32"], 2, &[no_space]);
     let after = snapshot(&full);
-    let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).filter(|n| !n.starts_with("data")).collect::<Vec<_>>();
+    let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&after), names(&before), "no new or partial file");
     assert!(before.iter().all(|f| after.contains(f)), "an earlier file changed");
     assert_eq!(temporaries(&full), Vec::<String>::new());
     // A store created on the full disk is refused, and once there is room it is made whole.
     std::fs::write(d.join("s.toml"), std::fs::read_to_string(fixture().join("s.toml")).unwrap()).unwrap();
-    fails(d, &["study", "run", "s.toml", "--db", "full/new.sqlite"], 2, &["full/new.sqlite"]);
+    let t = Instant::now();
+    fails(d, &["study", "run", "s.toml", "--db", "full/new.sqlite"], 2, &["full/new.sqlite", "disk is full"]);
+    assert!(t.elapsed() < Duration::from_secs(30), "a full disk is an error at once, not retried as a busy lock");
     std::fs::remove_file(full.join("filler")).unwrap();
     assert!(ok(d, &["study", "run", "s.toml", "--db", "full/new.sqlite"]).contains("2 computed now, 0 stored before"));
 }
@@ -499,7 +502,12 @@ fn bad_values_are_refused_naming_their_flag() {
         assert!(!d.join("x").exists());
     }
     // 4 scenes at a tenth in the test split: no test scene.
-    fails(d, &["data", "synth", "--out", "x", "--n", "4", "--size", "32", "--test-fraction", "0.1"], 2, &["--test-fraction", "test split empty"]);
+    fails(
+        d,
+        &["data", "synth", "--out", "x", "--n", "4", "--size", "32", "--test-fraction", "0.1"],
+        2,
+        &["--test-fraction", "test split empty"],
+    );
     // NYUv2's --resize is its square input size: 0 is refused by that name.
     std::fs::create_dir_all(d.join("nyu/NYUv2")).unwrap();
     std::fs::write(d.join("nyu/NYUv2/nyu_v2_3task.json"), r#"{"train": [], "test": []}"#).unwrap();

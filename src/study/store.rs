@@ -199,7 +199,9 @@ fn switch_to_wal(conn: &Connection, path: &Path) -> Result<()> {
         match mode {
             Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
             // Only a lock held by another process passes; a full disk or a damaged file does not.
-            Err(err) if !matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) => {
+            Err(err)
+                if !matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) =>
+            {
                 return Err(sql(path)(err));
             }
             Ok(_) | Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
