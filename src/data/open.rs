@@ -124,6 +124,10 @@ pub fn open(dir: &Path, split: &str, mode: Mode, sizes: Sizes) -> Result<Dataset
         Format::Nyuv2 => {
             let mut o = Nyuv2Options { mode, ..Default::default() };
             if let Some(r) = sizes.resize {
+                // `--resize` is NYUv2's square input size (the reader calls it its crop).
+                if r == 0 {
+                    return Err(Error::parameter("resize", "0 px: the NYUv2 input size must be positive (default 321)"));
+                }
                 o.crop = (r, r);
             }
             Box::new(Nyuv2Reader::open(dir, split, o)?)

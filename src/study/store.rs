@@ -198,6 +198,12 @@ fn switch_to_wal(conn: &Connection, path: &Path) -> Result<()> {
         let mode: rusqlite::Result<String> = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0));
         match mode {
             Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            // Only a lock held by another process passes; a full disk or a damaged file does not.
+            Err(err)
+                if !matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) =>
+            {
+                return Err(sql(path)(err));
+            }
             Ok(_) | Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
             Ok(m) => {
                 return Err(Error::data(
@@ -262,7 +268,12 @@ impl Store {
     /// it is changed), or a store of another schema version.
     pub fn open(path: &Path) -> Result<Store> {
         let e = sql(path);
-        let conn = Connection::open(path).map_err(&e)?;
+        // Never write through a link (the README's guarantee): the store would be another file.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::data(path, "is a symlink; give the results store's own path (mtrobust never writes through a link)"));
+        }
+        let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags).map_err(&e)?;
         conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(&e)?;
         // What the file is, before anything in it changes (the journal mode is written to the file).
         let is_store = check_kind(&conn, path)?;
