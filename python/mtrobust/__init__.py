@@ -1,6 +1,7 @@
 """mtrobust for PyTorch users: attack, evaluate and study a live multi-task ``nn.Module``.
 
-The step rules (FGSM, MI-FGSM, PGD, APGD, Auto-SAGE), the directions (Single-x, Total,
+The step rules (FGSM, MI-FGSM, PGD, APGD, Auto-SAGE, the gradient-free Square) and their per-sample
+worst case (Ensemble), the directions (Single-x, Total,
 SignTotal, GB-MTA, weighted), the built-in tasks' losses and metrics, ARP, the study runner and
 its results store all run in mtrobust's Rust core; this module is the typed Python face::
 
@@ -42,6 +43,7 @@ __all__ = [
     "DIRECTIONS",
     "Depth",
     "Edges",
+    "Ensemble",
     "Evaluation",
     "FGSM",
     "Input",
@@ -52,6 +54,7 @@ __all__ = [
     "Normal",
     "PGD",
     "Segmentation",
+    "Square",
     "StoredResults",
     "Study",
     "Task",
@@ -589,6 +592,52 @@ class AutoSAGE(Attack):
         super().__init__(net, eps, direction, n_iter=int(steps), **kw)
 
 
+class Square(Attack):
+    """Square (Andriushchenko et al., 2020): gradient-free random search of ±ε squares, L∞ only;
+    ``queries`` forwards and no backward, so a module that masks its gradients does not stop it."""
+
+    rule = "square"
+
+    def __init__(self, net: Net, eps: float, queries: int = 5000, direction: Union[str, Mapping[str, float]] = "gbmta", *,
+                 p_init: float = 0.8, **kw: Any) -> None:  # fmt: skip
+        super().__init__(net, eps, direction, n_queries=int(queries), p_init=float(p_init), **kw)
+
+
+class Ensemble(Attack):
+    """The per-sample worst case over several attacks (AutoAttack's idea, for multi-task models).
+
+    Every member attacks the batch within this ensemble's ``eps``, norm and seed, exactly as it
+    would alone; each sample keeps the example of the member with the highest ``score`` (``"gbmta"``:
+    the balanced relative loss increase; ``"single:<task>"``: that task's loss). ``members`` is
+    ``"standard"`` (APGD with ``steps`` along GB-MTA, Total and each Single-x, then Square with
+    ``queries`` along GB-MTA) or a list of attacks on the same net, whose own ε, norm and seed are
+    replaced by the ensemble's. :func:`evaluate` reports each member's ARP and wins
+    (:attr:`Evaluation.members`).
+    """
+
+    rule = "ensemble"
+
+    def __init__(self, net: Net, eps: float, members: Union[str, Sequence[Attack]] = "standard", *, score: str = "gbmta",
+                 steps: int = 100, queries: int = 5000, name: str | None = None, **kw: Any) -> None:  # fmt: skip
+        if isinstance(members, str):
+            if members != "standard":
+                raise ValueError(f"members={members!r}: use 'standard' or a list of attacks")
+            listed = json.loads(_core.standard_ensemble(list(net.kinds.values()), int(steps), int(queries)))
+            name = "standard"
+        else:
+            listed = []
+            for i, m in enumerate(members):
+                if not isinstance(m, Attack) or isinstance(m, Ensemble):
+                    raise TypeError(f"member #{i + 1}: {m!r} is not an attack (an ensemble cannot be a member)")
+                if m.net is not net:
+                    raise ValueError(f"member #{i + 1} ({type(m).__name__}) attacks another net; build it on this one")
+                own = {k: v for k, v in m.config().items() if k not in ("norm", "eps", "reduction", "seed")}
+                listed.append(own)
+            if name is None or name == "standard":
+                name = "custom"
+        super().__init__(net, eps, score, name=name, members=listed, **kw)
+
+
 def gradient(net: Net, images: torch.Tensor, targets: Any, direction: Union[str, Mapping[str, float]] = "gbmta") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The direction's input gradient at the clean images, before any sign or projection, and
     each task's per-sample clean losses ``[B]``: Total is ∇ Σ_t Σ_b L_tb, Single-x ∇ Σ_b L_xb,
@@ -636,6 +685,24 @@ class Evaluation:
             row["max_perturbation"] = (r.get("checks") or {}).get("max_perturbation")
             rows.append(row)
         return pd.DataFrame(rows).set_index(["attack", "direction", "eps"])
+
+    @property
+    def members(self) -> Any:
+        """For each :class:`Ensemble` attack, one row per member indexed by (ensemble, eps, member):
+        how many samples' worst case it gave (``wins``, ``wins_share``), its own ARP and passes."""
+        pd = _pandas()
+        rows = []
+        for i, (a, r) in enumerate(zip(self.attacks, self.raw["evaluation"]["attacked"])):
+            for m in r.get("ensemble") or []:
+                mr = m["report"]
+                config = mr.get("attack") or {}
+                counts = mr.get("counts") or {}
+                rows.append({"ensemble": f"{i}:{a.params.get('name')}", "eps": a.eps,
+                             "member": f"{config.get('rule')} {_display(self.net, config.get('direction', ''))}",
+                             "wins": m["wins"], "wins_share": m["wins"] / max(mr["samples"], 1),
+                             "ARP": (mr.get("arp") or {}).get("arp"), "forward": counts.get("forward"), "backward": counts.get("backward")})  # fmt: skip
+        columns = ["ensemble", "eps", "member", "wins", "wins_share", "ARP", "forward", "backward"]
+        return pd.DataFrame(rows, columns=columns).set_index(["ensemble", "eps", "member"])
 
     @property
     def metrics(self) -> Any:

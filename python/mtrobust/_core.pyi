@@ -64,6 +64,10 @@ def figures(db: str, out: str, eps: float) -> list[str]:
 def eps_grey(eps: float, range: float) -> float:
     """The grey-level budget that is exactly ``eps`` units of images in ``0..range``."""
 
+def standard_ensemble(kinds: list[str], n_iter: int, n_queries: int) -> str:
+    """The `standard` ensemble's members (JSON) for a model with these core task kinds."""
+    ...
+
 def check_attack(config: str) -> None:
     """Checks an attack configuration's JSON form; raises ``MtrobustError`` naming a bad parameter."""
 

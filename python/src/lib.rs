@@ -457,6 +457,16 @@ fn check_attack(py: Python<'_>, config: &str) -> PyResult<()> {
     config.check().map_err(raise(py))
 }
 
+/// The members of the `standard` ensemble (JSON) for a model predicting `kinds` (core task names):
+/// the one definition the CLI and studies use.
+#[pyfunction]
+fn standard_ensemble(kinds: Vec<String>, n_iter: usize, n_queries: usize) -> PyResult<String> {
+    let kinds =
+        kinds.iter().map(|k| k.parse::<mtrobust::task::TaskKind>()).collect::<Result<Vec<_>, _>>().map_err(PyValueError::new_err)?;
+    let ensemble = mtrobust::attack::Ensemble::standard(&kinds, n_iter, n_queries);
+    serde_json::to_string(&ensemble.members).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 /// Renders `n` synthetic scenes into `path` (`mtrobust data synth`).
 #[pyfunction]
 fn synth(py: Python<'_>, path: PathBuf, n: usize, size: usize, seed: u64, test_fraction: f64) -> PyResult<()> {
@@ -480,6 +490,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(synth, m)?)?;
     m.add_function(wrap_pyfunction!(eps_grey, m)?)?;
     m.add_function(wrap_pyfunction!(check_attack, m)?)?;
+    m.add_function(wrap_pyfunction!(standard_ensemble, m)?)?;
     m.add_function(wrap_pyfunction!(figures, m)?)?;
     m.add("MtrobustError", m.py().get_type::<failure::MtrobustError>())?;
     Ok(())

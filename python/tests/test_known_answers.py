@@ -91,6 +91,7 @@ RULES = [
     lambda net, d: mt.PGD(net, eps=EPS, steps=3, direction=d, random_start=True),
     lambda net, d: mt.APGD(net, eps=EPS, steps=4, direction=d),
     lambda net, d: mt.AutoSAGE(net, eps=EPS, steps=3, direction=d),
+    lambda net, d: mt.Square(net, eps=EPS, queries=6, direction=d),
 ]
 
 

@@ -3,6 +3,7 @@ results store read back as DataFrames, and the core's data readers as a torch Da
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -125,6 +126,35 @@ def test_the_data_readers_as_a_torch_dataset_and_evaluate_over_a_loader(synth: P
     for d in ("Total", "SignTotal", "GB-MTA"):
         a, b = from_loader.arp.loc[("FGSM", d, 8 / 255), "ARP"], by_core.arp.loc[("FGSM", d, 8 / 255), "ARP"]
         assert a > 0 and a == pytest.approx(b, rel=0.05)
+
+
+def test_an_ensemble_reports_each_member_as_if_run_alone_and_who_won(synth: Path) -> None:
+    ds = mt.data.open(synth, split="test")
+    net = mt.wrap(small_model(), tasks=ds.tasks())
+    standard = mt.Ensemble(net, eps=8 / 255, steps=2, queries=4)
+    members = json.loads(standard._json())["members"]
+    # APGD along GB-MTA, Total and each Single-x, then Square along GB-MTA: the core's own list.
+    assert [(m["rule"], m["direction"]) for m in members] == [("apgd", "gbmta"), ("apgd", "total")] + [
+        ("apgd", f"single:{k}") for k in net.kinds.values()
+    ] + [("square", "gbmta")]
+    mine = mt.Ensemble(net, eps=8 / 255, members=[mt.FGSM(net, eps=1.0, direction="total"), mt.Square(net, eps=1.0, queries=3, direction="single:seg")],
+                       score="single:depth", name="mine")  # fmt: skip
+    alone = [mt.FGSM(net, eps=8 / 255, direction="total"), mt.Square(net, eps=8 / 255, queries=3, direction="single:seg")]
+    res = mt.evaluate(net, ds, [standard, mine, *alone], batch_size=4)
+    table = res.members
+    assert list(table.index.get_level_values("ensemble").unique()) == ["0:standard", "1:mine"]
+    for ensemble in ("0:standard", "1:mine"):
+        assert table.loc[ensemble]["wins"].sum() == 8, "every sample has one worst case"
+    # A member's ARP is that of the same attack run alone (its ε, norm and seed are the ensemble's).
+    arp = res.arp
+    got = table.loc["1:mine"]["ARP"].tolist()
+    want = [arp.loc[("FGSM", "Total", 8 / 255), "ARP"], arp.loc[("Square", "Single-seg", 8 / 255), "ARP"]]
+    assert got == pytest.approx(want, abs=1e-12)
+    assert arp.loc[("Ensemble", "GB-MTA", 8 / 255), "max_perturbation"] <= 8 + 1e-4
+    with pytest.raises(TypeError, match="member #1"):
+        mt.Ensemble(net, eps=8 / 255, members=[standard])
+    with pytest.raises(ValueError, match="another net"):
+        mt.Ensemble(net, eps=8 / 255, members=[mt.FGSM(mt.wrap(small_model(), tasks=ds.tasks()), eps=1.0)])
 
 
 def test_a_custom_task_is_evaluated_with_its_metric() -> None:
