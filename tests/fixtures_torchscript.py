@@ -16,7 +16,8 @@ independently of the Rust code, so the test checks it too. The loss is sum(outpu
 
 Usage: python tests/fixtures_torchscript.py OUT_DIR
 Writes OUT_DIR/{dict,tuple}.pt and OUT_DIR/{dict,tuple}_io.pt (x, out.<task>, w.<task>, loss, grad),
-and OUT_DIR/masked.pt.
+OUT_DIR/masked.pt, and OUT_DIR/later_{raises,reshapes}.pt: modules that fail, or change an output's
+shape, on a later batch of 3 samples only (spec: later.toml).
 """
 import os
 import sys
@@ -81,6 +82,28 @@ class MaskedNet(nn.Module):
         q = torch.round(x / 16.0) * (16.0 / 255.0)
         h = torch.tanh(self.conv2(F.relu(self.conv1(q))))
         return {"segmentation": self.seg(h), "depth": F.softplus(self.depth(h))}
+
+
+class BatchThreeNet(nn.Module):
+    """A module that works on the batch sizes a first check sees (the first batch, one sample) and
+    fails on a later batch of exactly 3 samples: by raising (`mode` 0) or by returning a depth map
+    of 2 channels instead of 1 (`mode` 1)."""
+
+    def __init__(self, mode: int):
+        super().__init__()
+        self.mode = mode
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.seg = nn.Conv2d(8, 10, 1)
+        self.depth = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        h = torch.tanh(self.conv(x / 255.0))
+        depth = F.softplus(self.depth(h))
+        if x.size(0) == 3:
+            if self.mode == 0:
+                raise RuntimeError("this module refuses batches of 3")
+            depth = torch.cat([depth, depth], 1)
+        return {"segmentation": self.seg(h), "depth": depth}
 
 
 def save_masked(path, gen):
@@ -152,6 +175,8 @@ def main():
             os.path.join(out, "tuple_io.pt"), gen)
 
     save_masked(os.path.join(out, "masked.pt"), torch.Generator().manual_seed(20))
+    for mode, name in [(0, "later_raises.pt"), (1, "later_reshapes.pt")]:
+        torch.jit.script(randomise(BatchThreeNet(mode), torch.Generator().manual_seed(21))).save(os.path.join(out, name))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ fn repo() -> PathBuf {
 
 fn fixtures() -> PathBuf {
     let dir = repo().join("tests/data/torchscript");
-    if !["dict.pt", "dict_io.pt", "tuple.pt", "tuple_io.pt", "masked.pt"].iter().all(|f| dir.join(f).exists()) {
+    let names = ["dict.pt", "dict_io.pt", "tuple.pt", "tuple_io.pt", "masked.pt", "later_raises.pt", "later_reshapes.pt"];
+    if !names.iter().all(|f| dir.join(f).exists()) {
         let py = repo().join(".venv/bin/python");
         assert!(py.exists(), "fixtures are missing and .venv/bin/python (with torch) is not there to make them");
         let out = std::process::Command::new(py).arg(repo().join("tests/fixtures_torchscript.py")).arg(&dir).output().expect("python runs");
@@ -240,5 +241,28 @@ fn square_raises_the_objective_where_a_masked_gradient_stops_pgd_and_apgd() {
         assert!(checks.passed(), "square/{direction}: {:?}", checks.failures());
         assert_eq!((checks.zero_gradient_samples, checks.unmoved_samples), (0, 0));
         assert_eq!((counts.forward, counts.backward), (usize::from(d == 0) + 1 + 100, 0), "square/{direction}");
+    }
+}
+
+#[test]
+fn a_module_that_fails_or_changes_shape_on_a_later_batch_is_an_error_naming_module_batch_and_cause() {
+    // Both modules pass the first-batch checks (batches of 4 and of 1) and misbehave on a batch of
+    // 3 only: 7 samples in batches of 4 make batch 1 that batch.
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for f in ["later_raises.pt", "later_reshapes.pt", "later.toml"] {
+        std::fs::copy(dir.join(f), d.join(f)).unwrap();
+    }
+    ok(d, &["data", "synth", "--out", "data", "--n", "12", "--size", "32", "--seed", "1"]);
+    for (module, cause) in [("later_raises.pt", "this module refuses batches of 3"), ("later_reshapes.pt", "depth")] {
+        for command in ["eval", "attack"] {
+            let out = format!("out-{command}-{module}");
+            let args = [
+                command, "--model", module, "--model-spec", "later.toml", "--data", "data", "--split", "train", "--limit", "7",
+                "--batch-size", "4", "--out", &out,
+            ];
+            fails(d, &args, 2, &[module, "batch 1", cause]);
+        }
     }
 }
