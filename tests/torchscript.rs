@@ -259,8 +259,21 @@ fn a_module_that_fails_or_changes_shape_on_a_later_batch_is_an_error_naming_modu
         for command in ["eval", "attack"] {
             let out = format!("out-{command}-{module}");
             let args = [
-                command, "--model", module, "--model-spec", "later.toml", "--data", "data", "--split", "train", "--limit", "7",
-                "--batch-size", "4", "--out", &out,
+                command,
+                "--model",
+                module,
+                "--model-spec",
+                "later.toml",
+                "--data",
+                "data",
+                "--split",
+                "train",
+                "--limit",
+                "7",
+                "--batch-size",
+                "4",
+                "--out",
+                &out,
             ];
             fails(d, &args, 2, &[module, "batch 1", cause]);
         }

@@ -201,6 +201,18 @@ pub fn exit_code(record: &RunRecord) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
+/// Refuses a run whose checkpoint file no longer holds the bytes digested (`before`) when it was
+/// loaded: the run's identity is a digest of the file, and must be that of the weights it ran.
+fn check_unchanged(path: &Path, before: Option<&str>) -> anyhow::Result<()> {
+    let now = mtrobust::digest::files_digest(&[path])?;
+    anyhow::ensure!(
+        before == Some(now.as_str()),
+        "--model {}: the file changed while it was being loaded (another process writing it?); rerun when it is complete",
+        path.display()
+    );
+    Ok(())
+}
+
 /// Loads a checkpoint, or a TorchScript module with its spec, for evaluation (frozen variables).
 pub fn load_model(path: &Path, spec: Option<&Path>, global: &GlobalArgs) -> anyhow::Result<Model> {
     let device = mtrobust::device::parse_device(&global.device)?;
@@ -213,6 +225,8 @@ pub fn load_model(path: &Path, spec: Option<&Path>, global: &GlobalArgs) -> anyh
 pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
+    // A missing file is load_model's to explain.
+    let digest = mtrobust::digest::files_digest(&[&a.scope.model]).ok();
     let mut model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
     a.scope.precision.apply(&mut model)?;
     let kinds: Vec<TaskKind> = model.tasks().iter().map(|s| s.kind).collect();
@@ -231,6 +245,7 @@ pub fn run(a: AttackCmdArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut a = a;
     a.scope.resolve_batch_size(&model, &attacks)?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/attack"));
+    check_unchanged(&a.scope.model, digest.as_deref())?;
     let record = run_job(&a.scope.job(&model, attacks), &out, a.scope.force, a.save_all, &mut progress)?;
     print_record(&record, a.scope.format)?;
     progress.info(&format!("{:.1} s; report, adversarial batches and previews in {}", record.seconds, out.display()));
@@ -250,11 +265,14 @@ pub struct EvalArgs {
 pub fn run_eval(a: EvalArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     a.scope.check()?;
     let mut progress = Progress::new(global.quiet);
+    // A missing file is load_model's to explain.
+    let digest = mtrobust::digest::files_digest(&[&a.scope.model]).ok();
     let mut model = load_model(&a.scope.model, a.scope.model_spec.as_deref(), global)?;
     a.scope.precision.apply(&mut model)?;
     let mut a = a;
     a.scope.resolve_batch_size(&model, &[])?;
     let out = a.scope.out.clone().unwrap_or_else(|| PathBuf::from("runs/eval"));
+    check_unchanged(&a.scope.model, digest.as_deref())?;
     let record = run_job(&a.scope.job(&model, Vec::new()), &out, a.scope.force, false, &mut progress)?;
     print_record(&record, a.scope.format)?;
     Ok(ExitCode::SUCCESS)

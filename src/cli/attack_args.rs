@@ -261,6 +261,9 @@ mod tests {
         assert!(e.starts_with("--n-queries: `--attack pgd` does not read it (it reads --n-iter, --step-size, --random-start);"), "{e}");
         let e = parse(&["--attack", "square", "--n-iter", "3"]).rule().unwrap_err().to_string();
         assert!(e.starts_with("--n-iter: `--attack square` does not read it (it reads --n-queries, --p-init);"), "{e}");
+        let e = parse(&["--attack", "apgd", "--n-iter", "1000", "--restarts", "1001"]).rule().unwrap_err().to_string();
+        assert!(e.starts_with("restarts: 1000 iterations × 1001 restarts is more than 1000000"), "{e}");
+        assert!(parse(&["--attack", "apgd", "--n-iter", "1000", "--restarts", "1000"]).rule().is_ok());
         let e = parse(&["--attack", "square", "--p-init", "1.5"]).rule().unwrap_err().to_string();
         assert!(e.starts_with("p_init:"), "{e}");
         // L2 is refused when the configurations are made, before any work.

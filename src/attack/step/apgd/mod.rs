@@ -165,6 +165,16 @@ impl StepRule for Apgd {
         if restarts > MAX_COUNT {
             return Err(Error::parameter("restarts", format!("{restarts} is more than {MAX_COUNT} restarts; nothing would finish")));
         }
+        // Each bounded alone, the product could still be 10¹²: bound the iterations in all.
+        if self.n_iter.saturating_mul(restarts) > MAX_COUNT {
+            return Err(Error::parameter(
+                "restarts",
+                format!(
+                    "{} iterations × {restarts} restarts is more than {MAX_COUNT} iterations in all; nothing would finish",
+                    self.n_iter
+                ),
+            ));
+        }
         Ok(())
     }
 }
