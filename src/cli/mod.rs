@@ -87,26 +87,40 @@ enum Command {
     Bench(Box<bench::BenchArgs>),
 }
 
+/// A panic inside libtorch's infallible calls (tch's `unwrap` on an error, e.g. an allocation that
+/// failed in the metrics' arithmetic): the payload carries the libtorch error.
+fn torch_panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    let text = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())?;
+    let at = text.find("Torch(\"")?;
+    Some(text[at + 7..].trim_end_matches("\")").replace("\\n", "\n"))
+}
+
+/// libtorch's message without its C++ backtrace (`frame #0: …` lines), and a hint when it ran
+/// out of memory.
+fn torch_message(text: &str) -> String {
+    let first = text.split("\nframe #").next().unwrap_or(text).split("\nException raised from").next().unwrap_or(text).trim_end();
+    let oom = ["out of memory", "can't allocate memory", "Tried to allocate"].iter().any(|k| text.contains(k));
+    if oom { format!("{first}\n(out of memory: lower --batch-size, or --limit/--resize)") } else { first.to_string() }
+}
+
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match cli.global.threads {
-        Some(0) => {
-            Err(anyhow::anyhow!("--threads: 0 threads cannot run anything; give at least 1, or leave it out for one per physical core"))
+    // libtorch failures that tch reports by panicking become errors (exit 2) below; other panics
+    // are bugs and keep Rust's report (exit 101).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if torch_panic_message(info.payload()).is_none() {
+            default_hook(info);
         }
-        Some(n) => {
-            tch::set_num_threads(n.min(i32::MAX as usize) as i32);
-            run(cli)
-        }
-        None => {
-            // Hyper-threads share one core's vector units: more threads than cores only add contention.
-            if std::env::var_os("OMP_NUM_THREADS").is_none()
-                && let Some(n) = physical_cores()
-            {
-                tch::set_num_threads(n as i32);
-            }
-            run(cli)
-        }
+    }));
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_with_threads(cli))) {
+        Ok(code) => code,
+        Err(payload) => match torch_panic_message(payload.as_ref()) {
+            // `message` below drops libtorch's C++ frames and adds the memory hint.
+            Some(text) => Err(anyhow::anyhow!("libtorch failed: {text}")),
+            None => std::panic::resume_unwind(payload),
+        },
     };
     let code = match code {
         Ok(code) => code,
@@ -126,6 +140,28 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Applies `--threads` (or one thread per physical core), then runs the command.
+fn run_with_threads(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.global.threads {
+        Some(0) => {
+            Err(anyhow::anyhow!("--threads: 0 threads cannot run anything; give at least 1, or leave it out for one per physical core"))
+        }
+        Some(n) => {
+            tch::set_num_threads(n.min(i32::MAX as usize) as i32);
+            run(cli)
+        }
+        None => {
+            // Hyper-threads share one core's vector units: more threads than cores only add contention.
+            if std::env::var_os("OMP_NUM_THREADS").is_none()
+                && let Some(n) = physical_cores()
+            {
+                tch::set_num_threads(n as i32);
+            }
+            run(cli)
+        }
+    }
+}
+
 /// The error with every cause, a library parameter named as its flag: the library says `n_iter`
 /// (the study file's key), the command line `--n-iter`. Parameters under a context (a study
 /// entry) keep the study file's spelling.
@@ -135,7 +171,7 @@ fn message(e: &anyhow::Error) -> String {
             let causes: String = e.chain().skip(1).map(|c| format!(": {c}")).collect();
             format!("{}: {reason}{causes}", attack_args::flag(name))
         }
-        _ => format!("{e:#}"),
+        _ => torch_message(&format!("{e:#}")),
     }
 }
 
@@ -172,5 +208,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(cmd) => import::run(cmd, &cli.global),
         Command::Export(cmd) => export::run(cmd, &cli.global),
         Command::Bench(args) => bench::run(*args, &cli.global),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_libtorch_panic_becomes_its_first_line_with_a_memory_hint() {
+        // What tch's `unwrap` on a failed allocation panics with (Debug of the error: escaped quotes
+        // and line breaks, then libtorch's C++ frames).
+        let err = tch::TchError::Torch("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 20971520 bytes.\nframe #0: c10::ThrowEnforceNotMet(...) + 0x6a\nframe #1: c10::alloc_cpu(unsigned long)".into());
+        let payload: Box<dyn std::any::Any + Send> = Box::new(format!("called `Result::unwrap()` on an `Err` value: {err:?}"));
+        let text = torch_panic_message(payload.as_ref()).expect("a libtorch panic");
+        let shown = torch_message(&text);
+        assert_eq!(
+            shown,
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 20971520 bytes.\n\
+             (out of memory: lower --batch-size, or --limit/--resize)"
+        );
+        // Other panics are not libtorch's, and other libtorch errors get no memory hint.
+        assert!(torch_panic_message(&"index out of bounds" as &(dyn std::any::Any + Send)).is_none());
+        assert_eq!(torch_message("shape mismatch\nframe #0: at::foo"), "shape mismatch");
     }
 }
