@@ -1,4 +1,4 @@
-"""Fixtures for tests/torchscript.rs: two tiny multi-task TorchScript modules, their mtrobust model
+"""Fixtures for tests/it/torchscript.rs: two tiny multi-task TorchScript modules, their mtrobust model
 specs' ground truth, a fixed input, the outputs and the input gradient of a fixed linear loss.
 
 - dict.pt: torch.jit.script of a module returning a dict {"segmentation", "normals", "depth"}; it
@@ -6,7 +6,7 @@ specs' ground truth, a fixed input, the outputs and the input gradient of a fixe
 - tuple.pt: torch.jit.trace of a module returning a tuple (depth, segmentation); it expects B,G,R
   pixels on the 0..255 scale minus a mean of its own, divided by 58.
 - masked.pt: torch.jit.script of a gradient-masked two-task module (segmentation, depth) for
-  tests/torchscript.rs: it quantises its 0..255 B,G,R input to steps of 16 grey levels with torch.round,
+  tests/it/torchscript.rs: it quantises its 0..255 B,G,R input to steps of 16 grey levels with torch.round,
   whose derivative is zero, so every input gradient is exactly 0 while the outputs still change
   when a pixel crosses a step (no _io file: the script checks both properties itself).
 

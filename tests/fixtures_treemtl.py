@@ -1,4 +1,4 @@
-"""Fixtures for tests/treemtl.rs: tiny multi-task models built in PyTorch with the module structure
+"""Fixtures for tests/it/treemtl.rs: tiny multi-task models built in PyTorch with the module structure
 of TreeMTL's two model classes (docs/REFERENCE.md §2.5-2.6), so that PyTorch itself produces the
 `Deeplab_ASPP_Layout` and `MTSeqModel` state-dict keys; plus their outputs and input gradients on a
 fixed input. The backbone is mtrobust's `small` one (docs/REFERENCE.md §2.1 shape, 16-64 channels)

@@ -1,8 +1,7 @@
 //! End to end through the `mtrobust` binary: data synth → train (and resume) → attack → eval, the
 //! JSON report read back with its exact schema, and bad inputs.
-mod common;
 
-use common::{fails, ok};
+use crate::common::{fails, ok};
 use mtrobust::report::RunRecord;
 
 #[test]

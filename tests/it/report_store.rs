@@ -1,10 +1,8 @@
 //! `mtrobust report --db`: the paper's tables from a store of hand-picked numbers (see
 //! `common/paper_store.rs`), so every bold cell, transferability and summary is known.
-mod common;
-#[path = "common/paper_store.rs"]
-mod paper_store;
+use crate::paper_store;
 
-use common::{fails, ok};
+use crate::common::{fails, ok};
 use mtrobust::report::paper::{View, tables};
 use mtrobust::study::Store;
 

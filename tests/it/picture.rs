@@ -1,7 +1,6 @@
 //! `mtrobust picture`: the Figure-6 grid for one sample of a tiny synthetic dataset.
-mod common;
 
-use common::{fails, ok};
+use crate::common::{fails, ok};
 
 #[test]
 fn picture_grid_has_a_row_per_attack_and_a_column_per_task() {

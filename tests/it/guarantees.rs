@@ -5,9 +5,8 @@
 //! temporary file and the earlier file intact, a foreign SQLite file is refused untouched and a
 //! store on a read-only mount is read, a closed or full stdout is no panic, and bad values are
 //! refused naming their flag.
-mod common;
 
-use common::{fails, mtrobust, ok};
+use crate::common::{fails, mtrobust, ok};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,9 +2,8 @@
 //! or option is refused by name before any work (never a panic, never a number computed from
 //! NaN), an attack that moved nothing is not reported as a robust model, a closed or full stdout
 //! is handled, SIGTERM checkpoints like Ctrl-C, and error messages name the real problem.
-mod common;
 
-use common::{fails, mtrobust, ok};
+use crate::common::{fails, mtrobust, ok};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::Tensor;

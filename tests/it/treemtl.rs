@@ -3,9 +3,8 @@
 //! and `MTSeqModel` keys, and saves a fixed input, the outputs and the input gradient of a fixed
 //! linear loss; here the checkpoints are imported and must reproduce both to 1e-5 (relative). The
 //! committed fixtures are used as they are; the script only runs when they are missing.
-mod common;
 
-use common::{assert_matches_pytorch, fails, max_abs, ok};
+use crate::common::{assert_matches_pytorch, fails, max_abs, ok};
 use mtrobust::model::torchfile::{read_state_dict, write_state_dict};
 use mtrobust::model::treemtl::{Scheme, export, import};
 use mtrobust::model::{BackboneKind, HeadConfig, Model, ModelConfig};

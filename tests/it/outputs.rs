@@ -1,9 +1,8 @@
 //! Output safety of `attack`/`eval`: a run's identity covers every option that changes its
 //! numbers, `--force` leaves no file of the replaced run, outputs never write through a symlink,
 //! and an output directory in use by another run is refused.
-mod common;
 
-use common::{fails, ok};
+use crate::common::{fails, ok};
 use std::path::Path;
 
 fn setup(d: &Path) {

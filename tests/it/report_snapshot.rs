@@ -3,13 +3,11 @@
 //! against a committed file under `tests/snapshots/`. The inputs have hand-picked numbers (see
 //! `common/paper_store.rs` and `record` below), so the snapshots were checked by hand once.
 //!
-//! On an intended change of the output: `UPDATE_SNAPSHOTS=1 cargo test --release --test report_snapshot`
+//! On an intended change of the output: `UPDATE_SNAPSHOTS=1 cargo test --release --test it report_snapshot`
 //! rewrites the files; review them with `git diff tests/snapshots` before committing.
-mod common;
-#[path = "common/paper_store.rs"]
-mod paper_store;
+use crate::paper_store;
 
-use common::ok;
+use crate::common::ok;
 use mtrobust::attack::{AttackConfig, PassCounts};
 use mtrobust::eval::{ConditionReport, EvalOptions, Evaluation, Warning, arp_with};
 use mtrobust::report::RunRecord;
@@ -25,7 +23,7 @@ fn snapshot_path(name: &str) -> PathBuf {
 /// Compares `actual` with the snapshot `name`, or rewrites it under `UPDATE_SNAPSHOTS=1`.
 fn assert_snapshot(name: &str, actual: &str) {
     let path = snapshot_path(name);
-    let update = "UPDATE_SNAPSHOTS=1 cargo test --release --test report_snapshot";
+    let update = "UPDATE_SNAPSHOTS=1 cargo test --release --test it report_snapshot";
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();

@@ -1,9 +1,8 @@
 //! Studies end to end through the binary: a killed run resumed equals an uninterrupted one row
 //! for row, three shards run in parallel and merged equal one unsharded run, bad study files are
 //! refused before anything is written, and the store is read back by export/list.
-mod common;
 
-use common::{fails, mtrobust, ok};
+use crate::common::{fails, mtrobust, ok};
 use mtrobust::study::Store;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -6,9 +6,8 @@
 //! missing. Then the command line: attack, eval and a study on such models, and bad specs refused.
 //! Last, a gradient-masked module (`masked.pt`: a zero-derivative rounding of its input), on which
 //! gradient attacks cannot move and the gradient-free Square attack still raises the objective.
-mod common;
 
-use common::{assert_matches_pytorch, fails, ok};
+use crate::common::{assert_matches_pytorch, fails, ok};
 use mtrobust::model::torchfile::read_state_dict;
 use mtrobust::model::{Model, ModelSource};
 use mtrobust::task::{TaskKind, TaskSet};
