@@ -28,6 +28,13 @@ pub struct Oracle<'a> {
     targets: &'a TaskMap<Target>,
     resized: RefCell<ResizedTargets>,
     counts: Cell<PassCounts>,
+    /// On CPU, the previous forward's outputs, held until the next forward is done. glibc's
+    /// malloc returns the heap's top to the system once it is free, and the outputs are the last
+    /// large blocks a forward allocates: freed before the next forward, every forward faulted
+    /// its activations into fresh pages (2–3× the page faults and ~15 % per PGD iteration on a
+    /// five-task model; plain PyTorch loops that free their outputs pay the same). Holding them
+    /// keeps that memory in the process for reuse. See BENCHMARKS.md, "Python package".
+    held_outputs: RefCell<Option<TaskMap<Tensor>>>,
 }
 
 impl<'a> Oracle<'a> {
@@ -46,7 +53,7 @@ impl<'a> Oracle<'a> {
                 return Err(Error::config("data", format!("the batch has no `{}` labels, which the model predicts", t.kind())));
             }
         }
-        Ok(Oracle { model, tasks, targets, resized: RefCell::new(None), counts: Cell::new(PassCounts::default()) })
+        Ok(Oracle { model, tasks, targets, resized: RefCell::new(None), counts: Cell::new(PassCounts::default()), held_outputs: RefCell::new(None) })
     }
 
     /// The tasks in model order.
@@ -83,6 +90,10 @@ impl<'a> Oracle<'a> {
             }
             let target = cache.as_ref().and_then(|(_, m)| m.get(task.kind())).expect("resized above");
             out.insert(task.kind(), task.loss(y, target)?);
+        }
+        if self.model.device() == tch::Device::Cpu {
+            // Dropping the older outputs only now, after this forward (see `held_outputs`).
+            *self.held_outputs.borrow_mut() = Some(outputs);
         }
         Ok(out)
     }

@@ -8,16 +8,26 @@ use mtrobust::attack::{DirectionSpec, RuleKind};
 use mtrobust::bench::{BenchConfig, BenchReport, Clock};
 use mtrobust::model::Model;
 use mtrobust::task::Task;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   mtrobust bench --backbone small --size 32 --batch-size 4
   mtrobust bench --device cuda --backbone resnet34 --tasks nyuv2 --index 9 --size 321 --batch-size 16 --precision bf16
-  mtrobust bench --device cuda --backbone resnet34 --index 9 --size 321 --batch-size auto --attack pgd --direction gbmta --format json")]
+  mtrobust bench --device cuda --backbone resnet34 --index 9 --size 321 --batch-size auto --attack pgd --direction gbmta --format json
+  mtrobust bench --model mine.pt --model-spec mine.toml --size 64 --batch-size 8 --attack pgd --direction gbmta")]
 pub struct BenchArgs {
     #[command(flatten)]
     arch: ArchArgs,
+    /// Time a saved model instead of a freshly built one: a checkpoint, or a TorchScript module
+    /// with --model-spec (its tasks come from the file; --backbone, --tasks, --index, --layout
+    /// and --head-width do not apply).
+    #[arg(long, conflicts_with_all = ["backbone", "tasks", "index", "layout", "head_width"])]
+    model: Option<PathBuf>,
+    /// Model spec (TOML) of a TorchScript --model. See the README, "Use your own model".
+    #[arg(long, requires = "model")]
+    model_spec: Option<PathBuf>,
     /// Input side in pixels (square inputs).
     #[arg(long, default_value_t = 32)]
     size: i64,
@@ -62,12 +72,18 @@ pub fn run(a: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(a.size >= 8, "--size: {} pixels is too small for the backbones' strides; give at least 8", a.size);
     anyhow::ensure!(a.repeats >= 1 && a.iterations >= 1, "--repeats and --iterations must be at least 1");
     let device = mtrobust::device::parse_device(&global.device)?;
-    let specs = a.arch.task_specs()?;
-    let (config, index) = a.arch.config(specs.clone())?;
-    let mut model = Model::new(config, mtrobust::data::InputSpace::reference(), device, 0)?;
-    model.layout_index = index;
-    model.vs.freeze();
+    let mut model = match &a.model {
+        Some(path) => super::attack::load_model(path, a.model_spec.as_deref(), global)?,
+        None => {
+            let (config, index) = a.arch.config(a.arch.task_specs()?)?;
+            let mut model = Model::new(config, mtrobust::data::InputSpace::reference(), device, 0)?;
+            model.layout_index = index;
+            model.vs.freeze();
+            model
+        }
+    };
     a.precision.apply(&mut model)?;
+    let specs = model.tasks().to_vec();
     let tasks: Vec<Task> = specs.iter().map(|s| Task::new(*s)).collect();
     let directions = a.directions.iter().map(|d| d.parse::<DirectionSpec>()).collect::<Result<Vec<_>, _>>()?;
     let bench = BenchConfig {

@@ -278,3 +278,31 @@ fn a_module_that_fails_or_changes_shape_on_a_later_batch_is_an_error_naming_modu
         }
     }
 }
+
+#[test]
+fn bench_times_a_torchscript_module_and_refuses_architecture_flags_with_it() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let (pt, toml) = (dir.join("dict.pt"), dir.join("dict.toml"));
+    let (pt, toml) = (pt.to_str().unwrap(), toml.to_str().unwrap());
+    let common = ["--size", "16", "--batch-size", "2", "--repeats", "1", "--iterations", "1", "-q"];
+    let mut args = vec!["bench", "--model", pt, "--model-spec", toml, "--attack", "pgd,fgsm", "--direction", "gbmta,single:depth", "--format", "json"];
+    args.extend(common);
+    let report: serde_json::Value = serde_json::from_str(&ok(tmp.path(), &args)).unwrap();
+    assert_eq!(report["model"], "torchscript dict.pt");
+    assert_eq!((report["batch"].as_i64(), report["size"].as_i64()), (Some(2), Some(16)));
+    let rows = report["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["attack"].as_str().unwrap()).collect();
+    // single:depth names a task of the spec: the tasks come from the module's spec file.
+    assert_eq!(names, ["pgd/gbmta", "pgd/single:depth_zbuffer", "fgsm/gbmta", "fgsm/single:depth_zbuffer"]);
+    for r in rows {
+        assert_eq!((r["forwards"].as_f64(), r["backwards"].as_f64()), (Some(1.0), Some(1.0)), "{r}");
+        assert!(r["seconds"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    for flag in [["--tasks", "nyuv2"], ["--backbone", "small"], ["--index", "2"]] {
+        let mut bad = vec!["bench", "--model", pt, "--model-spec", toml];
+        bad.extend(flag);
+        fails(tmp.path(), &bad, 2, &["--model", flag[0]]);
+    }
+    fails(tmp.path(), &["bench", "--model-spec", toml], 2, &["--model"]);
+}
