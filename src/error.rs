@@ -73,6 +73,12 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Whether a libtorch message reports a failed allocation: CUDA's "out of memory … Tried to
+/// allocate", the CPU allocator's "can't allocate memory".
+pub fn says_out_of_memory(text: &str) -> bool {
+    ["out of memory", "can't allocate memory", "Tried to allocate"].iter().any(|k| text.contains(k))
+}
+
 impl Error {
     /// A [`Error::Data`] for `path`.
     pub fn data(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
@@ -94,8 +100,7 @@ impl Error {
     pub fn is_out_of_memory(&self) -> bool {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(c) = cause {
-            let text = c.to_string();
-            if text.contains("out of memory") || text.contains("can't allocate memory") || text.contains("Tried to allocate") {
+            if says_out_of_memory(&c.to_string()) {
                 return true;
             }
             cause = c.source();

@@ -106,6 +106,27 @@ class BatchThreeNet(nn.Module):
         return {"segmentation": self.seg(h), "depth": depth}
 
 
+class HungryNet(nn.Module):
+    """A module that runs out of memory on an attack's batch of 4 or more: with autograd on (an
+    attack's forward, not the clean pass) it asks for 2^46 floats per sample, 256 TiB, more than any
+    address space holds, so the allocation fails at once on every machine and touches nothing.
+    Batches of 1–3 work, as a smaller --batch-size would."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.seg = nn.Conv2d(8, 10, 1)
+        self.depth = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        h = torch.tanh(self.conv(x / 255.0))
+        depth = F.softplus(self.depth(h))
+        if x.requires_grad and x.size(0) >= 4:
+            scratch = torch.zeros([x.size(0), 1 << 46])
+            depth = depth + scratch[:, :1].sum()
+        return {"segmentation": self.seg(h), "depth": depth}
+
+
 def save_masked(path, gen):
     net = torch.jit.script(randomise(MaskedNet(), gen))
     # The module input is B,G,R pixels in 0..255 (spec: bgr, pixel_range 255, no mean or std).
@@ -177,6 +198,7 @@ def main():
     save_masked(os.path.join(out, "masked.pt"), torch.Generator().manual_seed(20))
     for mode, name in [(0, "later_raises.pt"), (1, "later_reshapes.pt")]:
         torch.jit.script(randomise(BatchThreeNet(mode), torch.Generator().manual_seed(21))).save(os.path.join(out, name))
+    torch.jit.script(randomise(HungryNet(), torch.Generator().manual_seed(22))).save(os.path.join(out, "hungry.pt"))
 
 
 if __name__ == "__main__":

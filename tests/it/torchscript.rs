@@ -20,7 +20,7 @@ fn repo() -> PathBuf {
 
 fn fixtures() -> PathBuf {
     let dir = repo().join("tests/data/torchscript");
-    let names = ["dict.pt", "dict_io.pt", "tuple.pt", "tuple_io.pt", "masked.pt", "later_raises.pt", "later_reshapes.pt"];
+    let names = ["dict.pt", "dict_io.pt", "tuple.pt", "tuple_io.pt", "masked.pt", "later_raises.pt", "later_reshapes.pt", "hungry.pt"];
     if !names.iter().all(|f| dir.join(f).exists()) {
         let py = repo().join(".venv/bin/python");
         assert!(py.exists(), "fixtures are missing and .venv/bin/python (with torch) is not there to make them");
@@ -305,4 +305,53 @@ fn bench_times_a_torchscript_module_and_refuses_architecture_flags_with_it() {
         fails(tmp.path(), &bad, 2, &["--model", flag[0]]);
     }
     fails(tmp.path(), &["bench", "--model-spec", toml], 2, &["--model"]);
+}
+
+/// libtorch running out of memory inside an attack (PGD, APGD) and in bench (`hungry.pt`
+/// asks for 256 TiB per sample on a gradient pass of 4 or more samples: the allocation fails at
+/// once on any machine) is exit 2 with libtorch's message, the batch and what to lower — no
+/// panic, no C++ backtrace — and the suggested smaller batch then runs.
+#[test]
+fn out_of_memory_inside_an_attack_or_bench_is_exit_2_with_the_batch_size_hint() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for f in ["hungry.pt", "later.toml"] {
+        std::fs::copy(dir.join(f), d.join(f)).unwrap();
+    }
+    ok(d, &["data", "synth", "--out", "data", "--n", "12", "--size", "32", "--seed", "1"]);
+    let model = ["--model", "hungry.pt", "--model-spec", "later.toml"];
+    let hint = ["hungry.pt", "can't allocate memory", "lower --batch-size"];
+    for (command, extra) in [("attack", &["--n-iter", "2"][..]), ("attack", &["--attack", "apgd", "--n-iter", "2"][..])] {
+        let run = |batch: &str| -> Vec<String> {
+            let mut args = vec![command];
+            args.extend(model);
+            args.extend(["--data", "data", "--split", "train", "--limit", "8", "--eps", "4", "--batch-size", batch]);
+            args.extend(extra);
+            let out = format!("{command}-{batch}-{}", extra.len());
+            args.iter().map(|a| a.to_string()).chain(["--out".into(), out]).collect()
+        };
+        let four = run("4");
+        let out = crate::common::mtrobust(d, &four.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        for needle in hint {
+            assert!(err.contains(needle), "{command}: stderr lacks `{needle}`:\n{err}");
+        }
+        assert!(!err.contains("panicked") && !err.contains("frame #"), "{command}: {err}");
+        let two = run("2");
+        ok(d, &two.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let bench = |batch| {
+        let mut args = vec!["bench"];
+        args.extend(model);
+        args.extend(["--size", "16", "--batch-size", batch, "--attack", "pgd", "--direction", "gbmta", "--repeats", "1", "--iterations", "1"]);
+        crate::common::mtrobust(d, &args)
+    };
+    let out = bench("4");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "bench: {err}");
+    assert!(err.contains("can't allocate memory") && err.contains("lower --batch-size"), "bench: {err}");
+    assert!(!err.contains("panicked") && !err.contains("frame #"), "bench: {err}");
+    assert!(bench("2").status.success());
 }
