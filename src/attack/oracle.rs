@@ -53,7 +53,14 @@ impl<'a> Oracle<'a> {
                 return Err(Error::config("data", format!("the batch has no `{}` labels, which the model predicts", t.kind())));
             }
         }
-        Ok(Oracle { model, tasks, targets, resized: RefCell::new(None), counts: Cell::new(PassCounts::default()), held_outputs: RefCell::new(None) })
+        Ok(Oracle {
+            model,
+            tasks,
+            targets,
+            resized: RefCell::new(None),
+            counts: Cell::new(PassCounts::default()),
+            held_outputs: RefCell::new(None),
+        })
     }
 
     /// The tasks in model order.

@@ -99,7 +99,11 @@ fn torch_panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
 /// out of memory.
 fn torch_message(text: &str) -> String {
     let first = text.split("\nframe #").next().unwrap_or(text).split("\nException raised from").next().unwrap_or(text).trim_end();
-    if mtrobust::error::says_out_of_memory(text) { format!("{first}\n(out of memory: lower --batch-size, or --limit/--resize)") } else { first.to_string() }
+    if mtrobust::error::says_out_of_memory(text) {
+        format!("{first}\n(out of memory: lower --batch-size, or --limit/--resize)")
+    } else {
+        first.to_string()
+    }
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.

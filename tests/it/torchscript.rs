@@ -286,7 +286,8 @@ fn bench_times_a_torchscript_module_and_refuses_architecture_flags_with_it() {
     let (pt, toml) = (dir.join("dict.pt"), dir.join("dict.toml"));
     let (pt, toml) = (pt.to_str().unwrap(), toml.to_str().unwrap());
     let common = ["--size", "16", "--batch-size", "2", "--repeats", "1", "--iterations", "1", "-q"];
-    let mut args = vec!["bench", "--model", pt, "--model-spec", toml, "--attack", "pgd,fgsm", "--direction", "gbmta,single:depth", "--format", "json"];
+    let mut args =
+        vec!["bench", "--model", pt, "--model-spec", toml, "--attack", "pgd,fgsm", "--direction", "gbmta,single:depth", "--format", "json"];
     args.extend(common);
     let report: serde_json::Value = serde_json::from_str(&ok(tmp.path(), &args)).unwrap();
     assert_eq!(report["model"], "torchscript dict.pt");
@@ -345,7 +346,20 @@ fn out_of_memory_inside_an_attack_or_bench_is_exit_2_with_the_batch_size_hint() 
     let bench = |batch| {
         let mut args = vec!["bench"];
         args.extend(model);
-        args.extend(["--size", "16", "--batch-size", batch, "--attack", "pgd", "--direction", "gbmta", "--repeats", "1", "--iterations", "1"]);
+        args.extend([
+            "--size",
+            "16",
+            "--batch-size",
+            batch,
+            "--attack",
+            "pgd",
+            "--direction",
+            "gbmta",
+            "--repeats",
+            "1",
+            "--iterations",
+            "1",
+        ]);
         crate::common::mtrobust(d, &args)
     };
     let out = bench("4");
