@@ -69,6 +69,31 @@ def test_a_forward_that_raises_is_the_cause() -> None:
     assert isinstance(e.value.__cause__, KeyError)
 
 
+def test_running_out_of_memory_in_the_forward_is_an_exception_and_the_net_still_works() -> None:
+    """A gradient pass that asks for 256 TiB per sample (more than any address space: the
+    allocation fails at once and touches nothing) is an exception naming the module, with torch's
+    out-of-memory error as its cause; the same wrapped module then attacks a batch it can hold."""
+
+    class Hungry(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = make_model()
+
+        def forward(self, x):
+            if x.requires_grad and x.shape[0] >= 2:
+                torch.zeros(x.shape[0], 1 << 46)
+            return self.inner(x)
+
+    net = mt.wrap(Hungry().eval(), tasks=tasks())
+    x, y = make_batch(b=2)
+    with pytest.raises(mt.MtrobustError, match=r"Python module Hungry: its forward raised .*can't allocate memory") as e:
+        mt.PGD(net, eps=EPS, steps=2)(x, y)
+    assert isinstance(e.value.__cause__, RuntimeError)
+    one = {k: v[:1] for k, v in y.items()}
+    x_adv = mt.PGD(net, eps=EPS, steps=2)(x[:1], one)
+    assert (x_adv - x[:1]).abs().max() <= EPS + 1e-6
+
+
 def test_a_custom_loss_returning_a_scalar() -> None:
     x, y = make_batch(b=2)
     t = tasks()
