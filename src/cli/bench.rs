@@ -157,5 +157,9 @@ fn render(r: &BenchReport) -> String {
             row.backwards
         );
     }
+    if r.rows.iter().any(|row| row.seconds <= 0.0) {
+        // (t(1 + k) − t(1)) / k is below zero only when the machine's noise exceeds k iterations.
+        let _ = writeln!(s, "note: a time ≤ 0 is noise larger than the iterations timed; raise --iterations or --repeats");
+    }
     s
 }
