@@ -33,7 +33,9 @@ pub struct Oracle<'a> {
     /// large blocks a forward allocates: freed before the next forward, every forward faulted
     /// its activations into fresh pages (2–3× the page faults and ~15 % per PGD iteration on a
     /// five-task model; plain PyTorch loops that free their outputs pay the same). Holding them
-    /// keeps that memory in the process for reuse. See BENCHMARKS.md, "Python package".
+    /// keeps that memory in the process for reuse. Held detached: their storage only, never the
+    /// autograd graph (a forward without a backward must not keep its activations alive). See
+    /// BENCHMARKS.md, "Python package".
     held_outputs: RefCell<Option<TaskMap<Tensor>>>,
 }
 
@@ -100,7 +102,7 @@ impl<'a> Oracle<'a> {
         }
         if self.model.device() == tch::Device::Cpu {
             // Dropping the older outputs only now, after this forward (see `held_outputs`).
-            *self.held_outputs.borrow_mut() = Some(outputs);
+            *self.held_outputs.borrow_mut() = Some(outputs.map(|_, y| y.detach()));
         }
         Ok(out)
     }
