@@ -106,17 +106,14 @@ class BatchThreeNet(nn.Module):
         return {"segmentation": self.seg(h), "depth": depth}
 
 
-class HungryNet(nn.Module):
+class HungryNet(BatchThreeNet):
     """A module that runs out of memory on an attack's batch of 4 or more: with autograd on (an
     attack's forward, not the clean pass) it asks for 2^46 floats per sample, 256 TiB, more than any
     address space holds, so the allocation fails at once on every machine and touches nothing.
-    Batches of 1–3 work, as a smaller --batch-size would."""
+    Batches of 1–3 work, as a smaller --batch-size would. (BatchThreeNet's layers, its own forward.)"""
 
     def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.seg = nn.Conv2d(8, 10, 1)
-        self.depth = nn.Conv2d(8, 1, 1)
+        super().__init__(mode=0)
 
     def forward(self, x) -> Dict[str, torch.Tensor]:
         h = torch.tanh(self.conv(x / 255.0))
